@@ -1,0 +1,48 @@
+# regmigrate — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/generator/cli.Version=$(VERSION)
+STEPS := export mirror-shard verify
+# Debian packages the tests and the demo start as real servers.
+APT_PKGS := docker-registry apache2-utils
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## this list
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install what tests and the demo need (Debian packages, Go modules)
+	@missing=""; for b in docker-registry htpasswd; do command -v $$b >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(APT_PKGS) from Debian"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get update -qq && apt-get install -y -qq $(APT_PKGS)) >/dev/null || { echo "apt-get failed: install $(APT_PKGS) by hand" >&2; exit 1; }; \
+	fi
+	@$(GO) mod download
+
+.PHONY: build
+build: ## build regmigrate and the step binaries into bin/
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/regmigrate ./generator/cmd/regmigrate
+	@for s in $(STEPS); do CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./steps/cmd/$$s || exit 1; done
+
+.PHONY: demo
+demo: deps build ## a real migration between two throwaway registries on an embedded corpus
+	$(GO) run ./tests/cmd/demo --regmigrate $(BIN)/regmigrate
+
+.PHONY: test
+test: deps ## everything: vet, format check, unit and end-to-end tests against real registries
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: build ## Go benchmarks of the copy engine (see README: Performance)
+	$(GO) test -run '^$$' -bench . -benchmem ./steps/... ./tests/...
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf $(BIN)

@@ -1,0 +1,101 @@
+// Package cli is the regmigrate command line (cobra). Commands bind flags
+// and call one library function; the logic lives in cobra-free packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/regmigrate/regmigrate/steps/contract"
+)
+
+// Env is what the process gives the CLI: streams and environment. Tests
+// pass their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// IsTerminal reports whether stderr is a terminal (progress bars).
+	IsTerminal bool
+}
+
+// OSEnv is the real process environment.
+func OSEnv() Env {
+	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+}
+
+// ExitError carries an exit code out of a command.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageError marks bad flags or input.
+func usageError(err error) error { return &ExitError{Code: contract.ExitUsage, Err: err} }
+
+// Version is set at build time.
+var Version = "dev"
+
+// NewRoot builds the command tree.
+func NewRoot(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "regmigrate",
+		Short:         "Move every image of a platform from one registry to another, provably",
+		Version:       Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
+	root.AddCommand(newRunCmd(env))
+	return root
+}
+
+// Main runs the CLI and returns the process exit code. Errors are printed
+// once, here.
+func Main(ctx context.Context, env Env, args []string) int {
+	root := NewRoot(env)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return contract.ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(env.Stderr, "regmigrate:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(env.Stderr, "regmigrate:", err)
+	if errors.Is(err, context.Canceled) {
+		return contract.ExitRetryable
+	}
+	return contract.ExitFailed
+}
+
+func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
+	lvl := slog.LevelWarn
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}

@@ -1,0 +1,323 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regmigrate/regmigrate/generator/runner"
+	"github.com/regmigrate/regmigrate/generator/spec"
+	"github.com/regmigrate/regmigrate/steps/connect"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+	"github.com/regmigrate/regmigrate/steps/report"
+)
+
+// migrationFlags are the flags that describe a migration; run and generate
+// share them. Each overrides the spec's field when set.
+type migrationFlags struct {
+	specFile                string
+	from, to                string
+	insecure                bool
+	images                  []string
+	rules                   string
+	authJSON, authFile      string
+	certsDir                string
+	includeNS, excludeNS    []string
+	repoRegex, tagRegex     string
+	excludeRepo, excludeTag string
+	shardSize, maxShards    int
+}
+
+func (f *migrationFlags) bind(c *cobra.Command) {
+	fs := c.Flags()
+	fs.StringVarP(&f.specFile, "file", "f", "", "migration spec (migration.yaml)")
+	fs.StringVar(&f.from, "from", "", "legacy registry: HOST[:PORT][/NAMESPACE]")
+	fs.StringVar(&f.to, "to", "", "new registry: HOST[:PORT][/NAMESPACE]")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for both registries")
+	fs.StringArrayVar(&f.images, "images", nil, "image list: `ns/repo:tag [digest]` lines, an `ac get images` table, or SRC=DST lines (repeatable)")
+	fs.StringVar(&f.rules, "rules", "", "image-migrator images.json rules")
+	fs.StringVar(&f.authJSON, "auth", "", "image-migrator auth.json")
+	fs.StringVar(&f.authFile, "authfile", "", "docker config.json with credentials (default: $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json)")
+	fs.StringVar(&f.certsDir, "certs-dir", "", "docker certs.d-style folder: <dir>/<host>/{*.crt,*.cert,*.key}")
+	fs.StringSliceVar(&f.includeNS, "namespace", nil, "only these namespaces (repeatable, comma-separated)")
+	fs.StringSliceVar(&f.excludeNS, "exclude-namespace", nil, "leave these namespaces out")
+	fs.StringVar(&f.repoRegex, "repo-regex", "", "only repositories (ns/name) matching this regex (docker/migrator's V1_REPO_FILTER)")
+	fs.StringVar(&f.excludeRepo, "exclude-repo-regex", "", "leave out repositories matching this regex")
+	fs.StringVar(&f.tagRegex, "tag-regex", "", "only tags matching this regex (V1_TAG_FILTER)")
+	fs.StringVar(&f.excludeTag, "exclude-tag-regex", "", "leave out tags matching this regex")
+	fs.IntVar(&f.shardSize, "shard-size", 0, fmt.Sprintf("split namespaces with more images than this (default %d)", export.DefaultShardSize))
+	fs.IntVar(&f.maxShards, "max-shards", 0, "pack namespaces into at most this many shards (0: no bound)")
+}
+
+// spec merges the spec file and the flags into one Migration.
+func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
+	m := &spec.Migration{APIVersion: spec.APIVersion, Kind: spec.Kind}
+	if f.specFile != "" {
+		var err error
+		if m, err = spec.Load(f.specFile); err != nil {
+			return nil, err
+		}
+	}
+	set := c.Flags().Changed
+	if set("from") {
+		m.Source.Registry = f.from
+	}
+	if set("to") {
+		m.Target.Registry = f.to
+	}
+	if f.insecure {
+		m.Source.Insecure, m.Target.Insecure = true, true
+	}
+	if set("images") {
+		m.Images.Lists = f.images
+	}
+	if set("rules") {
+		m.Images.Rules = f.rules
+	}
+	if set("auth") {
+		m.Auth.AuthJSON = f.authJSON
+	}
+	if set("authfile") {
+		m.Auth.AuthFile = f.authFile
+	}
+	if set("certs-dir") {
+		m.Auth.CertsDir = f.certsDir
+	}
+	if set("namespace") {
+		m.Filters.IncludeNamespaces = f.includeNS
+	}
+	if set("exclude-namespace") {
+		m.Filters.ExcludeNamespaces = f.excludeNS
+	}
+	if set("repo-regex") {
+		m.Filters.Repositories = f.repoRegex
+	}
+	if set("exclude-repo-regex") {
+		m.Filters.ExcludeRepositories = f.excludeRepo
+	}
+	if set("tag-regex") {
+		m.Filters.Tags = f.tagRegex
+	}
+	if set("exclude-tag-regex") {
+		m.Filters.ExcludeTags = f.excludeTag
+	}
+	if set("shard-size") {
+		m.Shards.Size = f.shardSize
+	}
+	if set("max-shards") {
+		m.Shards.Max = f.maxShards
+	}
+	if err := m.Validate(); err != nil {
+		return nil, usageError(err)
+	}
+	return m, nil
+}
+
+type runFlags struct {
+	migrationFlags
+	out                      string
+	rediscover, dryRun       bool
+	jobs, maxPerReg, retries int
+	platforms                []string
+	noReferrers, shallow     bool
+	logFormat, progressMode  string
+	verbose                  bool
+}
+
+func newRunCmd(env Env) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Migrate on this machine: export, mirror every shard, verify, report",
+		Example: `  regmigrate run --from legacy.example:5000 --to newreg.example:5000
+  regmigrate run --from SRC --to DST --images image-list.txt --out ./run-1
+  regmigrate run -f migration.yaml
+  regmigrate run -f migration.yaml --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runRun(c, env, &f) },
+	}
+	f.bind(c)
+	fs := c.Flags()
+	fs.StringVar(&f.out, "out", "", "run directory (default: a new ./regmigrate-run-<time>); give a previous one to finish it")
+	fs.BoolVar(&f.rediscover, "rediscover", false, "export again even when --out holds a previous plan")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (SRC=DST mapping) and what would be copied; write nothing to the target")
+	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("images copied at once (default %d)", 8))
+	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
+	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
+	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
+	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers, signatures and attestations")
+	fs.BoolVar(&f.shallow, "shallow-verify", false, "verify tag digests only, not every child manifest and blob")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
+	return c
+}
+
+func runRun(c *cobra.Command, env Env, f *runFlags) error {
+	m, err := f.spec(c)
+	if err != nil {
+		return err
+	}
+	o, bad, err := buildRun(m, env)
+	if err != nil {
+		return usageError(err)
+	}
+	for _, b := range bad {
+		fmt.Fprintln(env.Stderr, "regmigrate: skipping bad input:", b)
+	}
+	if c.Flags().Changed("jobs") {
+		o.Jobs = f.jobs
+	}
+	if c.Flags().Changed("max-per-registry") {
+		o.Connect.MaxPerRegistry = f.maxPerReg
+	}
+	if c.Flags().Changed("retries") {
+		o.Connect.Retries = f.retries
+	}
+	if c.Flags().Changed("platform") {
+		o.Platforms = f.platforms
+	}
+	o.NoReferrers = o.NoReferrers || f.noReferrers
+	o.Shallow = o.Shallow || f.shallow
+	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
+	o.Out = f.out
+	if o.Out == "" {
+		o.Out = "regmigrate-run-" + time.Now().Format("20060102-150405")
+	}
+	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
+	mode := progress.Lines
+	switch f.progressMode {
+	case "auto":
+		if env.IsTerminal {
+			mode = progress.Bar
+		}
+	case "bar":
+		mode = progress.Bar
+	case "none":
+		mode = progress.Off
+	case "lines":
+	default:
+		return usageError(fmt.Errorf("--progress %q: want auto, bar, lines or none", f.progressMode))
+	}
+	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
+
+	rep, err := runner.Run(c.Context(), o)
+	if err != nil {
+		return err
+	}
+	if o.DryRun {
+		printPlan(env, rep)
+	}
+	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.md, report.json)\n", rep.SummaryLine(), o.Out)
+	code := rep.ExitCode()
+	if code == contract.ExitOK && len(bad) > 0 {
+		return &ExitError{Code: contract.ExitFailed, Err: fmt.Errorf("%d bad input lines were skipped (listed above); fix them and run again with --out %s", len(bad), o.Out)}
+	}
+	if code != contract.ExitOK {
+		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, o.Out, o.Out)}
+	}
+	return nil
+}
+
+// printPlan prints the dry run's mapping: what would be copied.
+func printPlan(env Env, rep report.Report) {
+	for _, im := range rep.Images {
+		mark := "="
+		switch im.Status {
+		case contract.StatusPlanned:
+			mark = "+"
+		case contract.StatusFailed:
+			mark = "!"
+		}
+		fmt.Fprintf(env.Stdout, "%s %s@%s=%s\n", mark, im.Source, im.Digest, im.Target)
+	}
+}
+
+// buildRun turns a spec into runner options; bad input lines come back
+// separately so that valid lines still run.
+func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
+	var o runner.Options
+	var bad []error
+	var from, to imageref.Location
+	var err error
+	if m.Source.Registry != "" {
+		if from, err = imageref.ParseLocation(m.Source.Registry); err != nil {
+			return o, nil, fmt.Errorf("source: %w", err)
+		}
+	}
+	if to, err = imageref.ParseLocation(m.Target.Registry); err != nil {
+		return o, nil, fmt.Errorf("target: %w", err)
+	}
+	var entries []inputs.Entry
+	for _, l := range m.Images.Lists {
+		es, lineErrs, err := inputs.ReadListFile(l)
+		if err != nil {
+			return o, nil, err
+		}
+		entries = append(entries, es...)
+		for _, le := range lineErrs {
+			bad = append(bad, le)
+		}
+	}
+	if m.Images.Rules != "" {
+		es, lineErrs, err := inputs.ReadImagesJSON(m.Images.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
+		if err != nil {
+			return o, nil, err
+		}
+		entries = append(entries, es...)
+		for _, le := range lineErrs {
+			bad = append(bad, le)
+		}
+	}
+	if (len(m.Images.Lists) > 0 || m.Images.Rules != "") && len(entries) == 0 {
+		return o, bad, fmt.Errorf("the image lists hold no valid line (%d bad): nothing to migrate", len(bad))
+	}
+	filter, err := inputs.NewFilter(inputs.FilterOptions{
+		IncludeNamespaces: m.Filters.IncludeNamespaces, ExcludeNamespaces: m.Filters.ExcludeNamespaces,
+		RepoRegex: m.Filters.Repositories, ExcludeRepoRegex: m.Filters.ExcludeRepositories,
+		TagRegex: m.Filters.Tags, ExcludeTagRegex: m.Filters.ExcludeTags,
+	})
+	if err != nil {
+		return o, nil, err
+	}
+	var insecure []string
+	if m.Source.Insecure {
+		insecure = append(insecure, from.Registry)
+	}
+	if m.Target.Insecure {
+		insecure = append(insecure, to.Registry)
+	}
+	authFile := m.Auth.AuthFile
+	if authFile == "" {
+		authFile = env.Getenv("REGISTRY_AUTH_FILE")
+	}
+	dockerConfig := m.Auth.DockerConfig
+	if dockerConfig == "" {
+		dockerConfig = env.Getenv("DOCKER_CONFIG")
+	}
+	if dockerConfig == "" {
+		if home := env.Getenv("HOME"); home != "" {
+			dockerConfig = filepath.Join(home, ".docker")
+		}
+	}
+	o.Connect = connect.Options{
+		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: dockerConfig, AuthFile: authFile,
+		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+	}
+	o.Export = export.Options{
+		From: from, To: to, Entries: entries, Filter: filter, NoAttachments: m.Copy.NoAttachments,
+		ShardSize: m.Shards.Size, MinShardSize: m.Shards.MinSize, MaxShards: m.Shards.Max,
+	}
+	o.Jobs = m.Copy.Jobs
+	o.Platforms = m.Copy.Platforms
+	o.NoReferrers = m.Copy.NoReferrers
+	o.Shallow = m.Verify.Shallow
+	return o, bad, nil
+}

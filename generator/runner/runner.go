@@ -1,0 +1,228 @@
+// Package runner runs the whole pipeline on one machine, in-process, with
+// the same step packages the Argo pods run: export, mirror every shard,
+// verify, report. The run directory has the artifact layout of DESIGN.md.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/connect"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/verify"
+)
+
+// Options for Run.
+type Options struct {
+	Connect connect.Options
+	// Export options; its Client is set by Run.
+	Export export.Options
+	// Out is the run directory. When it holds a previous run's plan
+	// (shards.json), the plan is reused and only what is missing is copied.
+	Out string
+	// Rediscover ignores a previous plan in Out and exports again.
+	Rediscover  bool
+	DryRun      bool
+	Jobs        int // images in flight across all shards
+	Platforms   []string
+	NoReferrers bool
+	Shallow     bool // verify digests only, not children and blobs
+	Progress    *progress.Reporter
+	Logger      *slog.Logger
+	// Client overrides the client built from Connect (tests).
+	Client *registry.Client
+}
+
+// Run runs the pipeline and writes the run directory. The error is for
+// problems that stop the run (bad options, an unreachable source catalog);
+// image failures are in the report.
+func Run(ctx context.Context, o Options) (report.Report, error) {
+	started := time.Now()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Out == "" {
+		return report.Report{}, errors.New("no run directory: give --out DIR")
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = mirror.DefaultJobs
+	}
+	c := o.Client
+	if c == nil {
+		o.Connect.Logger = o.Logger
+		var err error
+		if c, err = connect.Client(o.Connect); err != nil {
+			return report.Report{}, err
+		}
+	}
+	dir := artifacts.Dir(o.Out)
+
+	plan, shards, reused, err := loadPlan(dir, o.Rediscover)
+	if err != nil {
+		return report.Report{}, err
+	}
+	if !reused {
+		eo := o.Export
+		eo.Client, eo.Progress, eo.Logger = c, o.Progress, o.Logger
+		res, err := export.Run(ctx, eo)
+		if err != nil {
+			return report.Report{}, fmt.Errorf("export: %w", err)
+		}
+		for _, e := range res.Errors {
+			o.Logger.Warn("export", "problem", e)
+		}
+		if err := export.Write(dir, res); err != nil {
+			return report.Report{}, fmt.Errorf("writing the plan to %s: %w", o.Out, err)
+		}
+		plan, shards = res.Plan, res.Shards
+	} else {
+		o.Logger.Info("reusing the plan of a previous run", "dir", o.Out, "images", plan.Total, "shards", len(plan.Shards))
+	}
+
+	// Mirror and verify every shard; shards share the blob tracker (each
+	// unique blob is read once) and one bound on images in flight.
+	blobs := mirror.NewBlobs()
+	cache := verify.NewCache()
+	mph := o.Progress.Start("mirror", plan.Total)
+	inputs := make([]report.ShardInput, len(plan.Shards))
+	sem := make(chan struct{}, o.Jobs)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i, sh := range plan.Shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, err := runShard(ctx, o, c, dir, sh, shards[sh.ID], blobs, sem, mph)
+			inputs[i] = in
+			if err != nil {
+				mu.Lock()
+				firstErr = errors.Join(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	mph.Finish()
+	if firstErr != nil {
+		return report.Report{}, firstErr
+	}
+	if !o.DryRun {
+		vph := o.Progress.Start("verify", plan.Total)
+		for i := range inputs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := verifyShard(ctx, c, dir, inputs[i], o.Shallow, cache, vph)
+				if err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+				}
+				inputs[i].Verify = v
+			}()
+		}
+		wg.Wait()
+		vph.Finish()
+		if firstErr != nil {
+			return report.Report{}, firstErr
+		}
+	}
+	rep := report.Build(plan, inputs)
+	rep.DryRun = o.DryRun
+	rep.Started, rep.Finished = started, time.Now()
+	rep.Backfill = "skipped: no cluster named (give --kubeconfig to backfill Image API metadata)"
+	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
+		return rep, err
+	}
+	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+		return rep, err
+	}
+	return rep, ctx.Err()
+}
+
+// loadPlan reads a previous run's plan from dir.
+func loadPlan(dir artifacts.Dir, rediscover bool) (artifacts.Plan, map[string][]artifacts.Item, bool, error) {
+	var plan artifacts.Plan
+	if rediscover {
+		return plan, nil, false, nil
+	}
+	err := artifacts.ReadJSON(dir.Path(contract.ShardsFile), &plan)
+	if errors.Is(err, fs.ErrNotExist) {
+		return plan, nil, false, nil
+	}
+	if err != nil {
+		return plan, nil, false, fmt.Errorf("reading the previous plan (use --rediscover to export again): %w", err)
+	}
+	shards := map[string][]artifacts.Item{}
+	for _, s := range plan.Shards {
+		items, err := artifacts.ReadMapping(dir.Path(contract.ShardsDir, s.ID, contract.ShardMapping))
+		if err != nil {
+			return plan, nil, false, fmt.Errorf("reading the previous plan (use --rediscover to export again): %w", err)
+		}
+		shards[s.ID] = items
+	}
+	return plan, shards, true, nil
+}
+
+func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.Dir, sh artifacts.Shard, items []artifacts.Item, blobs *mirror.Blobs, sem chan struct{}, ph *progress.Phase) (report.ShardInput, error) {
+	in := report.ShardInput{Shard: sh}
+	var log bytes.Buffer
+	res, err := mirror.Run(ctx, mirror.Options{
+		Client: c, Items: items, Jobs: o.Jobs, Platforms: o.Platforms, NoReferrers: o.NoReferrers,
+		DryRun: o.DryRun, Blobs: blobs, Log: &log, Logger: o.Logger.With("shard", sh.ID), Progress: ph, Slots: sem,
+	})
+	in.Mirror = res
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return in, fmt.Errorf("shard %s: %w", sh.ID, err)
+	}
+	sd := dir.ShardDir(sh.ID)
+	if o.DryRun {
+		return in, artifacts.WriteJSON(sd+"/"+contract.MirrorResult, res)
+	}
+	// mirror.log accumulates across reruns: it is the audit trail.
+	f, ferr := os.OpenFile(sd+"/"+contract.MirrorLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if ferr != nil {
+		return in, ferr
+	}
+	if _, ferr = f.Write(log.Bytes()); ferr != nil {
+		f.Close()
+		return in, ferr
+	}
+	if ferr = f.Close(); ferr != nil {
+		return in, ferr
+	}
+	return in, artifacts.WriteJSON(sd+"/"+contract.MirrorResult, res)
+}
+
+func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in report.ShardInput, shallow bool, cache *verify.Cache, ph *progress.Phase) (*verify.Result, error) {
+	exp := make([]verify.Expect, 0, len(in.Mirror.Images))
+	for _, im := range in.Mirror.Images {
+		e := verify.Expect{Digest: im.Digest}
+		t, err := imageref.Parse(im.Target)
+		if err != nil {
+			return nil, err
+		}
+		e.Target = t
+		exp = append(exp, e)
+	}
+	v, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Shallow: shallow, Cache: cache, Progress: ph})
+	if err != nil {
+		return nil, err
+	}
+	return &v, artifacts.WriteJSON(dir.ShardDir(in.Shard.ID)+"/"+contract.VerifyResult, v)
+}

@@ -1,0 +1,150 @@
+// Package spec is the migration spec (migration.yaml): one file that says
+// what moves where, with which credentials, filters and limits. Defaults are
+// set in Defaults and nowhere else; Validate says what to write instead.
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/regmigrate/regmigrate/steps/imageref"
+)
+
+// APIVersion and Kind of a spec file.
+const (
+	APIVersion = "regmigrate.io/v1alpha1"
+	Kind       = "Migration"
+)
+
+// Migration is migration.yaml.
+type Migration struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Source     Registry `json:"source"`
+	Target     Registry `json:"target"`
+	Images     Images   `json:"images,omitempty"`
+	Filters    Filters  `json:"filters,omitempty"`
+	Auth       Auth     `json:"auth,omitempty"`
+	Copy       Copy     `json:"copy,omitempty"`
+	Shards     Shards   `json:"shards,omitempty"`
+	Verify     Verify   `json:"verify,omitempty"`
+}
+
+// Metadata names the migration.
+type Metadata struct {
+	Name string `json:"name"`
+}
+
+// Registry is a source or target: HOST[:PORT][/NAMESPACE].
+type Registry struct {
+	Registry string `json:"registry"`
+	Insecure bool   `json:"insecure,omitempty"`
+}
+
+// Images says where the scope comes from. Empty means the source catalog.
+type Images struct {
+	Lists []string `json:"lists,omitempty"` // image lists, `ac get images` tables, SRC=DST mapping files
+	Rules string   `json:"rules,omitempty"` // image-migrator images.json
+}
+
+// Filters narrow the scope.
+type Filters struct {
+	IncludeNamespaces   []string `json:"includeNamespaces,omitempty"`
+	ExcludeNamespaces   []string `json:"excludeNamespaces,omitempty"`
+	Repositories        string   `json:"repositories,omitempty"` // regex on ns/name (V1_REPO_FILTER)
+	ExcludeRepositories string   `json:"excludeRepositories,omitempty"`
+	Tags                string   `json:"tags,omitempty"` // regex (V1_TAG_FILTER)
+	ExcludeTags         string   `json:"excludeTags,omitempty"`
+}
+
+// Auth: credentials files. Secrets stay in those files.
+type Auth struct {
+	DockerConfig string `json:"dockerConfig,omitempty"` // folder with config.json
+	AuthFile     string `json:"authFile,omitempty"`     // a config.json
+	AuthJSON     string `json:"imageMigratorAuth,omitempty"`
+	CertsDir     string `json:"certsDir,omitempty"`
+}
+
+// Copy tunes the copy.
+type Copy struct {
+	Jobs           int      `json:"jobs,omitempty"`
+	MaxPerRegistry int      `json:"maxPerRegistry,omitempty"`
+	Retries        int      `json:"retries,omitempty"`
+	Platforms      []string `json:"platforms,omitempty"`
+	NoReferrers    bool     `json:"noReferrers,omitempty"`
+	NoAttachments  bool     `json:"noAttachments,omitempty"`
+}
+
+// Shards tunes sharding.
+type Shards struct {
+	Size    int `json:"size,omitempty"`
+	MinSize int `json:"minSize,omitempty"`
+	Max     int `json:"max,omitempty"`
+}
+
+// Verify tunes verification.
+type Verify struct {
+	Shallow bool `json:"shallow,omitempty"`
+}
+
+// Load reads a spec file; relative paths in it are relative to the file.
+func Load(path string) (*Migration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading spec: %w", err)
+	}
+	var m Migration
+	if err := yaml.UnmarshalStrict(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w (see the example in README.md)", path, err)
+	}
+	base := filepath.Dir(path)
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	for i := range m.Images.Lists {
+		rel(&m.Images.Lists[i])
+	}
+	rel(&m.Images.Rules)
+	rel(&m.Auth.DockerConfig)
+	rel(&m.Auth.AuthFile)
+	rel(&m.Auth.AuthJSON)
+	rel(&m.Auth.CertsDir)
+	return &m, nil
+}
+
+// Validate checks the spec and says what to write instead.
+func (m *Migration) Validate() error {
+	var errs []error
+	if m.APIVersion != "" && m.APIVersion != APIVersion {
+		errs = append(errs, fmt.Errorf("apiVersion %q: want %s", m.APIVersion, APIVersion))
+	}
+	if m.Kind != "" && m.Kind != Kind {
+		errs = append(errs, fmt.Errorf("kind %q: want %s", m.Kind, Kind))
+	}
+	if m.Target.Registry == "" {
+		errs = append(errs, errors.New("target.registry is empty: write the new registry as HOST[:PORT][/NAMESPACE] (or --to)"))
+	} else if _, err := imageref.ParseLocation(m.Target.Registry); err != nil {
+		errs = append(errs, fmt.Errorf("target.registry: %w", err))
+	}
+	if m.Source.Registry == "" && len(m.Images.Lists) == 0 && m.Images.Rules == "" {
+		errs = append(errs, errors.New("source.registry is empty and no image list is given: write the legacy registry as HOST[:PORT][/NAMESPACE] (or --from), or images.lists"))
+	} else if m.Source.Registry != "" {
+		if _, err := imageref.ParseLocation(m.Source.Registry); err != nil {
+			errs = append(errs, fmt.Errorf("source.registry: %w", err))
+		}
+	}
+	if m.Copy.Jobs < 0 || m.Copy.MaxPerRegistry < 0 || m.Copy.Retries < 0 {
+		errs = append(errs, errors.New("copy.jobs, copy.maxPerRegistry and copy.retries must not be negative"))
+	}
+	if m.Shards.Size < 0 || m.Shards.MinSize < 0 || m.Shards.Max < 0 {
+		errs = append(errs, errors.New("shards.size, shards.minSize and shards.max must not be negative"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,18 @@
+// Command mirror-shard is regmigrate's mirror-shard step, as it runs in an Argo pod.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := stepcli.Main(ctx, stepcli.OSEnv(), "mirror-shard", os.Args[1:])
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,76 @@
+// Package connect builds the registry client every step uses from the
+// options people give on the command line or in the spec: credentials
+// (docker config.json, REGISTRY_AUTH_FILE, image-migrator's auth.json),
+// TLS (docker's certs.d layout), plain HTTP for insecure registries, the
+// per-registry request limit and retries.
+package connect
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/regmigrate/regmigrate/steps/credentials"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// Options describe how to reach registries. Environment is read by the
+// caller (the composition root) and passed in.
+type Options struct {
+	// Insecure registries (host[:port]) may use plain HTTP or unverified TLS.
+	Insecure []string
+	// CertsDir is a docker certs.d-style folder (<dir>/<host>/ca.crt,
+	// client.cert, client.key).
+	CertsDir string
+	// DockerConfig is a folder holding config.json (DOCKER_CONFIG).
+	DockerConfig string
+	// AuthFile is a config.json path (REGISTRY_AUTH_FILE, --authfile).
+	AuthFile string
+	// AuthJSON is image-migrator's auth.json.
+	AuthJSON string
+	// Getenv expands ${ENV} in auth.json; nil disables expansion.
+	Getenv         func(string) string
+	MaxPerRegistry int
+	Retries        int
+	Logger         *slog.Logger
+}
+
+// Client returns a registry client for the options.
+func Client(o Options) (*registry.Client, error) {
+	kc, err := credentials.NewKeychain(credentials.Options{
+		DockerConfig: o.DockerConfig, AuthFile: o.AuthFile, AuthJSON: o.AuthJSON, Getenv: o.Getenv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	insecure := map[string]bool{}
+	for _, h := range o.Insecure {
+		insecure[strings.TrimSpace(h)] = true
+	}
+	if o.AuthJSON != "" {
+		flags, err := credentials.ReadAuthJSONInsecure(o.AuthJSON)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range flags {
+			if v {
+				host, _, _ := strings.Cut(k, "/")
+				insecure[host] = true
+			}
+		}
+	}
+	if o.MaxPerRegistry < 0 {
+		return nil, fmt.Errorf("max per registry must be at least 1, got %d", o.MaxPerRegistry)
+	}
+	return registry.New(registry.Options{
+		Keychain: kc,
+		TLSConfig: func(host string) (*tls.Config, error) {
+			return credentials.TLSConfig(o.CertsDir, host, insecure[host])
+		},
+		Insecure:       func(host string) bool { return insecure[host] },
+		MaxPerRegistry: o.MaxPerRegistry,
+		RetryAttempts:  o.Retries,
+		Logger:         o.Logger,
+	}), nil
+}

@@ -1,0 +1,49 @@
+// Package contract is the interface between the generator and the step
+// binaries: step names, flag names, artifact paths and exit codes. Both sides
+// import it so that they cannot drift apart.
+package contract
+
+// Step names, also the names of the binaries in steps/cmd.
+const (
+	StepExport     = "export"
+	StepMirror     = "mirror-shard"
+	StepVerify     = "verify"
+	StepBackfill   = "backfill-shard"
+	StepSwitchMode = "switch-mode"
+)
+
+// Exit codes. Argo's retryStrategy retries only ExitRetryable.
+const (
+	ExitOK        = 0  // everything in scope done and verified
+	ExitFailed    = 1  // at least one image failed for a reason a retry will not fix
+	ExitUsage     = 2  // bad flags or input: fix the command or the file
+	ExitRetryable = 75 // only transient failures (429, 5xx, resets): run again (EX_TEMPFAIL)
+)
+
+// Artifact paths inside a run directory (local) or the workflow's artifacts.
+const (
+	ImagesFile  = "images.txt"  // ns/repo:tag, one a line: the scope
+	DigestsFile = "digests.txt" // ns/repo:tag sha256:..., as the runbook's IMAGE_DIGEST_FILE
+	ShardsFile  = "shards.json" // the shard plan
+	ExportFile  = "export.json" // export's result: counts and input errors
+	ReportJSON  = "report.json"
+	ReportMD    = "report.md"
+	ShardsDir   = "shards"
+
+	ShardImages   = "images.txt"  // the shard's scope
+	ShardMapping  = "mapping.txt" // SRC@DIGEST=DST lines: the shard's plan
+	MirrorLog     = "mirror.log"  // "Copied SRC -> DST@DIGEST" lines
+	MirrorResult  = "mirror.json"
+	VerifyResult  = "verify.json"
+	BackfillJSON  = "backfill.json"
+	MetadataDir   = "metadata"
+	ShardIDsParam = "shard-ids.json" // the small JSON list of shard IDs Argo fans out over
+)
+
+// Image statuses in results and the report.
+const (
+	StatusCopied  = "copied"
+	StatusSkipped = "skipped"
+	StatusFailed  = "failed"
+	StatusPlanned = "planned" // dry run
+)

@@ -1,0 +1,330 @@
+// Package export decides what a migration moves: it discovers images (the
+// registry catalog, list files, mapping files, image-migrator rules), applies
+// the filters, brings signatures and referrer tags along with their images,
+// resolves every digest, maps each image to its target, and cuts shards.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// Defaults.
+const (
+	DefaultJobs         = 16
+	DefaultShardSize    = 500 // a namespace with more images is split
+	DefaultMinShardSize = 50  // namespaces with fewer images are packed together
+)
+
+// Options for Run.
+type Options struct {
+	Client *registry.Client
+	From   imageref.Location
+	To     imageref.Location
+	// Entries come from list, mapping and rules files. When empty, the
+	// source catalog is the scope.
+	Entries []inputs.Entry
+	Filter  inputs.Filter
+	// NoAttachments leaves out signature tags (sha256-<hex>.sig/.att/.sbom)
+	// and referrer fallback tags of the images in scope.
+	NoAttachments bool
+	ShardSize     int
+	MinShardSize  int
+	MaxShards     int // 0 = no bound
+	Jobs          int
+	Progress      *progress.Reporter
+	Logger        *slog.Logger
+}
+
+// Validate checks the options and sets defaults.
+func (o *Options) Validate() error {
+	if o.Client == nil {
+		return errors.New("export: no registry client")
+	}
+	if o.From.Registry == "" && len(o.Entries) == 0 {
+		return errors.New("export: nothing to discover: give --from (catalog) or an image list")
+	}
+	if o.To.Registry == "" {
+		return errors.New("export: no target registry: give --to HOST[:PORT][/NAMESPACE]")
+	}
+	if o.ShardSize == 0 {
+		o.ShardSize = DefaultShardSize
+	}
+	if o.MinShardSize == 0 {
+		o.MinShardSize = DefaultMinShardSize
+	}
+	if o.ShardSize < 1 || o.MinShardSize < 1 || o.MaxShards < 0 {
+		return fmt.Errorf("export: shard sizes must be positive (shard size %d, min shard size %d, max shards %d)", o.ShardSize, o.MinShardSize, o.MaxShards)
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Result is what export found.
+type Result struct {
+	Items  []artifacts.Item
+	Plan   artifacts.Plan
+	Shards map[string][]artifacts.Item
+	// Errors are scope problems that did not stop the export (a repository
+	// whose tags could not be listed). Unresolvable images are Items with
+	// Error set.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Summary is export.json.
+type Summary struct {
+	Total      int      `json:"total"`
+	Resolved   int      `json:"resolved"`
+	Unresolved int      `json:"unresolved"`
+	Shards     int      `json:"shards"`
+	Errors     []string `json:"errors,omitempty"`
+}
+
+// Summary of the result.
+func (r Result) Summary() Summary {
+	s := Summary{Total: len(r.Items), Shards: len(r.Plan.Shards), Errors: r.Errors}
+	for _, it := range r.Items {
+		if it.Source.Digest != "" {
+			s.Resolved++
+		} else {
+			s.Unresolved++
+		}
+	}
+	return s
+}
+
+// attachmentTag matches cosign's tag schema and the referrers fallback tag.
+var attachmentTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.(sig|att|sbom))?$`)
+
+type repoKey struct{ registry, repo string }
+
+// Run discovers, filters, resolves and shards.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if err := o.Validate(); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	var mu sync.Mutex
+	addErr := func(format string, args ...any) {
+		mu.Lock()
+		res.Errors = append(res.Errors, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+
+	// 1. Entries: explicit, or every repository of the catalog.
+	entries := o.Entries
+	if len(entries) == 0 {
+		ph := o.Progress.Start("catalog", 0)
+		repos, err := o.Client.Catalog(ctx, o.From.Registry, func(n int) { ph.SetTotal(n) })
+		ph.Finish()
+		if err != nil {
+			return res, err
+		}
+		for _, repo := range repos {
+			if o.From.Namespace != "" && !strings.HasPrefix(repo, o.From.Namespace+"/") {
+				continue
+			}
+			entries = append(entries, inputs.Entry{Source: imageref.Ref{Registry: o.From.Registry, Repository: repo}, AllTags: true})
+		}
+	}
+
+	// 2. Expand repositories to tags; list tags once per repository, also
+	// to find the attachments of the images in scope.
+	tagsOf := map[repoKey][]string{}
+	var need []repoKey
+	for i := range entries {
+		e := &entries[i]
+		if e.Source.Registry == "" {
+			e.Source.Registry = o.From.Registry
+		}
+		k := repoKey{e.Source.Registry, e.Source.Repository}
+		if _, ok := tagsOf[k]; !ok && (e.AllTags || !o.NoAttachments) && o.Filter.MatchRepo(e.Source.Repository) {
+			tagsOf[k] = nil
+			need = append(need, k)
+		}
+	}
+	ph := o.Progress.Start("tags", len(need))
+	parallel(ctx, o.Jobs, len(need), func(i int) {
+		k := need[i]
+		tags, err := o.Client.ListTags(ctx, k.registry, k.repo)
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			addErr("listing tags of %s/%s: %v", k.registry, k.repo, err)
+		}
+		mu.Lock()
+		tagsOf[k] = tags
+		mu.Unlock()
+		ph.Add("", 0)
+	})
+	ph.Finish()
+
+	// 3. Items, filtered and mapped to targets.
+	seenTarget := map[string]string{}
+	var items []artifacts.Item
+	add := func(src, dst imageref.Ref) {
+		key := dst.WithoutDigest().String()
+		if prev, ok := seenTarget[key]; ok {
+			if prev != src.WithoutDigest().String() {
+				addErr("%s and %s both map to %s: keeping the first", prev, src.WithoutDigest(), key)
+			}
+			return
+		}
+		seenTarget[key] = src.WithoutDigest().String()
+		items = append(items, artifacts.Item{Source: src, Target: dst})
+	}
+	for _, e := range entries {
+		if !o.Filter.MatchRepo(e.Source.Repository) {
+			continue
+		}
+		if e.AllTags {
+			for _, t := range tagsOf[repoKey{e.Source.Registry, e.Source.Repository}] {
+				if attachmentTag.MatchString(t) || !o.Filter.MatchTag(t) {
+					continue
+				}
+				src := e.Source
+				src.Tag, src.Digest = t, ""
+				add(src, o.target(src, e.Target))
+			}
+			continue
+		}
+		if e.Source.Tag != "" && !attachmentTag.MatchString(e.Source.Tag) && !o.Filter.MatchTag(e.Source.Tag) {
+			continue
+		}
+		add(e.Source, o.target(e.Source, e.Target))
+	}
+
+	// 4. Resolve digests (HEAD on the source) for items that lack one.
+	ph = o.Progress.Start("resolve", len(items))
+	parallel(ctx, o.Jobs, len(items), func(i int) {
+		it := &items[i]
+		if it.Source.Digest == "" {
+			d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Reference())
+			if err != nil {
+				it.Error = fmt.Sprintf("resolving %s: %v", it.Source, err)
+			} else {
+				it.Source.Digest = d.Digest
+			}
+		}
+		ph.Add("", 0)
+	})
+	ph.Finish()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	// 5. Attachments: signature and fallback tags of digests in scope.
+	if !o.NoAttachments {
+		inScope := map[repoKey]map[string]bool{}
+		for _, it := range items {
+			k := repoKey{it.Source.Registry, it.Source.Repository}
+			if inScope[k] == nil {
+				inScope[k] = map[string]bool{}
+			}
+			if it.Source.Digest != "" {
+				inScope[k]["sha256:"+strings.TrimPrefix(it.Source.Digest, "sha256:")] = true
+			}
+		}
+		var extra []artifacts.Item
+		for _, e := range entries {
+			k := repoKey{e.Source.Registry, e.Source.Repository}
+			for _, t := range tagsOf[k] {
+				m := attachmentTag.FindStringSubmatch(t)
+				if m == nil || !inScope[k]["sha256:"+m[1]] {
+					continue
+				}
+				src := imageref.Ref{Registry: k.registry, Repository: k.repo, Tag: t}
+				tgt := o.target(src, imageref.Ref{})
+				if e.Target.Repository != "" { // renamed repository: attachments follow
+					tgt = e.Target
+					tgt.Tag, tgt.Digest = t, ""
+				}
+				if _, dup := seenTarget[tgt.String()]; dup {
+					continue
+				}
+				seenTarget[tgt.String()] = src.String()
+				extra = append(extra, artifacts.Item{Source: src, Target: tgt})
+			}
+		}
+		parallel(ctx, o.Jobs, len(extra), func(i int) {
+			it := &extra[i]
+			d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Tag)
+			if err != nil {
+				it.Error = fmt.Sprintf("resolving %s: %v", it.Source, err)
+			} else {
+				it.Source.Digest = d.Digest
+			}
+		})
+		items = append(items, extra...)
+	}
+
+	sort.Slice(items, func(i, j int) bool { return items[i].Source.String() < items[j].Source.String() })
+	res.Items = items
+	res.Plan, res.Shards = Cut(items, o.ShardSize, o.MinShardSize, o.MaxShards)
+	res.Plan.Source, res.Plan.Target = o.From.String(), o.To.String()
+	sort.Strings(res.Errors)
+	return res, ctx.Err()
+}
+
+// target maps a source to its target: an explicit target wins (its registry
+// defaulting to --to); else the source path with --from's namespace
+// replaced by --to's (or prefixed with it).
+func (o Options) target(src, explicit imageref.Ref) imageref.Ref {
+	if explicit.Repository != "" {
+		t := explicit
+		if t.Registry == "" {
+			t.Registry = o.To.Registry
+		}
+		if t.Tag == "" {
+			t.Tag = src.Tag
+		}
+		t.Digest = ""
+		return t
+	}
+	path := src.Repository
+	if o.From.Namespace != "" && strings.HasPrefix(path, o.From.Namespace+"/") && src.Registry == o.From.Registry {
+		path = strings.TrimPrefix(path, o.From.Namespace+"/")
+		if o.To.Namespace == "" {
+			path = o.From.Namespace + "/" + path
+		}
+	}
+	if o.To.Namespace != "" {
+		path = o.To.Namespace + "/" + path
+	}
+	return imageref.Ref{Registry: o.To.Registry, Repository: path, Tag: src.Tag}
+}
+
+// parallel runs f(0..n-1) on jobs goroutines, stopping early when ctx ends.
+func parallel(ctx context.Context, jobs, n int, f func(i int)) {
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range min(jobs, max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				f(i)
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+}

@@ -1,0 +1,150 @@
+package export
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/inputs"
+)
+
+// Cut groups items into shards by source namespace: a namespace with more
+// than shardSize images is split into parts, namespaces with fewer than
+// minShardSize images are packed together (up to shardSize), and when
+// maxShards > 0 the namespaces are spread evenly over at most maxShards
+// shards. IDs depend only on the namespaces and sizes, so the same scope
+// gives the same IDs; they start with a letter and are DNS labels, as Argo
+// node names and pod names need.
+func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifacts.Plan, map[string][]artifacts.Item) {
+	byNS := map[string][]artifacts.Item{}
+	for _, it := range items {
+		ns := inputs.NamespaceOf(it.Source.Repository)
+		byNS[ns] = append(byNS[ns], it)
+	}
+	names := make([]string, 0, len(byNS))
+	for ns := range byNS {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+
+	type group struct {
+		namespaces []string
+		items      []artifacts.Item
+		part       int
+	}
+	var groups []group
+	if maxShards > 0 && len(names) > maxShards {
+		// Even spread by image count, namespaces kept whole and in order.
+		per := (len(items) + maxShards - 1) / maxShards
+		var g group
+		for _, ns := range names {
+			if len(g.items) > 0 && len(g.items)+len(byNS[ns]) > per && len(groups) < maxShards-1 {
+				groups = append(groups, g)
+				g = group{}
+			}
+			g.namespaces = append(g.namespaces, ns)
+			g.items = append(g.items, byNS[ns]...)
+		}
+		if len(g.items) > 0 {
+			groups = append(groups, g)
+		}
+	} else {
+		var pack group
+		flush := func() {
+			if len(pack.items) > 0 {
+				groups = append(groups, pack)
+				pack = group{}
+			}
+		}
+		for _, ns := range names {
+			its := byNS[ns]
+			switch {
+			case len(its) > shardSize:
+				for p := 0; p*shardSize < len(its); p++ {
+					end := min((p+1)*shardSize, len(its))
+					groups = append(groups, group{namespaces: []string{ns}, items: its[p*shardSize : end], part: p + 1})
+				}
+			case len(its) < minShardSize:
+				if len(pack.items)+len(its) > shardSize {
+					flush()
+				}
+				pack.namespaces = append(pack.namespaces, ns)
+				pack.items = append(pack.items, its...)
+			default:
+				groups = append(groups, group{namespaces: []string{ns}, items: its})
+			}
+		}
+		flush()
+	}
+
+	plan := artifacts.Plan{Total: len(items)}
+	shards := map[string][]artifacts.Item{}
+	for _, g := range groups {
+		id := shardID(g.namespaces, g.part)
+		plan.Shards = append(plan.Shards, artifacts.Shard{ID: id, Namespaces: g.namespaces, Images: len(g.items), Part: g.part})
+		shards[id] = g.items
+	}
+	sort.Slice(plan.Shards, func(i, j int) bool { return plan.Shards[i].ID < plan.Shards[j].ID })
+	return plan, shards
+}
+
+var nonLabel = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// shardID: "ns-<namespace>", "ns-<namespace>-p<N>" for parts of a split
+// namespace, "ns-<first>-to-<last>" for a pack. At most 52 characters
+// (Argo appends suffixes to node names); long names keep a hash.
+func shardID(namespaces []string, part int) string {
+	clean := func(s string) string {
+		s = strings.Trim(nonLabel.ReplaceAllString(strings.ToLower(s), "-"), "-")
+		if s == "" {
+			s = "x"
+		}
+		return s
+	}
+	id := "ns-" + clean(namespaces[0])
+	if len(namespaces) > 1 {
+		id += "-to-" + clean(namespaces[len(namespaces)-1])
+	}
+	if part > 0 {
+		id += fmt.Sprintf("-p%d", part)
+	}
+	const maxLen = 52
+	if len(id) > maxLen {
+		h := sha256.Sum256([]byte(strings.Join(namespaces, ",") + fmt.Sprint(part)))
+		id = strings.TrimRight(id[:maxLen-9], "-") + "-" + hex.EncodeToString(h[:4])
+	}
+	return id
+}
+
+// Write stores the export in the run directory: images.txt, digests.txt,
+// shards.json, export.json, shard-ids.json and shards/<id>/{images,mapping}.txt.
+func Write(dir artifacts.Dir, res Result) error {
+	files := map[string][]byte{
+		dir.Path("images.txt"):  artifacts.FormatImages(res.Items),
+		dir.Path("digests.txt"): artifacts.FormatDigests(res.Items),
+	}
+	for id, its := range res.Shards {
+		files[dir.Path("shards", id, "images.txt")] = artifacts.FormatImages(its)
+		files[dir.Path("shards", id, "mapping.txt")] = artifacts.FormatMapping(its)
+	}
+	for p, b := range files {
+		if err := artifacts.WriteFile(p, b); err != nil {
+			return err
+		}
+	}
+	ids := make([]string, 0, len(res.Plan.Shards))
+	for _, s := range res.Plan.Shards {
+		ids = append(ids, s.ID)
+	}
+	if err := artifacts.WriteJSON(dir.Path("shard-ids.json"), ids); err != nil {
+		return err
+	}
+	if err := artifacts.WriteJSON(dir.Path("export.json"), res.Summary()); err != nil {
+		return err
+	}
+	return artifacts.WriteJSON(dir.Path("shards.json"), res.Plan)
+}

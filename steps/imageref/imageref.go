@@ -1,0 +1,154 @@
+// Package imageref parses and prints image references the way the seeds write
+// them: HOST[:PORT]/NS/REPO:TAG[@DIGEST], with the registry optional.
+package imageref
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var (
+	// repoComponent follows the distribution grammar for path components.
+	repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagRE         = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	digestRE      = regexp.MustCompile(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
+)
+
+// Ref is an image reference. Registry may be empty (relative reference).
+// Tag and Digest may both be set (tag@digest).
+type Ref struct {
+	Registry   string // host[:port]
+	Repository string // ns/name (possibly deeper)
+	Tag        string
+	Digest     string
+}
+
+// Parse parses a reference. When the first path component looks like a host
+// (it has a '.' or ':' or is "localhost"), it is the registry.
+func Parse(s string) (Ref, error) {
+	var r Ref
+	orig := s
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return r, fmt.Errorf("empty image reference")
+	}
+	if i := strings.Index(s, "@"); i >= 0 {
+		r.Digest = s[i+1:]
+		s = s[:i]
+		if !digestRE.MatchString(r.Digest) {
+			return r, fmt.Errorf("invalid digest %q in %q: want sha256:<64 hex>", r.Digest, orig)
+		}
+	}
+	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.Contains(s[i:], "/") {
+		r.Tag = s[i+1:]
+		s = s[:i]
+		if !tagRE.MatchString(r.Tag) {
+			return r, fmt.Errorf("invalid tag %q in %q: tags are [A-Za-z0-9_.-], at most 128, not starting with . or -", r.Tag, orig)
+		}
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) > 1 && LooksLikeHost(parts[0]) {
+		r.Registry = parts[0]
+		parts = parts[1:]
+	}
+	for _, p := range parts {
+		if !repoComponent.MatchString(p) {
+			return r, fmt.Errorf("invalid repository %q in %q: path components are lowercase letters, digits and . _ - separators", strings.Join(parts, "/"), orig)
+		}
+	}
+	r.Repository = strings.Join(parts, "/")
+	return r, nil
+}
+
+// LooksLikeHost reports whether a path component is a registry host.
+func LooksLikeHost(s string) bool {
+	return strings.ContainsAny(s, ".:") || s == "localhost"
+}
+
+// Namespace is the first path component of the repository ("" for a
+// single-component repository such as "busybox").
+func (r Ref) Namespace() string {
+	if i := strings.Index(r.Repository, "/"); i >= 0 {
+		return r.Repository[:i]
+	}
+	return ""
+}
+
+// Name is the repository without its namespace.
+func (r Ref) Name() string {
+	if i := strings.Index(r.Repository, "/"); i >= 0 {
+		return r.Repository[i+1:]
+	}
+	return r.Repository
+}
+
+// Reference is the tag, or the digest when there is no tag.
+func (r Ref) Reference() string {
+	if r.Tag != "" {
+		return r.Tag
+	}
+	return r.Digest
+}
+
+// Repo is registry/repository.
+func (r Ref) Repo() string {
+	if r.Registry == "" {
+		return r.Repository
+	}
+	return r.Registry + "/" + r.Repository
+}
+
+// String prints registry/repository[:tag][@digest].
+func (r Ref) String() string {
+	s := r.Repo()
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+// WithoutDigest drops the digest.
+func (r Ref) WithoutDigest() Ref { r.Digest = ""; return r }
+
+// ValidDigest reports whether d is a well-formed digest.
+func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+
+// Location is HOST[:PORT][/NAMESPACE], as --from/--to take it.
+type Location struct {
+	Registry  string
+	Namespace string // optional path prefix (may contain '/')
+}
+
+// ParseLocation parses HOST[:PORT][/NAMESPACE].
+func ParseLocation(s string) (Location, error) {
+	s = strings.TrimSpace(strings.TrimSuffix(s, "/"))
+	for _, p := range []string{"https://", "http://"} {
+		s = strings.TrimPrefix(s, p)
+	}
+	if s == "" {
+		return Location{}, fmt.Errorf("empty registry location: want HOST[:PORT][/NAMESPACE]")
+	}
+	host, ns, _ := strings.Cut(s, "/")
+	if strings.ContainsAny(host, " @") {
+		return Location{}, fmt.Errorf("invalid registry location %q: want HOST[:PORT][/NAMESPACE]", s)
+	}
+	if ns != "" {
+		for _, p := range strings.Split(ns, "/") {
+			if !repoComponent.MatchString(p) {
+				return Location{}, fmt.Errorf("invalid namespace %q in registry location %q: lowercase letters, digits and . _ - separators", ns, s)
+			}
+		}
+	}
+	return Location{Registry: host, Namespace: ns}, nil
+}
+
+func (l Location) String() string {
+	if l.Namespace == "" {
+		return l.Registry
+	}
+	return l.Registry + "/" + l.Namespace
+}

@@ -1,0 +1,111 @@
+package mirror
+
+import (
+	"context"
+	"sync"
+
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// Blobs remembers, for a whole run, which target repositories hold which
+// blobs and which blob uploads are under way. Shards that run in one process
+// share it, so each unique blob is read from the source once and mounted
+// everywhere else, and the same blob is never uploaded twice at once (the
+// distribution registry can answer 500 to concurrent writes of one blob).
+type Blobs struct {
+	mu       sync.Mutex
+	present  map[string]struct{} // host/repo@digest known present
+	homes    map[string]string   // host@digest -> a repo that holds it
+	inflight map[string]*blobJob // host@digest -> the transfer under way
+}
+
+type blobJob struct {
+	done chan struct{}
+	err  error
+}
+
+// NewBlobs returns an empty tracker.
+func NewBlobs() *Blobs {
+	return &Blobs{present: map[string]struct{}{}, homes: map[string]string{}, inflight: map[string]*blobJob{}}
+}
+
+// blob actions, counted in results.
+type blobAction int
+
+const (
+	blobPresent blobAction = iota
+	blobMounted
+	blobUploaded
+)
+
+func (b *Blobs) isPresent(host, repo, digest string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.present[host+"/"+repo+"@"+digest]
+	return ok
+}
+
+func (b *Blobs) markPresent(host, repo, digest string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.present[host+"/"+repo+"@"+digest] = struct{}{}
+	b.homes[host+"@"+digest] = repo
+}
+
+// ensure makes dstRepo on dstHost hold the blob: already there, mounted
+// from a repository known to hold it, or streamed from the source once.
+func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo string, d registry.Descriptor) (blobAction, int64, error) {
+	gk := dstHost + "@" + d.Digest
+	for {
+		if b.isPresent(dstHost, dstRepo, d.Digest) {
+			return blobPresent, 0, nil
+		}
+		b.mu.Lock()
+		job, busy := b.inflight[gk]
+		if !busy {
+			job = &blobJob{done: make(chan struct{})}
+			b.inflight[gk] = job
+		}
+		home := b.homes[gk]
+		b.mu.Unlock()
+		if busy {
+			select {
+			case <-job.done:
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			}
+			continue // the blob has a home now (or the transfer failed: try ourselves)
+		}
+		act, n, err := b.transfer(ctx, c, srcHost, srcRepo, dstHost, dstRepo, home, d)
+		b.mu.Lock()
+		job.err = err
+		delete(b.inflight, gk)
+		if err == nil {
+			b.present[dstHost+"/"+dstRepo+"@"+d.Digest] = struct{}{}
+			b.homes[gk] = dstRepo
+		}
+		b.mu.Unlock()
+		close(job.done)
+		return act, n, err
+	}
+}
+
+func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo, home string, d registry.Descriptor) (blobAction, int64, error) {
+	if home != "" && home != dstRepo {
+		if ok, err := c.Mount(ctx, dstHost, dstRepo, d.Digest, home); err == nil && ok {
+			return blobMounted, 0, nil
+		}
+	}
+	ok, err := c.HeadBlob(ctx, dstHost, dstRepo, d.Digest)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ok {
+		return blobPresent, 0, nil
+	}
+	n, err := c.CopyBlob(ctx, srcHost, srcRepo, dstHost, dstRepo, d)
+	if err != nil {
+		return 0, 0, err
+	}
+	return blobUploaded, n, nil
+}

@@ -1,0 +1,481 @@
+// Package mirror copies one shard of images from the source registry to the
+// target: every tag as planned by export (by digest, so the target gets
+// exactly the bytes export resolved), manifest lists and indexes whole and
+// children first, blobs skipped when present, mounted when another target
+// repository holds them, else streamed once. Referrers come along. A failed
+// image never stops the others; the result says which failures a retry may
+// fix.
+package mirror
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// DefaultJobs is the number of images copied at once.
+const DefaultJobs = 8
+
+// maxDepth bounds nested indexes and referrer chains.
+const maxDepth = 8
+
+// Options for Run.
+type Options struct {
+	Client *registry.Client
+	Items  []artifacts.Item
+	// Jobs is the number of images in flight (default DefaultJobs); requests
+	// per registry are bounded by the client.
+	Jobs int
+	// Platforms keeps only these index children ("linux/amd64"). It changes
+	// the index digest, so digest-pinned consumers break: Run warns.
+	Platforms []string
+	// NoReferrers skips copying OCI referrers.
+	NoReferrers bool
+	// DryRun compares source and target and reports what would be copied.
+	DryRun bool
+	// Blobs is shared by the shards of one run; nil means a new tracker.
+	Blobs *Blobs
+	// Slots, when set, bounds images in flight across several Runs (the
+	// shards of one local run share it).
+	Slots chan struct{}
+	// Log receives "Copied SRC -> DST@DIGEST" lines (mirror.log).
+	Log      io.Writer
+	Logger   *slog.Logger
+	Progress *progress.Phase
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	if o.Client == nil {
+		return errors.New("mirror: no registry client")
+	}
+	if o.Jobs < 0 {
+		return fmt.Errorf("mirror: jobs must be at least 1, got %d", o.Jobs)
+	}
+	for _, p := range o.Platforms {
+		if strings.Count(p, "/") < 1 || strings.Count(p, "/") > 2 {
+			return fmt.Errorf("mirror: platform %q: want OS/ARCH[/VARIANT], e.g. linux/amd64", p)
+		}
+	}
+	return nil
+}
+
+// ImageResult is one image's outcome (mirror.json).
+type ImageResult struct {
+	Source    string `json:"source"`
+	Target    string `json:"target"`
+	Digest    string `json:"digest"` // the digest now on the target
+	MediaType string `json:"mediaType,omitempty"`
+	Status    string `json:"status"`
+	Bytes     int64  `json:"bytes"`
+	Referrers int    `json:"referrers,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Retryable bool   `json:"retryable,omitempty"`
+}
+
+// Result is mirror.json.
+type Result struct {
+	Total         int           `json:"total"`
+	Copied        int           `json:"copied"`
+	Skipped       int           `json:"skipped"`
+	Failed        int           `json:"failed"`
+	Planned       int           `json:"planned,omitempty"`
+	Bytes         int64         `json:"bytes"`
+	BlobsUploaded int64         `json:"blobsUploaded"`
+	BlobsMounted  int64         `json:"blobsMounted"`
+	BlobsPresent  int64         `json:"blobsPresent"`
+	Warnings      []string      `json:"warnings,omitempty"`
+	Images        []ImageResult `json:"images"`
+}
+
+// ExitCode maps a result to the step's exit code.
+func (r Result) ExitCode() int {
+	if r.Failed == 0 {
+		return contract.ExitOK
+	}
+	for _, im := range r.Images {
+		if im.Status == contract.StatusFailed && !im.Retryable {
+			return contract.ExitFailed
+		}
+	}
+	return contract.ExitRetryable
+}
+
+type engine struct {
+	o                          Options
+	blobs                      *Blobs
+	logMu                      sync.Mutex
+	uploaded, mounted, present atomic.Int64
+}
+
+// Run copies the shard. It returns an error only for bad options or a
+// cancelled context; per-image failures are in the Result.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if err := o.Validate(); err != nil {
+		return Result{}, err
+	}
+	if o.Jobs == 0 {
+		o.Jobs = DefaultJobs
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	e := &engine{o: o, blobs: o.Blobs}
+	if e.blobs == nil {
+		e.blobs = NewBlobs()
+	}
+	res := Result{Total: len(o.Items), Images: make([]ImageResult, len(o.Items))}
+	if len(o.Platforms) > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("platform filter %v: multi-arch images get new index digests on the target; consumers that pin the source digest will not find them", o.Platforms))
+		o.Logger.Warn("platform filter changes index digests", "platforms", o.Platforms)
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Jobs, max(len(o.Items), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if o.Slots != nil {
+					select {
+					case o.Slots <- struct{}{}:
+					case <-ctx.Done():
+						res.Images[i] = failed(o.Items[i], ctx.Err())
+						continue
+					}
+				}
+				res.Images[i] = e.copyImage(ctx, o.Items[i])
+				if o.Slots != nil {
+					<-o.Slots
+				}
+				o.Progress.Add(res.Images[i].Status, res.Images[i].Bytes)
+			}
+		}()
+	}
+feed:
+	for i := range o.Items {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			for j := i; j < len(o.Items); j++ {
+				res.Images[j] = failed(o.Items[j], ctx.Err())
+			}
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	for _, im := range res.Images {
+		switch im.Status {
+		case contract.StatusCopied:
+			res.Copied++
+		case contract.StatusSkipped:
+			res.Skipped++
+		case contract.StatusPlanned:
+			res.Planned++
+		default:
+			res.Failed++
+		}
+		res.Bytes += im.Bytes
+	}
+	res.BlobsUploaded, res.BlobsMounted, res.BlobsPresent = e.uploaded.Load(), e.mounted.Load(), e.present.Load()
+	return res, ctx.Err()
+}
+
+func failed(it artifacts.Item, err error) ImageResult {
+	return ImageResult{
+		Source: it.Source.WithoutDigest().String(), Target: it.Target.String(), Digest: it.Source.Digest,
+		Status: contract.StatusFailed, Error: err.Error(), Retryable: registry.IsRetryable(err) || errors.Is(err, context.Canceled),
+	}
+}
+
+// copyImage copies one tag. Every error ends up in the ImageResult.
+func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
+	c := e.o.Client
+	src, dst := it.Source, it.Target
+	r := ImageResult{Source: src.WithoutDigest().String(), Target: dst.String(), Digest: src.Digest}
+	fail := func(err error) ImageResult {
+		f := failed(it, err)
+		f.Digest = r.Digest
+		f.Bytes = r.Bytes
+		e.o.Logger.Error("image failed", "source", r.Source, "target", r.Target, "err", err)
+		return f
+	}
+	if dst.Tag == "" {
+		return fail(fmt.Errorf("target %s has no tag", dst))
+	}
+	if r.Digest == "" {
+		d, err := c.HeadManifest(ctx, src.Registry, src.Repository, src.Reference())
+		if err != nil {
+			return fail(fmt.Errorf("resolving %s on the source: %w", r.Source, err))
+		}
+		r.Digest = d.Digest
+	}
+	filtering := len(e.o.Platforms) > 0
+	have, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, dst.Tag)
+	switch {
+	case err == nil && have.Digest == r.Digest && !filtering:
+		r.Status, r.MediaType = contract.StatusSkipped, have.MediaType
+		e.copyReferrers(ctx, src, dst, r.Digest, &r)
+		return r
+	case err != nil && !errors.Is(err, registry.ErrNotFound):
+		return fail(fmt.Errorf("checking target %s: %w", r.Target, err))
+	}
+	body, mt, err := c.GetManifest(ctx, src.Registry, src.Repository, r.Digest)
+	if err != nil {
+		return fail(fmt.Errorf("reading %s@%s: %w", r.Source, r.Digest, err))
+	}
+	r.MediaType = mt
+	if filtering && registry.IsIndex(mt) {
+		if body, err = filterIndex(body, e.o.Platforms); err != nil {
+			return fail(fmt.Errorf("filtering %s: %w", r.Source, err))
+		}
+		r.Digest = registry.Digest(body)
+		if err == nil && have.Digest == r.Digest {
+			r.Status = contract.StatusSkipped
+			return r
+		}
+	}
+	if e.o.DryRun {
+		r.Status = contract.StatusPlanned
+		return r
+	}
+	n, err := e.copyTree(ctx, src, dst, body, mt, 0)
+	r.Bytes += n
+	if err != nil {
+		return fail(err)
+	}
+	if err := c.PutManifest(ctx, dst.Registry, dst.Repository, dst.Tag, mt, body); err != nil {
+		return fail(fmt.Errorf("writing %s: %w", r.Target, err))
+	}
+	r.Status = contract.StatusCopied
+	e.logf("Copied %s -> %s@%s\n", r.Source, dst.Repo(), r.Digest)
+	e.copyReferrers(ctx, src, dst, r.Digest, &r)
+	return r
+}
+
+func (e *engine) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	fmt.Fprintf(e.o.Log, format, args...)
+}
+
+// copyTree makes the target hold everything the manifest references:
+// children of an index (recursively, pushed by digest before the parent)
+// or the blobs of an image. It returns the bytes uploaded.
+func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byte, mt string, depth int) (int64, error) {
+	if depth > maxDepth {
+		return 0, fmt.Errorf("indexes nested deeper than %d", maxDepth)
+	}
+	if mt == registry.MediaDockerV1 || mt == registry.MediaDockerV1Signed {
+		return 0, fmt.Errorf("docker schema 1 manifest (%s): registries no longer accept it; convert it at the source (e.g. push it again with a current client)", mt)
+	}
+	m, err := registry.ParseManifest(body, mt)
+	if err != nil {
+		return 0, err
+	}
+	c := e.o.Client
+	if registry.IsIndex(mt) || len(m.Manifests) > 0 {
+		var total int64
+		for _, ch := range m.Manifests {
+			if _, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, ch.Digest); err == nil {
+				continue
+			} else if !errors.Is(err, registry.ErrNotFound) {
+				return total, fmt.Errorf("checking child %s on target: %w", ch.Digest, err)
+			}
+			cb, cmt, err := c.GetManifest(ctx, src.Registry, src.Repository, ch.Digest)
+			if err != nil {
+				return total, fmt.Errorf("reading child %s (%s): %w", ch.Digest, ch.Platform, err)
+			}
+			if cmt == "" {
+				cmt = ch.MediaType
+			}
+			n, err := e.copyTree(ctx, src, dst, cb, cmt, depth+1)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if err := c.PutManifest(ctx, dst.Registry, dst.Repository, ch.Digest, cmt, cb); err != nil {
+				return total, fmt.Errorf("writing child %s: %w", ch.Digest, err)
+			}
+		}
+		return total, nil
+	}
+	blobs := m.Blobs()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int64
+		first error
+	)
+	for _, d := range blobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			act, n, err := e.blobs.ensure(ctx, c, src.Registry, src.Repository, dst.Registry, dst.Repository, d)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = fmt.Errorf("blob %s: %w", d.Digest, err)
+				}
+				return
+			}
+			total += n
+			switch act {
+			case blobUploaded:
+				e.uploaded.Add(1)
+			case blobMounted:
+				e.mounted.Add(1)
+			default:
+				e.present.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return total, first
+}
+
+// copyReferrers copies the OCI 1.1 referrers of digest (signatures, SBOMs,
+// attestations attached with `subject`) when the source has the referrers
+// API. Registries without it keep referrers under the tag-schema fallback
+// tag, which export puts in scope as a tag. A referrer failure fails the image.
+func (e *engine) copyReferrers(ctx context.Context, src, dst imageref.Ref, digest string, r *ImageResult) {
+	if e.o.NoReferrers || e.o.DryRun {
+		return
+	}
+	n, err := e.referrers(ctx, src, dst, digest, 0)
+	r.Referrers += n
+	if err != nil {
+		r.Status = contract.StatusFailed
+		r.Error = fmt.Sprintf("copying referrers of %s: %v", digest, err)
+		r.Retryable = registry.IsRetryable(err)
+	}
+}
+
+func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest string, depth int) (int, error) {
+	c := e.o.Client
+	if depth > maxDepth {
+		return 0, nil
+	}
+	descs, err := c.Referrers(ctx, src.Registry, src.Repository, digest)
+	if errors.Is(err, registry.ErrUnsupported) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	count := 0
+	var copied []registry.Descriptor
+	for _, d := range descs {
+		if _, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, d.Digest); err != nil {
+			if !errors.Is(err, registry.ErrNotFound) {
+				return count, err
+			}
+			body, mt, err := c.GetManifest(ctx, src.Registry, src.Repository, d.Digest)
+			if err != nil {
+				return count, err
+			}
+			if _, err := e.copyTree(ctx, src, dst, body, mt, depth+1); err != nil {
+				return count, err
+			}
+			if err := c.PutManifest(ctx, dst.Registry, dst.Repository, d.Digest, mt, body); err != nil {
+				return count, err
+			}
+			copied = append(copied, d)
+		}
+		count++
+		n, err := e.referrers(ctx, src, dst, d.Digest, depth+1)
+		count += n
+		if err != nil {
+			return count, err
+		}
+	}
+	if len(copied) > 0 {
+		if err := e.fallbackTag(ctx, dst, digest, copied); err != nil {
+			return count, err
+		}
+	}
+	return count, nil
+}
+
+// fallbackTag maintains the referrers tag-schema index (sha256-<hex>) on a
+// target without the referrers API, so clients there still find them.
+func (e *engine) fallbackTag(ctx context.Context, dst imageref.Ref, subject string, add []registry.Descriptor) error {
+	c := e.o.Client
+	if _, err := c.Referrers(ctx, dst.Registry, dst.Repository, subject); !errors.Is(err, registry.ErrUnsupported) {
+		return nil // the target indexes referrers itself (or answered an error we leave to verify)
+	}
+	tag := strings.Replace(subject, ":", "-", 1)
+	idx := registry.Manifest{SchemaVersion: 2, MediaType: registry.MediaOCIIndex}
+	if body, _, err := c.GetManifest(ctx, dst.Registry, dst.Repository, tag); err == nil {
+		if m, err := registry.ParseManifest(body, registry.MediaOCIIndex); err == nil {
+			idx.Manifests = m.Manifests
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range idx.Manifests {
+		seen[d.Digest] = true
+	}
+	for _, d := range add {
+		if !seen[d.Digest] {
+			idx.Manifests = append(idx.Manifests, d)
+		}
+	}
+	body, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	return c.PutManifest(ctx, dst.Registry, dst.Repository, tag, registry.MediaOCIIndex, body)
+}
+
+// filterIndex keeps the children whose platform is listed, keeping every
+// other field of the index as it was.
+func filterIndex(body []byte, platforms []string) ([]byte, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, err
+	}
+	var children []json.RawMessage
+	if err := json.Unmarshal(raw["manifests"], &children); err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, p := range platforms {
+		want[p] = true
+	}
+	var kept []json.RawMessage
+	for _, ch := range children {
+		var d registry.Descriptor
+		if err := json.Unmarshal(ch, &d); err != nil {
+			return nil, err
+		}
+		if d.Platform != nil && (want[d.Platform.String()] || want[d.Platform.OS+"/"+d.Platform.Architecture]) {
+			kept = append(kept, ch)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, fmt.Errorf("no child matches platforms %v", platforms)
+	}
+	b, err := json.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	raw["manifests"] = b
+	return json.Marshal(raw)
+}

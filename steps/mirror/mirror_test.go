@@ -1,0 +1,290 @@
+package mirror_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+func newRegistry(t *testing.T, opts ...ggcrregistry.Option) string {
+	t.Helper()
+	s := httptest.NewServer(ggcrregistry.New(append(opts, ggcrregistry.Logger(log.New(io.Discard, "", 0)))...))
+	t.Cleanup(s.Close)
+	return strings.TrimPrefix(s.URL, "http://")
+}
+
+func push(t *testing.T, ref string, img v1.Image) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, _ := img.Digest()
+	return d.String()
+}
+
+func pushIndex(t *testing.T, ref string, idx v1.ImageIndex) string {
+	t.Helper()
+	r, _ := name.ParseReference(ref)
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, _ := idx.Digest()
+	return d.String()
+}
+
+// image builds an image on a shared base layer plus one layer of its own.
+func image(t *testing.T, base v1.Layer) v1.Image {
+	t.Helper()
+	own, err := random.Layer(2048, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, base, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func multiArch(t *testing.T, base v1.Layer) v1.ImageIndex {
+	t.Helper()
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		adds = append(adds, mutate.IndexAddendum{Add: image(t, base), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	return mutate.IndexMediaType(mutate.AppendManifests(empty.Index, adds...), types.DockerManifestList)
+}
+
+func item(t *testing.T, src, dst, digest string) artifacts.Item {
+	t.Helper()
+	s, err := imageref.Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Digest = digest
+	d, err := imageref.Parse(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return artifacts.Item{Source: s, Target: d}
+}
+
+func targetDigest(t *testing.T, ref string) string {
+	t.Helper()
+	r, _ := name.ParseReference(ref)
+	d, err := remote.Head(r)
+	if err != nil {
+		t.Fatalf("target %s: %v", ref, err)
+	}
+	return d.Digest.String()
+}
+
+func TestMirrorCopiesDigestsExactlyAndSkipsOnRerun(t *testing.T) {
+	t.Parallel()
+	src, dst := newRegistry(t), newRegistry(t)
+	base, _ := random.Layer(64<<10, types.DockerLayer)
+	var items []artifacts.Item
+	want := map[string]string{}
+	for _, repo := range []string{"team-a/api", "team-a/web", "team-b/api"} {
+		d := push(t, src+"/"+repo+":v1", image(t, base))
+		items = append(items, item(t, src+"/"+repo+":v1", dst+"/"+repo+":v1", d))
+		want[dst+"/"+repo+":v1"] = d
+	}
+	d := pushIndex(t, src+"/team-b/multi:v2", multiArch(t, base))
+	items = append(items, item(t, src+"/team-b/multi:v2", dst+"/team-b/multi:v2", d))
+	want[dst+"/team-b/multi:v2"] = d
+
+	c := registry.New(registry.Options{})
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: c, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != 4 || res.Failed != 0 || res.Skipped != 0 {
+		t.Fatalf("first run: copied %d skipped %d failed %d, want 4/0/0: %+v", res.Copied, res.Skipped, res.Failed, res.Images)
+	}
+	for ref, d := range want {
+		if got := targetDigest(t, ref); got != d {
+			t.Errorf("%s: digest %s, want %s (digests must be preserved)", ref, got, d)
+		}
+	}
+	// Each unique blob moves once: the shared base layer, and per image its
+	// own layer and config (3 images + 2 in the index). ggcr's registry
+	// stores blobs globally, so the base is "present" for later repositories
+	// (the distribution registry test checks mounts).
+	if want := int64(1 + 2*5); res.BlobsUploaded != want {
+		t.Errorf("blobs uploaded %d, want %d (each unique blob once)", res.BlobsUploaded, want)
+	}
+	if res.ExitCode() != contract.ExitOK {
+		t.Errorf("exit code %d, want 0", res.ExitCode())
+	}
+
+	again, err := mirror.Run(context.Background(), mirror.Options{Client: c, Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Skipped != 4 || again.Copied != 0 || again.Bytes != 0 {
+		t.Fatalf("rerun: copied %d skipped %d bytes %d, want everything skipped and nothing moved", again.Copied, again.Skipped, again.Bytes)
+	}
+}
+
+func TestMirrorFailedImageDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
+	src, dst := newRegistry(t), newRegistry(t)
+	base, _ := random.Layer(1024, types.DockerLayer)
+	d := push(t, src+"/ns/ok:v1", image(t, base))
+	items := []artifacts.Item{
+		item(t, src+"/ns/missing:v1", dst+"/ns/missing:v1", ""),
+		item(t, src+"/ns/ok:v1", dst+"/ns/ok:v1", d),
+	}
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{}), Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != 1 || res.Failed != 1 {
+		t.Fatalf("copied %d failed %d, want 1 and 1", res.Copied, res.Failed)
+	}
+	if got := targetDigest(t, dst+"/ns/ok:v1"); got != d {
+		t.Errorf("ok image digest %s, want %s", got, d)
+	}
+	var failed mirror.ImageResult
+	for _, im := range res.Images {
+		if im.Status == contract.StatusFailed {
+			failed = im
+		}
+	}
+	if !strings.Contains(failed.Error, "ns/missing") || failed.Retryable {
+		t.Errorf("failure %+v: want an error naming the image, not retryable", failed)
+	}
+	if res.ExitCode() != contract.ExitFailed {
+		t.Errorf("exit code %d, want %d (final failure)", res.ExitCode(), contract.ExitFailed)
+	}
+}
+
+func TestMirrorNestedIndexAndArtifact(t *testing.T) {
+	t.Parallel()
+	src, dst := newRegistry(t), newRegistry(t)
+	base, _ := random.Layer(1024, types.OCILayer)
+	inner := mutate.IndexMediaType(multiArch(t, base), types.OCIImageIndex)
+	outer := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), mutate.IndexAddendum{Add: inner})
+	d1 := pushIndex(t, src+"/ns/nested:v1", outer)
+
+	// A Helm chart: OCI artifact with its own config and layer media types.
+	chart := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	chart = mutate.ConfigMediaType(chart, "application/vnd.cncf.helm.config.v1+json")
+	chart, _ = mutate.Append(chart, mutate.Addendum{Layer: static.NewLayer([]byte("chart-tgz"), "application/vnd.cncf.helm.chart.content.v1.tar+gzip")})
+	d2 := push(t, src+"/ns/charts/mychart:0.1.0", chart)
+
+	items := []artifacts.Item{
+		item(t, src+"/ns/nested:v1", dst+"/ns/nested:v1", d1),
+		item(t, src+"/ns/charts/mychart:0.1.0", dst+"/ns/charts/mychart:0.1.0", d2),
+	}
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{}), Items: items})
+	if err != nil || res.Copied != 2 {
+		t.Fatalf("copied %d (err %v), want 2: %+v", res.Copied, err, res.Images)
+	}
+	if got := targetDigest(t, dst+"/ns/nested:v1"); got != d1 {
+		t.Errorf("nested index digest %s, want %s", got, d1)
+	}
+	if got := targetDigest(t, dst+"/ns/charts/mychart:0.1.0"); got != d2 {
+		t.Errorf("chart digest %s, want %s", got, d2)
+	}
+}
+
+func TestMirrorPlatformFilterWarnsAndChangesDigest(t *testing.T) {
+	t.Parallel()
+	src, dst := newRegistry(t), newRegistry(t)
+	base, _ := random.Layer(1024, types.DockerLayer)
+	d := pushIndex(t, src+"/ns/multi:v1", multiArch(t, base))
+	res, err := mirror.Run(context.Background(), mirror.Options{
+		Client: registry.New(registry.Options{}), Platforms: []string{"linux/arm64"},
+		Items: []artifacts.Item{item(t, src+"/ns/multi:v1", dst+"/ns/multi:v1", d)},
+	})
+	if err != nil || res.Copied != 1 {
+		t.Fatalf("copied %d err %v", res.Copied, err)
+	}
+	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "digest") {
+		t.Errorf("warnings %q: want one about changed digests", res.Warnings)
+	}
+	got := targetDigest(t, dst+"/ns/multi:v1")
+	if got == d || got != res.Images[0].Digest {
+		t.Errorf("target digest %s: want the filtered index's digest %s (not the source's %s)", got, res.Images[0].Digest, d)
+	}
+	r, _ := name.ParseReference(dst + "/ns/multi:v1")
+	idx, err := remote.Index(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	if len(m.Manifests) != 1 || m.Manifests[0].Platform.Architecture != "arm64" {
+		t.Errorf("filtered index has %d children, want only linux/arm64", len(m.Manifests))
+	}
+}
+
+func TestMirrorCopiesReferrers(t *testing.T) {
+	t.Parallel()
+	src := newRegistry(t, ggcrregistry.WithReferrersSupport(true))
+	dst := newRegistry(t, ggcrregistry.WithReferrersSupport(true))
+	base, _ := random.Layer(1024, types.OCILayer)
+	img := mutate.MediaType(image(t, base), types.OCIManifestSchema1)
+	d := push(t, src+"/ns/app:v1", img)
+	desc, _ := remote.Head(mustRef(t, src+"/ns/app:v1"))
+
+	sbom := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	sbom = mutate.ConfigMediaType(sbom, "application/vnd.example.sbom")
+	sbom, _ = mutate.Append(sbom, mutate.Addendum{Layer: static.NewLayer([]byte(`{"sbom":true}`), "application/json")})
+	sbom = mutate.Subject(sbom, *desc).(v1.Image)
+	sd, _ := sbom.Digest()
+	push(t, src+"/ns/app@"+sd.String(), sbom)
+
+	res, err := mirror.Run(context.Background(), mirror.Options{
+		Client: registry.New(registry.Options{}),
+		Items:  []artifacts.Item{item(t, src+"/ns/app:v1", dst+"/ns/app:v1", d)},
+	})
+	if err != nil || res.Copied != 1 {
+		t.Fatalf("copied %d err %v: %+v", res.Copied, err, res.Images)
+	}
+	if res.Images[0].Referrers != 1 {
+		t.Errorf("referrers copied %d, want 1", res.Images[0].Referrers)
+	}
+	dd, _ := name.NewDigest(dst + "/ns/app@" + d)
+	idx, err := remote.Referrers(dd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := idx.IndexManifest()
+	if len(m.Manifests) != 1 || m.Manifests[0].Digest != sd {
+		t.Errorf("target referrers %+v, want the SBOM %s", m.Manifests, sd)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -1,0 +1,194 @@
+// Package report merges the shards' mirror and verify results into the
+// run's report.json and report.md.
+package report
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/verify"
+)
+
+// Image is one image's line in the report.
+type Image struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+	Digest string `json:"digest"`
+	Status string `json:"status"`
+	Bytes  int64  `json:"bytes"`
+	Error  string `json:"error,omitempty"`
+	// Retryable: the failure was transient (429, 5xx, resets); a rerun may fix it.
+	Retryable bool   `json:"retryable,omitempty"`
+	Shard     string `json:"shard"`
+}
+
+// Shard sums one shard.
+type Shard struct {
+	ID           string   `json:"id"`
+	Namespaces   []string `json:"namespaces"`
+	Total        int      `json:"total"`
+	Copied       int      `json:"copied"`
+	Skipped      int      `json:"skipped"`
+	Failed       int      `json:"failed"`
+	Bytes        int64    `json:"bytes"`
+	VerifyFailed int      `json:"verifyFailed"`
+}
+
+// Report is report.json. Counts are images (tags).
+type Report struct {
+	Source       string    `json:"source"`
+	Target       string    `json:"target"`
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished"`
+	DryRun       bool      `json:"dryRun,omitempty"`
+	Total        int       `json:"total"`
+	Copied       int       `json:"copied"`
+	Skipped      int       `json:"skipped"`
+	Failed       int       `json:"failed"`
+	Planned      int       `json:"planned,omitempty"`
+	Bytes        int64     `json:"bytes"`
+	Verified     bool      `json:"verified"` // every image passed verification
+	VerifyPassed int       `json:"verifyPassed"`
+	VerifyFailed int       `json:"verifyFailed"`
+	Backfill     string    `json:"backfill,omitempty"`
+	Warnings     []string  `json:"warnings,omitempty"`
+	Shards       []Shard   `json:"shards"`
+	Images       []Image   `json:"images"`
+}
+
+// ShardInput is what one shard produced.
+type ShardInput struct {
+	Shard  artifacts.Shard
+	Mirror mirror.Result
+	Verify *verify.Result // nil when not verified (dry run)
+}
+
+// Build merges shard results. An image that verify failed is failed.
+func Build(plan artifacts.Plan, shards []ShardInput) Report {
+	r := Report{Source: plan.Source, Target: plan.Target}
+	for _, s := range shards {
+		sum := Shard{ID: s.Shard.ID, Namespaces: s.Shard.Namespaces}
+		verdict := map[string]verify.Check{}
+		if s.Verify != nil {
+			for _, c := range s.Verify.Images {
+				verdict[c.Target] = c
+			}
+		}
+		for _, im := range s.Mirror.Images {
+			line := Image{Source: im.Source, Target: im.Target, Digest: im.Digest, Status: im.Status, Bytes: im.Bytes, Error: im.Error, Retryable: im.Retryable, Shard: s.Shard.ID}
+			if s.Verify != nil {
+				if c, ok := verdict[im.Target]; ok && c.Status != verify.Passed {
+					sum.VerifyFailed++
+					r.VerifyFailed++
+					if line.Status != contract.StatusFailed {
+						line.Status = contract.StatusFailed
+						line.Error = "verify: " + c.Error
+					}
+				} else if ok {
+					r.VerifyPassed++
+				}
+			}
+			switch line.Status {
+			case contract.StatusCopied:
+				sum.Copied++
+			case contract.StatusSkipped:
+				sum.Skipped++
+			case contract.StatusPlanned:
+				r.Planned++
+			default:
+				sum.Failed++
+			}
+			sum.Total++
+			sum.Bytes += line.Bytes
+			r.Images = append(r.Images, line)
+		}
+		r.Warnings = append(r.Warnings, s.Mirror.Warnings...)
+		r.Total += sum.Total
+		r.Copied += sum.Copied
+		r.Skipped += sum.Skipped
+		r.Failed += sum.Failed
+		r.Bytes += sum.Bytes
+		r.Shards = append(r.Shards, sum)
+	}
+	r.Verified = r.Total > 0 && r.VerifyPassed == r.Total
+	sort.Slice(r.Images, func(i, j int) bool { return r.Images[i].Source < r.Images[j].Source })
+	r.Warnings = dedupe(r.Warnings)
+	return r
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range s {
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// ExitCode: 0 only when every image is on the target and verified.
+func (r Report) ExitCode() int {
+	if r.Failed == 0 && (r.DryRun || r.Verified) {
+		return contract.ExitOK
+	}
+	for _, im := range r.Images {
+		if im.Status == contract.StatusFailed && !im.Retryable {
+			return contract.ExitFailed
+		}
+	}
+	return contract.ExitRetryable
+}
+
+// SummaryLine is the last line a run prints, in the spirit of
+// image-migrator's "Images(38) migration finished, 0 images tasks failed".
+func (r Report) SummaryLine() string {
+	if r.DryRun {
+		return fmt.Sprintf("Images(%d) dry run finished: %d to copy, %d already on the target, %d failed", r.Total, r.Planned, r.Skipped, r.Failed)
+	}
+	verified := "verified"
+	if !r.Verified {
+		verified = fmt.Sprintf("%d not verified", r.Total-r.VerifyPassed)
+	}
+	return fmt.Sprintf("Images(%d) migration finished, %d images tasks failed: %d copied, %d skipped, %d failed, %s moved, %s (%s)",
+		r.Total, r.Failed, r.Copied, r.Skipped, r.Failed, progress.HumanBytes(r.Bytes), verified, r.Finished.Sub(r.Started).Round(10*time.Millisecond))
+}
+
+// Markdown renders report.md.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# regmigrate report\n\n")
+	fmt.Fprintf(&b, "- source: `%s`\n- target: `%s`\n- started: %s\n- finished: %s\n", r.Source, r.Target, r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339))
+	fmt.Fprintf(&b, "- result: **%s**\n\n", r.SummaryLine())
+	if r.Backfill != "" {
+		fmt.Fprintf(&b, "- Image API backfill: %s\n\n", r.Backfill)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "> warning: %s\n\n", w)
+	}
+	fmt.Fprintf(&b, "| shard | namespaces | total | copied | skipped | failed | verify failed | moved |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range r.Shards {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s |\n", s.ID, strings.Join(s.Namespaces, ", "), s.Total, s.Copied, s.Skipped, s.Failed, s.VerifyFailed, progress.HumanBytes(s.Bytes))
+	}
+	var failed []Image
+	for _, im := range r.Images {
+		if im.Status == contract.StatusFailed {
+			failed = append(failed, im)
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(&b, "\n## Failed images (%d)\n\n| source | target | error |\n|---|---|---|\n", len(failed))
+		for _, im := range failed {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", im.Source, im.Target, strings.ReplaceAll(im.Error, "|", "\\|"))
+		}
+	}
+	fmt.Fprintf(&b, "\nEvery image is listed in report.json; per-shard logs are under shards/<id>/.\n")
+	return b.String()
+}

@@ -1,0 +1,219 @@
+// Package verify proves a migration: every image in scope resolves on the
+// target to the expected digest, and (deep) every child manifest and every
+// blob it references is present there.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// DefaultJobs is the number of images checked at once.
+const DefaultJobs = 16
+
+// Statuses of a check.
+const (
+	Passed = "passed"
+	Failed = "failed"
+)
+
+// Expect is one image to check.
+type Expect struct {
+	Target imageref.Ref // with its tag
+	Digest string       // the digest the target tag must resolve to
+}
+
+// Options for Run.
+type Options struct {
+	Client  *registry.Client
+	Expects []Expect
+	// Shallow checks only the tag's digest, not children and blobs.
+	Shallow  bool
+	Jobs     int
+	Cache    *Cache // shared by the shards of one run; nil = new
+	Progress *progress.Phase
+	Logger   *slog.Logger
+}
+
+// Check is one image's verdict (verify.json).
+type Check struct {
+	Target  string   `json:"target"`
+	Digest  string   `json:"digest"`
+	Got     string   `json:"got,omitempty"`
+	Status  string   `json:"status"`
+	Error   string   `json:"error,omitempty"`
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Result is verify.json.
+type Result struct {
+	Total  int     `json:"total"`
+	Passed int     `json:"passed"`
+	Failed int     `json:"failed"`
+	Deep   bool    `json:"deep"`
+	Images []Check `json:"images"`
+}
+
+// OK reports whether everything passed.
+func (r Result) OK() bool { return r.Failed == 0 }
+
+// Cache remembers what was proven present, so shared base layers and
+// children are checked once per repository.
+type Cache struct {
+	mu sync.Mutex
+	ok map[string]bool
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{ok: map[string]bool{}} }
+
+func (c *Cache) has(k string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ok[k]
+}
+
+func (c *Cache) set(k string) {
+	c.mu.Lock()
+	c.ok[k] = true
+	c.mu.Unlock()
+}
+
+// Run checks every expectation. Failures are in the result, never an error.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Client == nil {
+		return Result{}, errors.New("verify: no registry client")
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
+	}
+	if o.Cache == nil {
+		o.Cache = NewCache()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	res := Result{Total: len(o.Expects), Deep: !o.Shallow, Images: make([]Check, len(o.Expects))}
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Jobs, max(len(o.Expects), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				res.Images[i] = check(ctx, o, o.Expects[i])
+				o.Progress.Add(res.Images[i].Status, 0)
+			}
+		}()
+	}
+	for i := range o.Expects {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	for _, c := range res.Images {
+		if c.Status == Passed {
+			res.Passed++
+		} else {
+			res.Failed++
+		}
+	}
+	sort.SliceStable(res.Images, func(i, j int) bool { return res.Images[i].Target < res.Images[j].Target })
+	return res, ctx.Err()
+}
+
+func check(ctx context.Context, o Options, e Expect) Check {
+	t := e.Target
+	c := Check{Target: t.WithoutDigest().String(), Digest: e.Digest, Status: Failed}
+	if e.Digest == "" {
+		c.Error = "no expected digest: the source image could not be resolved"
+		return c
+	}
+	d, err := o.Client.HeadManifest(ctx, t.Registry, t.Repository, t.Tag)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			c.Error = "tag not found on the target"
+		} else {
+			c.Error = err.Error()
+		}
+		return c
+	}
+	c.Got = d.Digest
+	if d.Digest != e.Digest {
+		c.Error = fmt.Sprintf("target tag resolves to %s, expected %s", d.Digest, e.Digest)
+		return c
+	}
+	if !o.Shallow {
+		missing, err := deep(ctx, o, t, e.Digest, 0)
+		if err != nil {
+			c.Error = err.Error()
+			return c
+		}
+		if len(missing) > 0 {
+			c.Missing = missing
+			c.Error = fmt.Sprintf("%d referenced manifests or blobs missing on the target", len(missing))
+			return c
+		}
+	}
+	c.Got = ""
+	c.Status = Passed
+	return c
+}
+
+// deep fetches the manifest by digest (checking its bytes) and checks that
+// every child and blob it references is present.
+func deep(ctx context.Context, o Options, t imageref.Ref, digest string, depth int) ([]string, error) {
+	key := t.Registry + "/" + t.Repository + "@" + digest
+	if o.Cache.has(key) {
+		return nil, nil
+	}
+	if depth > 8 {
+		return nil, fmt.Errorf("indexes nested deeper than 8 at %s", digest)
+	}
+	body, mt, err := o.Client.GetManifest(ctx, t.Registry, t.Repository, digest)
+	if errors.Is(err, registry.ErrNotFound) {
+		return []string{"manifest " + digest}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s@%s on the target: %w", t.Repo(), digest, err)
+	}
+	m, err := registry.ParseManifest(body, mt)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, ch := range m.Manifests {
+		ms, err := deep(ctx, o, t, ch.Digest, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		missing = append(missing, ms...)
+	}
+	for _, b := range m.Blobs() {
+		bk := t.Registry + "/" + t.Repository + "@" + b.Digest
+		if o.Cache.has(bk) {
+			continue
+		}
+		ok, err := o.Client.HeadBlob(ctx, t.Registry, t.Repository, b.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("checking blob %s in %s: %w", b.Digest, t.Repo(), err)
+		}
+		if !ok {
+			missing = append(missing, "blob "+b.Digest)
+			continue
+		}
+		o.Cache.set(bk)
+	}
+	if len(missing) == 0 {
+		o.Cache.set(key)
+	}
+	return missing, nil
+}
