@@ -71,8 +71,12 @@ func (c *common) connect(env Env, logger *slog.Logger) connect.Options {
 	if authFile == "" {
 		authFile = env.Getenv("REGISTRY_AUTH_FILE")
 	}
+	dockerConfig := env.Getenv("DOCKER_CONFIG")
+	if dockerConfig == "" && env.Getenv("HOME") != "" {
+		dockerConfig = filepath.Join(env.Getenv("HOME"), ".docker")
+	}
 	return connect.Options{
-		Insecure: insecure, CertsDir: c.certsDir, DockerConfig: env.Getenv("DOCKER_CONFIG"), AuthFile: authFile,
+		Insecure: insecure, CertsDir: c.certsDir, DockerConfig: dockerConfig, AuthFile: authFile,
 		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, Logger: logger,
 	}
 }
