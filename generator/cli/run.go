@@ -126,7 +126,8 @@ type runFlags struct {
 	rediscover, dryRun       bool
 	jobs, maxPerReg, retries int
 	platforms                []string
-	noReferrers, shallow     bool
+	noReferrers              bool
+	verifyMode               string
 	logFormat, progressMode  string
 	verbose                  bool
 }
@@ -153,7 +154,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
 	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers, signatures and attestations")
-	fs.BoolVar(&f.shallow, "shallow-verify", false, "verify tag digests only, not every child manifest and blob")
+	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (deep checks of every image: children and blobs) or digest")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
@@ -185,7 +186,9 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.Platforms = f.platforms
 	}
 	o.NoReferrers = o.NoReferrers || f.noReferrers
-	o.Shallow = o.Shallow || f.shallow
+	if c.Flags().Changed("verify") {
+		o.VerifyMode = f.verifyMode
+	}
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
 	o.Out = f.out
 	if o.Out == "" {
@@ -318,6 +321,6 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.Jobs = m.Copy.Jobs
 	o.Platforms = m.Copy.Platforms
 	o.NoReferrers = m.Copy.NoReferrers
-	o.Shallow = m.Verify.Shallow
+	o.VerifyMode = m.Verify.Mode
 	return o, bad, nil
 }

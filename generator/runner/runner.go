@@ -40,7 +40,7 @@ type Options struct {
 	Jobs        int // images in flight across all shards
 	Platforms   []string
 	NoReferrers bool
-	Shallow     bool // verify digests only, not children and blobs
+	VerifyMode  string // verify.ModeAuto (default), ModeFull or ModeDigest
 	Progress    *progress.Reporter
 	Logger      *slog.Logger
 	// Client overrides the client built from Connect (tests).
@@ -127,7 +127,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := verifyShard(ctx, c, dir, inputs[i], o.Shallow, cache, vph)
+				v, err := verifyShard(ctx, c, dir, inputs[i], o.VerifyMode, cache, blobs, vph)
 				if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, err)
@@ -209,10 +209,10 @@ func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.
 	return in, artifacts.WriteJSON(sd+"/"+contract.MirrorResult, res)
 }
 
-func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in report.ShardInput, shallow bool, cache *verify.Cache, ph *progress.Phase) (*verify.Result, error) {
+func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in report.ShardInput, mode string, cache *verify.Cache, blobs *mirror.Blobs, ph *progress.Phase) (*verify.Result, error) {
 	exp := make([]verify.Expect, 0, len(in.Mirror.Images))
 	for _, im := range in.Mirror.Images {
-		e := verify.Expect{Digest: im.Digest}
+		e := verify.Expect{Digest: im.Digest, Proven: im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied}
 		t, err := imageref.Parse(im.Target)
 		if err != nil {
 			return nil, err
@@ -220,7 +220,7 @@ func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in 
 		e.Target = t
 		exp = append(exp, e)
 	}
-	v, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Shallow: shallow, Cache: cache, Progress: ph})
+	v, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Mode: mode, Known: blobs.Has, Cache: cache, Progress: ph})
 	if err != nil {
 		return nil, err
 	}

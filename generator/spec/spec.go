@@ -89,7 +89,9 @@ type Shards struct {
 
 // Verify tunes verification.
 type Verify struct {
-	Shallow bool `json:"shallow,omitempty"`
+	// Mode: auto (default: every tag digest, deep checks of what the run
+	// copied), full (deep checks of everything) or digest.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Load reads a spec file; relative paths in it are relative to the file.

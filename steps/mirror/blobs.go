@@ -38,6 +38,10 @@ const (
 	blobUploaded
 )
 
+// Has reports whether the registry confirmed, during this run, that the
+// repository holds the blob (upload, mount or HEAD).
+func (b *Blobs) Has(host, repo, digest string) bool { return b.isPresent(host, repo, digest) }
+
 func (b *Blobs) isPresent(host, repo, digest string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

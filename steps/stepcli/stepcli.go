@@ -347,7 +347,7 @@ type VerifyFlags struct {
 	common
 	ShardDir string
 	RunDir   string
-	Shallow  bool
+	Mode     string
 }
 
 // ParseVerify parses verify's arguments.
@@ -358,7 +358,7 @@ func ParseVerify(args []string, stderr io.Writer) (*VerifyFlags, error) {
 	f.common.bind(fs)
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "verify one shard: reads mirror.json (or mapping.txt), writes verify.json")
 	fs.StringVar(&f.RunDir, "run-dir", "", "aggregate: read every shard's results, write report.json and report.md")
-	fs.BoolVar(&f.Shallow, "shallow", false, "check tag digests only")
+	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (deep-check everything) or digest")
 	if err := fs.Parse(args); err != nil {
 		return nil, usage{err}
 	}
@@ -386,7 +386,7 @@ func runVerify(ctx context.Context, env Env, args []string) (int, error) {
 		return 0, usage{err}
 	}
 	ph := progressFor(env).Start("verify", len(exp))
-	res, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Shallow: f.Shallow, Jobs: f.jobs, Progress: ph, Logger: log})
+	res, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Mode: f.Mode, Jobs: f.jobs, Progress: ph, Logger: log})
 	ph.Finish()
 	if err != nil {
 		return 0, err
@@ -412,7 +412,7 @@ func expectations(shardDir string) ([]verify.Expect, error) {
 			if err != nil {
 				return nil, err
 			}
-			exp = append(exp, verify.Expect{Target: t, Digest: im.Digest})
+			exp = append(exp, verify.Expect{Target: t, Digest: im.Digest, Copied: im.Status == contract.StatusCopied})
 		}
 		return exp, nil
 	}

@@ -25,18 +25,40 @@ const (
 	Failed = "failed"
 )
 
+// Modes of verification.
+const (
+	// ModeFull resolves every tag on the target and checks every child
+	// manifest and blob it references. The cutover uses it.
+	ModeFull = "full"
+	// ModeAuto checks every tag's digest and deep-checks what this run
+	// copied; a tag the copy found already in place (Proven) counts as
+	// resolved by that check, and blobs the registry confirmed during this
+	// run (Known) are not asked again.
+	ModeAuto = "auto"
+	// ModeDigest checks tag digests only.
+	ModeDigest = "digest"
+)
+
 // Expect is one image to check.
 type Expect struct {
 	Target imageref.Ref // with its tag
 	Digest string       // the digest the target tag must resolve to
+	// Proven: the target tag was seen at Digest by this run's copy step
+	// (it skipped the image), so ModeAuto does not ask again.
+	Proven bool
+	// Copied: this run wrote the image, so ModeAuto checks it deeply.
+	Copied bool
 }
 
 // Options for Run.
 type Options struct {
 	Client  *registry.Client
 	Expects []Expect
-	// Shallow checks only the tag's digest, not children and blobs.
-	Shallow  bool
+	// Mode is ModeAuto (default), ModeFull or ModeDigest.
+	Mode string
+	// Known reports blobs the registry confirmed present during this run
+	// (upload, mount or HEAD by the copy step); ModeAuto trusts them.
+	Known    func(host, repo, digest string) bool
 	Jobs     int
 	Cache    *Cache // shared by the shards of one run; nil = new
 	Progress *progress.Phase
@@ -58,7 +80,7 @@ type Result struct {
 	Total  int     `json:"total"`
 	Passed int     `json:"passed"`
 	Failed int     `json:"failed"`
-	Deep   bool    `json:"deep"`
+	Mode   string  `json:"mode"`
 	Images []Check `json:"images"`
 }
 
@@ -92,6 +114,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Client == nil {
 		return Result{}, errors.New("verify: no registry client")
 	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeAuto
+	case ModeAuto, ModeFull, ModeDigest:
+	default:
+		return Result{}, fmt.Errorf("verify: mode %q: want auto, full or digest", o.Mode)
+	}
+	if o.Known == nil || o.Mode == ModeFull {
+		o.Known = func(string, string, string) bool { return false }
+	}
 	if o.Jobs <= 0 {
 		o.Jobs = DefaultJobs
 	}
@@ -101,7 +133,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	res := Result{Total: len(o.Expects), Deep: !o.Shallow, Images: make([]Check, len(o.Expects))}
+	res := Result{Total: len(o.Expects), Mode: o.Mode, Images: make([]Check, len(o.Expects))}
 	idx := make(chan int)
 	var wg sync.WaitGroup
 	for range min(o.Jobs, max(len(o.Expects), 1)) {
@@ -137,21 +169,23 @@ func check(ctx context.Context, o Options, e Expect) Check {
 		c.Error = "no expected digest: the source image could not be resolved"
 		return c
 	}
-	d, err := o.Client.HeadManifest(ctx, t.Registry, t.Repository, t.Tag)
-	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) {
-			c.Error = "tag not found on the target"
-		} else {
-			c.Error = err.Error()
+	if !e.Proven || o.Mode == ModeFull {
+		d, err := o.Client.HeadManifest(ctx, t.Registry, t.Repository, t.Tag)
+		if err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				c.Error = "tag not found on the target"
+			} else {
+				c.Error = err.Error()
+			}
+			return c
 		}
-		return c
+		c.Got = d.Digest
+		if d.Digest != e.Digest {
+			c.Error = fmt.Sprintf("target tag resolves to %s, expected %s", d.Digest, e.Digest)
+			return c
+		}
 	}
-	c.Got = d.Digest
-	if d.Digest != e.Digest {
-		c.Error = fmt.Sprintf("target tag resolves to %s, expected %s", d.Digest, e.Digest)
-		return c
-	}
-	if !o.Shallow {
+	if o.Mode == ModeFull || (o.Mode == ModeAuto && e.Copied) {
 		missing, err := deep(ctx, o, t, e.Digest, 0)
 		if err != nil {
 			c.Error = err.Error()
@@ -199,7 +233,7 @@ func deep(ctx context.Context, o Options, t imageref.Ref, digest string, depth i
 	}
 	for _, b := range m.Blobs() {
 		bk := t.Registry + "/" + t.Repository + "@" + b.Digest
-		if o.Cache.has(bk) {
+		if o.Cache.has(bk) || o.Known(t.Registry, t.Repository, b.Digest) {
 			continue
 		}
 		ok, err := o.Client.HeadBlob(ctx, t.Registry, t.Repository, b.Digest)

@@ -60,6 +60,7 @@ func TestVerifyFindsWhatIsWrong(t *testing.T) {
 	}
 	res, err := verify.Run(context.Background(), verify.Options{
 		Client: registry.New(registry.Options{}),
+		Mode:   verify.ModeFull,
 		Expects: []verify.Expect{
 			{Target: ref("ns/good:v1"), Digest: good},
 			{Target: ref("ns/moved:v1"), Digest: od.String()},
@@ -85,5 +86,47 @@ func TestVerifyFindsWhatIsWrong(t *testing.T) {
 	}
 	if c := byTarget["ns/absent:v1"]; !strings.Contains(c.Error, "not found") {
 		t.Errorf("absent tag: %+v, want not found", c)
+	}
+}
+
+func TestVerifyAutoModeDeepChecksWhatWasCopied(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(s.Close)
+	host := strings.TrimPrefix(s.URL, "http://")
+	img, _ := random.Image(1024, 1)
+	r, _ := name.ParseReference(host + "/ns/app:v1")
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	req, _ := http.NewRequest(http.MethodDelete, s.URL+"/v2/ns/app/blobs/"+ld.String(), nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode >= 300 {
+		t.Fatalf("deleting a blob: %v %v", err, resp)
+	}
+	target, _ := imageref.Parse(host + "/ns/app:v1")
+	for _, tc := range []struct {
+		name       string
+		mode       string
+		copied     bool
+		wantPassed bool
+	}{
+		{"auto checks a copied image deeply", verify.ModeAuto, true, false},
+		{"auto trusts the digest of an image the run did not write", verify.ModeAuto, false, true},
+		{"full checks everything deeply", verify.ModeFull, false, false},
+		{"digest never looks at blobs", verify.ModeDigest, true, true},
+	} {
+		res, err := verify.Run(context.Background(), verify.Options{
+			Client: registry.New(registry.Options{}), Mode: tc.mode,
+			Expects: []verify.Expect{{Target: target, Digest: d.String(), Copied: tc.copied}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK() != tc.wantPassed {
+			t.Errorf("%s: passed=%v, want %v (%+v)", tc.name, res.OK(), tc.wantPassed, res.Images)
+		}
 	}
 }
