@@ -13,7 +13,9 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 help: ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: deps
+.PHONY: deps test-deps
+test-deps: deps ## alias of deps
+
 deps: ## install what tests and the demo need (Debian packages, Go modules)
 	@missing=""; for b in docker-registry htpasswd; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \

@@ -373,7 +373,7 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 	defer get.Body.Close()
 	if err := checkResponse(get, http.StatusOK); err != nil {
 		c.cancelUploadURL(ctx, dstHost, dstRepo, up)
-		return 0, fmt.Errorf("reading blob %s from %s/%s: %w", d.Digest, srcHost, srcRepo, err)
+		return 0, fmt.Errorf("reading from the source: %w", err)
 	}
 	size := d.Size
 	if get.ContentLength >= 0 {
@@ -401,7 +401,7 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 		if body.n < size {
 			return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes", d.Digest, body.n, size)}
 		}
-		return 0, fmt.Errorf("writing blob %s to %s/%s: %w", d.Digest, dstHost, dstRepo, err)
+		return 0, fmt.Errorf("writing to the target: %w", err)
 	}
 	return body.n, nil
 }
