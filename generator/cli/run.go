@@ -122,14 +122,14 @@ func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
 
 type runFlags struct {
 	migrationFlags
-	out                      string
-	rediscover, dryRun       bool
-	jobs, maxPerReg, retries int
-	platforms                []string
-	noReferrers              bool
-	verifyMode               string
-	logFormat, progressMode  string
-	verbose                  bool
+	out                        string
+	rediscover, dryRun         bool
+	jobs, maxPerReg, retries   int
+	platforms                  []string
+	noReferrers, noAttachments bool
+	verifyMode                 string
+	logFormat, progressMode    string
+	verbose                    bool
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -153,7 +153,8 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
 	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
 	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
-	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers, signatures and attestations")
+	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
+	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (deep checks of every image: children and blobs) or digest")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
@@ -186,6 +187,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.Platforms = f.platforms
 	}
 	o.NoReferrers = o.NoReferrers || f.noReferrers
+	o.NoAttachments = o.NoAttachments || f.noAttachments
 	if c.Flags().Changed("verify") {
 		o.VerifyMode = f.verifyMode
 	}
@@ -315,12 +317,13 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
 	}
 	o.Export = export.Options{
-		From: from, To: to, Entries: entries, Filter: filter, NoAttachments: m.Copy.NoAttachments,
+		From: from, To: to, Entries: entries, Filter: filter,
 		ShardSize: m.Shards.Size, MinShardSize: m.Shards.MinSize, MaxShards: m.Shards.Max,
 	}
 	o.Jobs = m.Copy.Jobs
 	o.Platforms = m.Copy.Platforms
 	o.NoReferrers = m.Copy.NoReferrers
+	o.NoAttachments = m.Copy.NoAttachments
 	o.VerifyMode = m.Verify.Mode
 	return o, bad, nil
 }

@@ -35,14 +35,15 @@ type Options struct {
 	// (shards.json), the plan is reused and only what is missing is copied.
 	Out string
 	// Rediscover ignores a previous plan in Out and exports again.
-	Rediscover  bool
-	DryRun      bool
-	Jobs        int // images in flight across all shards
-	Platforms   []string
-	NoReferrers bool
-	VerifyMode  string // verify.ModeAuto (default), ModeFull or ModeDigest
-	Progress    *progress.Reporter
-	Logger      *slog.Logger
+	Rediscover    bool
+	DryRun        bool
+	Jobs          int // images in flight across all shards
+	Platforms     []string
+	NoReferrers   bool
+	NoAttachments bool
+	VerifyMode    string // verify.ModeAuto (default), ModeFull or ModeDigest
+	Progress      *progress.Reporter
+	Logger        *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
 }
@@ -75,9 +76,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if err != nil {
 		return report.Report{}, err
 	}
+	var exportErrs []string
 	if !reused {
 		eo := o.Export
 		eo.Client, eo.Progress, eo.Logger = c, o.Progress, o.Logger
+		// Digests are resolved by the copy, which asks source and target at once.
+		eo.SkipResolve = true
 		res, err := export.Run(ctx, eo)
 		if err != nil {
 			return report.Report{}, fmt.Errorf("export: %w", err)
@@ -88,7 +92,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		if err := export.Write(dir, res); err != nil {
 			return report.Report{}, fmt.Errorf("writing the plan to %s: %w", o.Out, err)
 		}
-		plan, shards = res.Plan, res.Shards
+		plan, shards, exportErrs = res.Plan, res.Shards, res.Errors
 	} else {
 		o.Logger.Info("reusing the plan of a previous run", "dir", o.Out, "images", plan.Total, "shards", len(plan.Shards))
 	}
@@ -120,6 +124,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	mph.Finish()
 	if firstErr != nil {
 		return report.Report{}, firstErr
+	}
+	// The plan files now get the digests the copy resolved and the
+	// attachments it found, so that a rerun, verify and the backfill read
+	// one complete plan.
+	if err := recordResolved(dir, &plan, inputs, exportErrs); err != nil {
+		return report.Report{}, fmt.Errorf("writing the resolved plan: %w", err)
 	}
 	if !o.DryRun {
 		vph := o.Progress.Start("verify", plan.Total)
@@ -183,7 +193,7 @@ func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.
 	in := report.ShardInput{Shard: sh}
 	var log bytes.Buffer
 	res, err := mirror.Run(ctx, mirror.Options{
-		Client: c, Items: items, Jobs: o.Jobs, Platforms: o.Platforms, NoReferrers: o.NoReferrers,
+		Client: c, Items: items, Jobs: o.Jobs, Platforms: o.Platforms, NoReferrers: o.NoReferrers, NoAttachments: o.NoAttachments,
 		DryRun: o.DryRun, Blobs: blobs, Log: &log, Logger: o.Logger.With("shard", sh.ID), Progress: ph, Slots: sem,
 	})
 	in.Mirror = res
@@ -225,4 +235,37 @@ func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in 
 		return nil, err
 	}
 	return &v, artifacts.WriteJSON(dir.ShardDir(in.Shard.ID)+"/"+contract.VerifyResult, v)
+}
+
+// recordResolved rewrites the plan with what the copy step resolved.
+func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.ShardInput, exportErrs []string) error {
+	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exportErrs}
+	res.Plan.Total = 0
+	for i, in := range inputs {
+		items := make([]artifacts.Item, 0, len(in.Mirror.Images))
+		for _, im := range in.Mirror.Images {
+			src, err := imageref.Parse(im.Source)
+			if err != nil {
+				return err
+			}
+			dst, err := imageref.Parse(im.Target)
+			if err != nil {
+				return err
+			}
+			it := artifacts.Item{Source: src, Target: dst}
+			if len(in.Mirror.Warnings) == 0 { // a platform filter makes the target digest differ from the source's
+				it.Source.Digest = im.Digest
+			}
+			if it.Source.Digest == "" {
+				it.Error = im.Error
+			}
+			items = append(items, it)
+		}
+		res.Shards[in.Shard.ID] = items
+		res.Plan.Shards[i].Images = len(items)
+		res.Plan.Total += len(items)
+		res.Items = append(res.Items, items...)
+	}
+	*plan = res.Plan
+	return export.Write(dir, res)
 }

@@ -37,15 +37,15 @@ type Options struct {
 	// source catalog is the scope.
 	Entries []inputs.Entry
 	Filter  inputs.Filter
-	// NoAttachments leaves out signature tags (sha256-<hex>.sig/.att/.sbom)
-	// and referrer fallback tags of the images in scope.
-	NoAttachments bool
-	ShardSize     int
-	MinShardSize  int
-	MaxShards     int // 0 = no bound
-	Jobs          int
-	Progress      *progress.Reporter
-	Logger        *slog.Logger
+	// SkipResolve leaves digests to the copy step (the local runner fuses
+	// resolution into the copy, so source and target are asked at once).
+	SkipResolve  bool
+	ShardSize    int
+	MinShardSize int
+	MaxShards    int // 0 = no bound
+	Jobs         int
+	Progress     *progress.Reporter
+	Logger       *slog.Logger
 }
 
 // Validate checks the options and sets defaults.
@@ -110,8 +110,9 @@ func (r Result) Summary() Summary {
 	return s
 }
 
-// attachmentTag matches cosign's tag schema and the referrers fallback tag.
-var attachmentTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.(sig|att|sbom))?$`)
+// AttachmentTag matches cosign's tag schema (sha256-<hex>.sig/.att/.sbom)
+// and the OCI referrers fallback tag (sha256-<hex>).
+var AttachmentTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.(sig|att|sbom))?$`)
 
 type repoKey struct{ registry, repo string }
 
@@ -145,8 +146,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 
-	// 2. Expand repositories to tags; list tags once per repository, also
-	// to find the attachments of the images in scope.
+	// 2. Expand repositories to tags.
 	tagsOf := map[repoKey][]string{}
 	var need []repoKey
 	for i := range entries {
@@ -155,7 +155,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			e.Source.Registry = o.From.Registry
 		}
 		k := repoKey{e.Source.Registry, e.Source.Repository}
-		if _, ok := tagsOf[k]; !ok && (e.AllTags || !o.NoAttachments) && o.Filter.MatchRepo(e.Source.Repository) {
+		if _, ok := tagsOf[k]; !ok && e.AllTags && o.Filter.MatchRepo(e.Source.Repository) {
 			tagsOf[k] = nil
 			need = append(need, k)
 		}
@@ -194,7 +194,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		if e.AllTags {
 			for _, t := range tagsOf[repoKey{e.Source.Registry, e.Source.Repository}] {
-				if attachmentTag.MatchString(t) || !o.Filter.MatchTag(t) {
+				// Signature and referrer tags travel with their image (mirror).
+				if AttachmentTag.MatchString(t) || !o.Filter.MatchTag(t) {
 					continue
 				}
 				src := e.Source
@@ -203,74 +204,31 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 			continue
 		}
-		if e.Source.Tag != "" && !attachmentTag.MatchString(e.Source.Tag) && !o.Filter.MatchTag(e.Source.Tag) {
+		if e.Source.Tag != "" && !AttachmentTag.MatchString(e.Source.Tag) && !o.Filter.MatchTag(e.Source.Tag) {
 			continue
 		}
 		add(e.Source, o.target(e.Source, e.Target))
 	}
 
 	// 4. Resolve digests (HEAD on the source) for items that lack one.
-	ph = o.Progress.Start("resolve", len(items))
-	parallel(ctx, o.Jobs, len(items), func(i int) {
-		it := &items[i]
-		if it.Source.Digest == "" {
-			d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Reference())
-			if err != nil {
-				it.Error = fmt.Sprintf("resolving %s: %v", it.Source, err)
-			} else {
-				it.Source.Digest = d.Digest
+	if !o.SkipResolve {
+		ph = o.Progress.Start("resolve", len(items))
+		parallel(ctx, o.Jobs, len(items), func(i int) {
+			it := &items[i]
+			if it.Source.Digest == "" {
+				d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Reference())
+				if err != nil {
+					it.Error = fmt.Sprintf("resolving %s: %v", it.Source, err)
+				} else {
+					it.Source.Digest = d.Digest
+				}
 			}
-		}
-		ph.Add("", 0)
-	})
-	ph.Finish()
+			ph.Add("", 0)
+		})
+		ph.Finish()
+	}
 	if err := ctx.Err(); err != nil {
 		return res, err
-	}
-
-	// 5. Attachments: signature and fallback tags of digests in scope.
-	if !o.NoAttachments {
-		inScope := map[repoKey]map[string]bool{}
-		for _, it := range items {
-			k := repoKey{it.Source.Registry, it.Source.Repository}
-			if inScope[k] == nil {
-				inScope[k] = map[string]bool{}
-			}
-			if it.Source.Digest != "" {
-				inScope[k]["sha256:"+strings.TrimPrefix(it.Source.Digest, "sha256:")] = true
-			}
-		}
-		var extra []artifacts.Item
-		for _, e := range entries {
-			k := repoKey{e.Source.Registry, e.Source.Repository}
-			for _, t := range tagsOf[k] {
-				m := attachmentTag.FindStringSubmatch(t)
-				if m == nil || !inScope[k]["sha256:"+m[1]] {
-					continue
-				}
-				src := imageref.Ref{Registry: k.registry, Repository: k.repo, Tag: t}
-				tgt := o.target(src, imageref.Ref{})
-				if e.Target.Repository != "" { // renamed repository: attachments follow
-					tgt = e.Target
-					tgt.Tag, tgt.Digest = t, ""
-				}
-				if _, dup := seenTarget[tgt.String()]; dup {
-					continue
-				}
-				seenTarget[tgt.String()] = src.String()
-				extra = append(extra, artifacts.Item{Source: src, Target: tgt})
-			}
-		}
-		parallel(ctx, o.Jobs, len(extra), func(i int) {
-			it := &extra[i]
-			d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Tag)
-			if err != nil {
-				it.Error = fmt.Sprintf("resolving %s: %v", it.Source, err)
-			} else {
-				it.Source.Digest = d.Digest
-			}
-		})
-		items = append(items, extra...)
 	}
 
 	sort.Slice(items, func(i, j int) bool { return items[i].Source.String() < items[j].Source.String() })

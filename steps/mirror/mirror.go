@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,10 @@ type Options struct {
 	Platforms []string
 	// NoReferrers skips copying OCI referrers.
 	NoReferrers bool
+	// NoAttachments skips the tag-schema attachments of each image:
+	// cosign's sha256-<hex>.sig/.att/.sbom and the referrers fallback tag
+	// sha256-<hex>, found with one tag listing per repository.
+	NoAttachments bool
 	// DryRun compares source and target and reports what would be copied.
 	DryRun bool
 	// Blobs is shared by the shards of one run; nil means a new tracker.
@@ -81,8 +86,11 @@ type ImageResult struct {
 	Status    string `json:"status"`
 	Bytes     int64  `json:"bytes"`
 	Referrers int    `json:"referrers,omitempty"`
-	Error     string `json:"error,omitempty"`
-	Retryable bool   `json:"retryable,omitempty"`
+	// Attachments counts the signature/attestation tags copied along (each
+	// also has its own entry).
+	Attachments int    `json:"attachments,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Retryable   bool   `json:"retryable,omitempty"`
 }
 
 // Result is mirror.json.
@@ -118,6 +126,18 @@ type engine struct {
 	blobs                      *Blobs
 	logMu                      sync.Mutex
 	uploaded, mounted, present atomic.Int64
+
+	tagsMu   sync.Mutex
+	tags     map[string]*tagList // host/repo -> its tags, listed once
+	explicit map[string]bool     // targets in the shard's plan
+	extraMu  sync.Mutex
+	extra    []ImageResult // attachments found on the way
+}
+
+type tagList struct {
+	done chan struct{}
+	tags []string
+	err  error
 }
 
 // Run copies the shard. It returns an error only for bad options or a
@@ -135,7 +155,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	e := &engine{o: o, blobs: o.Blobs}
+	e := &engine{o: o, blobs: o.Blobs, tags: map[string]*tagList{}, explicit: map[string]bool{}}
+	for _, it := range o.Items {
+		e.explicit[it.Target.WithoutDigest().String()] = true
+	}
 	if e.blobs == nil {
 		e.blobs = NewBlobs()
 	}
@@ -180,6 +203,8 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+	res.Images = append(res.Images, e.extra...)
+	res.Total = len(res.Images)
 	for _, im := range res.Images {
 		switch im.Status {
 		case contract.StatusCopied:
@@ -219,22 +244,35 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	if dst.Tag == "" {
 		return fail(fmt.Errorf("target %s has no tag", dst))
 	}
+	// Ask the source (when the plan has no digest) and the target at once.
+	var (
+		have    registry.Descriptor
+		haveErr error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		have, haveErr = c.HeadManifest(ctx, dst.Registry, dst.Repository, dst.Tag)
+	}()
 	if r.Digest == "" {
 		d, err := c.HeadManifest(ctx, src.Registry, src.Repository, src.Reference())
 		if err != nil {
+			wg.Wait()
 			return fail(fmt.Errorf("resolving %s on the source: %w", r.Source, err))
 		}
 		r.Digest = d.Digest
 	}
+	wg.Wait()
 	filtering := len(e.o.Platforms) > 0
-	have, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, dst.Tag)
 	switch {
-	case err == nil && have.Digest == r.Digest && !filtering:
+	case haveErr == nil && have.Digest == r.Digest && !filtering:
 		r.Status, r.MediaType = contract.StatusSkipped, have.MediaType
 		e.copyReferrers(ctx, src, dst, r.Digest, &r)
+		e.copyAttachments(ctx, it, r.Digest, &r)
 		return r
-	case err != nil && !errors.Is(err, registry.ErrNotFound):
-		return fail(fmt.Errorf("checking target %s: %w", r.Target, err))
+	case haveErr != nil && !errors.Is(haveErr, registry.ErrNotFound):
+		return fail(fmt.Errorf("checking target %s: %w", r.Target, haveErr))
 	}
 	body, mt, err := c.GetManifest(ctx, src.Registry, src.Repository, r.Digest)
 	if err != nil {
@@ -266,7 +304,69 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	r.Status = contract.StatusCopied
 	e.logf("Copied %s -> %s@%s\n", r.Source, dst.Repo(), r.Digest)
 	e.copyReferrers(ctx, src, dst, r.Digest, &r)
+	e.copyAttachments(ctx, it, r.Digest, &r)
 	return r
+}
+
+// attachmentTag matches cosign's tag schema and the referrers fallback tag.
+var attachmentTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.(sig|att|sbom))?$`)
+
+// copyAttachments copies the tag-schema attachments of the image (its
+// signature, attestation, SBOM and referrers fallback tags) as images of
+// their own, unless the plan lists them already. A failure to list the
+// repository's tags fails the image: its signatures would be lost.
+func (e *engine) copyAttachments(ctx context.Context, it artifacts.Item, digest string, r *ImageResult) {
+	if e.o.NoAttachments || e.o.DryRun || attachmentTag.MatchString(it.Source.Tag) || !strings.HasPrefix(digest, "sha256:") {
+		return
+	}
+	tags, err := e.listTags(ctx, it.Source.Registry, it.Source.Repository)
+	if err != nil {
+		r.Status = contract.StatusFailed
+		r.Error = fmt.Sprintf("listing %s for its signatures: %v", it.Source.Repo(), err)
+		r.Retryable = registry.IsRetryable(err)
+		return
+	}
+	hex := strings.TrimPrefix(digest, "sha256:")
+	for _, t := range tags {
+		m := attachmentTag.FindStringSubmatch(t)
+		if m == nil || m[1] != hex {
+			continue
+		}
+		att := artifacts.Item{Source: it.Source, Target: it.Target}
+		att.Source.Tag, att.Source.Digest = t, ""
+		att.Target.Tag = t
+		if e.explicit[att.Target.WithoutDigest().String()] {
+			continue
+		}
+		res := e.copyImage(ctx, att)
+		e.o.Progress.Add(res.Status, res.Bytes)
+		e.extraMu.Lock()
+		e.extra = append(e.extra, res)
+		e.extraMu.Unlock()
+		r.Attachments++
+	}
+}
+
+// listTags lists a repository's tags once per run, whoever asks first.
+func (e *engine) listTags(ctx context.Context, host, repo string) ([]string, error) {
+	key := host + "/" + repo
+	e.tagsMu.Lock()
+	tl, ok := e.tags[key]
+	if !ok {
+		tl = &tagList{done: make(chan struct{})}
+		e.tags[key] = tl
+	}
+	e.tagsMu.Unlock()
+	if !ok {
+		tl.tags, tl.err = e.o.Client.ListTags(ctx, host, repo)
+		close(tl.done)
+	}
+	select {
+	case <-tl.done:
+		return tl.tags, tl.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (e *engine) logf(format string, args ...any) {

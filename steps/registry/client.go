@@ -10,7 +10,9 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -111,6 +113,7 @@ type hostState struct {
 	sem    chan struct{}
 	once   sync.Once
 	scheme string
+	ch     *transport.Challenge
 	chErr  error
 
 	mu  sync.Mutex
@@ -189,6 +192,7 @@ func (h *hostState) ping(ctx context.Context) error {
 			h.chErr = fmt.Errorf("reaching registry %s: %w", h.host, err)
 			return
 		}
+		h.ch = ch
 		h.scheme = "https"
 		if ch.Insecure {
 			h.scheme = "http"
@@ -198,30 +202,44 @@ func (h *hostState) ping(ctx context.Context) error {
 }
 
 // roundTripper returns an authenticated transport for the given scopes.
+// The registry is pinged once; anonymous and basic-auth registries share
+// one transport per credential, bearer registries get one per scope set
+// (the token carries the scopes).
 func (c *Client) roundTripper(ctx context.Context, h *hostState, repo string, scopes ...string) (http.RoundTripper, error) {
 	if err := h.ping(ctx); err != nil {
 		return nil, err
 	}
-	sort.Strings(scopes)
-	key := strings.Join(scopes, " ")
+	var res authn.Resource = h.reg
+	if repo != "" {
+		if r, err := name.NewRepository(h.host+"/"+repo, nameOpts(h)...); err == nil {
+			res = r
+		}
+	}
+	auth, err := authn.Resolve(ctx, c.o.Keychain, res)
+	if err != nil {
+		return nil, fmt.Errorf("resolving credentials for %s: %w", res.String(), err)
+	}
+	who, err := identity(ctx, auth)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", res.String(), err)
+	}
+	bearer := strings.EqualFold(h.ch.Scheme, "bearer")
+	key := who
+	if bearer {
+		sort.Strings(scopes)
+		key += " " + strings.Join(scopes, " ")
+	}
 	h.mu.Lock()
 	rt, ok := h.rts[key]
 	h.mu.Unlock()
 	if ok {
 		return rt, nil
 	}
-	var res authn.Resource = h.reg
-	if repo != "" {
-		r, err := name.NewRepository(h.host+"/"+repo, nameOpts(h)...)
-		if err == nil {
-			res = r
-		}
+	if bearer {
+		rt, err = transport.NewWithContext(ctx, h.reg, auth, h.base, scopes)
+	} else {
+		rt, err = transport.FromToken(h.reg, auth, h.base, h.ch, &transport.Token{})
 	}
-	auth, err := c.o.Keychain.Resolve(res)
-	if err != nil {
-		return nil, fmt.Errorf("resolving credentials for %s: %w", res.String(), err)
-	}
-	rt, err = transport.NewWithContext(ctx, h.reg, auth, h.base, scopes)
 	if err != nil {
 		return nil, fmt.Errorf("authenticating to %s: %w", h.host, err)
 	}
@@ -233,6 +251,20 @@ func (c *Client) roundTripper(ctx context.Context, h *hostState, repo string, sc
 	}
 	h.mu.Unlock()
 	return rt, nil
+}
+
+// identity keys transports by credential without keeping the secret: a
+// hash of the resolved auth configuration, in memory only.
+func identity(ctx context.Context, auth authn.Authenticator) (string, error) {
+	if auth == authn.Anonymous {
+		return "anonymous", nil
+	}
+	cfg, err := authn.Authorization(ctx, auth)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(cfg.Username + "\x00" + cfg.Password + "\x00" + cfg.Auth + "\x00" + cfg.IdentityToken + "\x00" + cfg.RegistryToken))
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 func nameOpts(h *hostState) []name.Option {

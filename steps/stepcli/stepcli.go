@@ -137,7 +137,6 @@ type ExportFlags struct {
 	ExcludeRepo, ExcludeTag string
 	ShardSize, MinShardSize int
 	MaxShards               int
-	NoAttachments           bool
 }
 
 type multi []string
@@ -165,7 +164,6 @@ func ParseExport(args []string, stderr io.Writer) (*ExportFlags, error) {
 	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
 	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
-	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "leave signature and referrer tags out")
 	if err := fs.Parse(args); err != nil {
 		return nil, usage{err}
 	}
@@ -240,7 +238,7 @@ func runExport(ctx context.Context, env Env, args []string) (int, error) {
 		return 0, usage{err}
 	}
 	res, err := export.Run(ctx, export.Options{
-		Client: c, From: from, To: to, Entries: entries, Filter: filter, NoAttachments: f.NoAttachments,
+		Client: c, From: from, To: to, Entries: entries, Filter: filter,
 		ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.jobs,
 		Progress: progressFor(env), Logger: log,
 	})
@@ -261,10 +259,11 @@ func runExport(ctx context.Context, env Env, args []string) (int, error) {
 // MirrorFlags are mirror-shard's flags, parsed.
 type MirrorFlags struct {
 	common
-	ShardDir    string
-	Platforms   string
-	NoReferrers bool
-	DryRun      bool
+	ShardDir      string
+	Platforms     string
+	NoReferrers   bool
+	NoAttachments bool
+	DryRun        bool
 }
 
 // ParseMirror parses mirror-shard's arguments.
@@ -276,6 +275,7 @@ func ParseMirror(args []string, stderr io.Writer) (*MirrorFlags, error) {
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mapping.txt, writes mirror.log and mirror.json")
 	fs.StringVar(&f.Platforms, "platform", "", "comma-separated platforms to keep (changes index digests)")
 	fs.BoolVar(&f.NoReferrers, "no-referrers", false, "do not copy OCI referrers")
+	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "compare only")
 	if err := fs.Parse(args); err != nil {
 		return nil, usage{err}
@@ -311,7 +311,7 @@ func runMirror(ctx context.Context, env Env, args []string) (int, error) {
 	ph := progressFor(env).Start("mirror", len(items))
 	res, err := mirror.Run(ctx, mirror.Options{
 		Client: c, Items: items, Jobs: f.jobs, Platforms: splitList(f.Platforms), NoReferrers: f.NoReferrers,
-		DryRun: f.DryRun, Log: lf, Logger: log, Progress: ph,
+		NoAttachments: f.NoAttachments, DryRun: f.DryRun, Log: lf, Logger: log, Progress: ph,
 	})
 	ph.Finish()
 	if werr := artifacts.WriteJSON(filepath.Join(f.ShardDir, contract.MirrorResult), res); werr != nil {
