@@ -133,7 +133,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	entries := o.Entries
 	if len(entries) == 0 {
 		ph := o.Progress.Start("catalog", 0)
-		repos, err := o.Client.Catalog(ctx, o.From.Registry, func(n int) { ph.SetTotal(n) })
+		repos, err := o.Client.Catalog(ctx, o.From.Registry, ph.Done)
 		ph.Finish()
 		if err != nil {
 			return res, err

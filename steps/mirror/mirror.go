@@ -338,6 +338,7 @@ func (e *engine) copyAttachments(ctx context.Context, it artifacts.Item, digest 
 		if e.explicit[att.Target.WithoutDigest().String()] {
 			continue
 		}
+		e.o.Progress.Grow(1)
 		res := e.copyImage(ctx, att)
 		e.o.Progress.Add(res.Status, res.Bytes)
 		e.extraMu.Lock()

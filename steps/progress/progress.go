@@ -75,6 +75,26 @@ func (p *Phase) SetTotal(n int) {
 	p.mu.Unlock()
 }
 
+// Grow adds n items to the total (work found on the way).
+func (p *Phase) Grow(n int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.total += n
+	p.mu.Unlock()
+}
+
+// Done sets the count of finished items (listings that count pages).
+func (p *Phase) Done(n int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.done, p.total = n, max(p.total, n)
+	p.mu.Unlock()
+}
+
 // Add records one finished item with its status and bytes.
 func (p *Phase) Add(status string, bytes int64) {
 	if p == nil {
