@@ -1,0 +1,343 @@
+// Package backfill writes the target's Image API metadata for a shard: per
+// repository an ImageStream, per tag an ImageStreamMapping recording the
+// digest, the target reference and the manifest media type (and, for a
+// manifest list, its children). It is idempotent: a tag that already points
+// at the expected digest and reference is skipped. Seed 000 does this with
+// several `ac` calls per image; this does it with bounded concurrency.
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/yaml"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
+)
+
+// Strategies (the runbook's scenarios).
+const (
+	// StrategyCopy: images were copied; metadata is read from the target.
+	StrategyCopy = "copy"
+	// StrategyReuseStorage: the new registry serves the legacy storage; no
+	// copy, metadata is read from the legacy registry.
+	StrategyReuseStorage = "reuse-storage"
+)
+
+// DefaultJobs is the number of images backfilled at once.
+const DefaultJobs = 16
+
+// Actions per image.
+const (
+	ActionApplied = "applied"
+	ActionSkipped = "skipped"
+	ActionFailed  = "failed"
+)
+
+// Options for Run.
+type Options struct {
+	API      *imageapi.Client
+	Registry *registry.Client
+	Items    []artifacts.Item
+	// Strategy picks the registry to inspect: the target (copy) or the
+	// source (reuse-storage).
+	Strategy string
+	// MetadataDir receives <ns>-<stream>-<tag>.mapping.yaml and .apply.txt.
+	MetadataDir string
+	Jobs        int
+	Progress    *progress.Phase
+	Logger      *slog.Logger
+	// Verbose logs every image.
+	Verbose bool
+}
+
+// ImageResult is one tag's outcome.
+type ImageResult struct {
+	Image     string `json:"image"` // ns/stream:tag
+	Digest    string `json:"digest,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	Action    string `json:"action"`
+	Reason    string `json:"reason,omitempty"` // why skipped
+	Error     string `json:"error,omitempty"`
+	Retryable bool   `json:"retryable,omitempty"`
+}
+
+// Result is backfill.json, with seed 000's counters.
+type Result struct {
+	API     string        `json:"api"`
+	Total   int           `json:"total"`
+	Success int           `json:"success"`
+	Applied int           `json:"applied"`
+	Skipped int           `json:"skipped"`
+	Failed  int           `json:"failed"`
+	Images  []ImageResult `json:"images"`
+}
+
+// ExitCode maps the result to the step's exit code.
+func (r Result) ExitCode() int {
+	if r.Failed == 0 {
+		return contract.ExitOK
+	}
+	for _, im := range r.Images {
+		if im.Action == ActionFailed && !im.Retryable {
+			return contract.ExitFailed
+		}
+	}
+	return contract.ExitRetryable
+}
+
+type engine struct {
+	o       Options
+	mu      sync.Mutex
+	streams map[string]*streamOnce
+}
+
+type streamOnce struct {
+	done chan struct{}
+	err  error
+}
+
+// Run backfills the items. Per-image failures are in the result.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.API == nil || o.Registry == nil {
+		return Result{}, errors.New("backfill: needs an Image API client and a registry client")
+	}
+	switch o.Strategy {
+	case "":
+		o.Strategy = StrategyCopy
+	case StrategyCopy, StrategyReuseStorage:
+	default:
+		return Result{}, fmt.Errorf("backfill: strategy %q: want %s or %s", o.Strategy, StrategyCopy, StrategyReuseStorage)
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &engine{o: o, streams: map[string]*streamOnce{}}
+	res := Result{API: o.API.GroupVersion().String(), Total: len(o.Items), Images: make([]ImageResult, len(o.Items))}
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Jobs, max(len(o.Items), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				r := e.one(ctx, o.Items[i])
+				res.Images[i] = r
+				o.Progress.Add(r.Action, 0)
+				if o.Verbose || r.Action == ActionFailed {
+					o.Logger.Info("backfill", "image", r.Image, "action", r.Action, "digest", r.Digest, "err", r.Error)
+				}
+			}
+		}()
+	}
+	for i := range o.Items {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	for _, r := range res.Images {
+		switch r.Action {
+		case ActionApplied:
+			res.Applied++
+			res.Success++
+		case ActionSkipped:
+			res.Skipped++
+			res.Success++
+		default:
+			res.Failed++
+		}
+	}
+	return res, ctx.Err()
+}
+
+// StreamName maps a target repository to (namespace, stream). A
+// repository deeper than namespace/name cannot be an ImageStream.
+func StreamName(repository string) (ns, stream string, err error) {
+	parts := strings.Split(repository, "/")
+	if len(parts) != 2 {
+		return "", "", fmt.Errorf("repository %q is not namespace/name: an ImageStream cannot hold it", repository)
+	}
+	return parts[0], parts[1], nil
+}
+
+func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
+	t := it.Target
+	r := ImageResult{Image: t.Repository + ":" + t.Tag}
+	ns, stream, err := StreamName(t.Repository)
+	if err != nil {
+		r.Action, r.Reason = ActionSkipped, err.Error()
+		return r
+	}
+	fail := func(err error) ImageResult {
+		r.Action, r.Error, r.Retryable = ActionFailed, err.Error(), retryable(err)
+		return r
+	}
+	// Where the metadata is read: the target (copy) or the legacy registry.
+	insp := t
+	if e.o.Strategy == StrategyReuseStorage {
+		insp = it.Source
+	}
+	digest := it.Source.Digest
+	if digest == "" {
+		d, err := e.o.Registry.HeadManifest(ctx, insp.Registry, insp.Repository, insp.Reference())
+		if err != nil {
+			return fail(fmt.Errorf("reading the digest of %s: %w", insp.WithoutDigest(), err))
+		}
+		digest = d.Digest
+	}
+	r.Digest = digest
+	body, mt, err := e.o.Registry.GetManifest(ctx, insp.Registry, insp.Repository, digest)
+	if err != nil {
+		return fail(fmt.Errorf("inspecting %s@%s: %w", insp.Repo(), digest, err))
+	}
+	m := imageapi.Mapping{Namespace: ns, Stream: stream, Tag: t.Tag, Digest: digest, MediaType: mt,
+		Reference: t.Registry + "/" + ns + "/" + stream + "@" + digest}
+	r.Reference = m.Reference
+	if registry.IsIndex(mt) {
+		man, err := registry.ParseManifest(body, mt)
+		if err != nil {
+			return fail(err)
+		}
+		for _, ch := range man.Manifests {
+			c := imageapi.Child{Digest: ch.Digest, MediaType: ch.MediaType, Size: ch.Size}
+			if ch.Platform != nil {
+				c.Architecture, c.OS, c.Variant = ch.Platform.Architecture, ch.Platform.OS, ch.Platform.Variant
+			}
+			m.Children = append(m.Children, c)
+		}
+	}
+	if err := e.ensureStream(ctx, ns, stream); err != nil {
+		return fail(fmt.Errorf("ImageStream %s/%s: %w", ns, stream, explain(err, "create imagestreams", ns)))
+	}
+	cur, found, err := e.o.API.GetTag(ctx, ns, stream, t.Tag)
+	if err != nil {
+		return fail(fmt.Errorf("reading ImageStreamTag %s/%s:%s: %w", ns, stream, t.Tag, explain(err, "get imagestreamtags", ns)))
+	}
+	if found && cur.Digest == digest && cur.Reference == m.Reference {
+		r.Action = ActionSkipped
+		return r
+	}
+	out, err := e.apply(ctx, m)
+	e.record(m, out)
+	if err != nil {
+		return fail(fmt.Errorf("ImageStreamMapping %s/%s:%s: %w", ns, stream, t.Tag, explain(err, "create imagestreammappings", ns)))
+	}
+	r.Action = ActionApplied
+	return r
+}
+
+// apply creates the mapping; a stream deleted under us is created again
+// (once), a conflict is retried with backoff.
+func (e *engine) apply(ctx context.Context, m imageapi.Mapping) (string, error) {
+	var err error
+	recreated := false
+	for attempt := 0; attempt < 5; attempt++ {
+		err = e.o.API.CreateMapping(ctx, m)
+		switch {
+		case err == nil:
+			return fmt.Sprintf("imagestreammapping.%s/%s created\n", e.o.API.GroupVersion().Group, m.Stream), nil
+		case apierrors.IsNotFound(err) && !recreated:
+			recreated = true
+			e.forgetStream(m.Namespace, m.Stream)
+			if err2 := e.ensureStream(ctx, m.Namespace, m.Stream); err2 != nil {
+				return err2.Error() + "\n", err2
+			}
+			continue
+		case apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err):
+			select {
+			case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			continue
+		}
+		break
+	}
+	return "Error from server: " + err.Error() + "\n", err
+}
+
+func (e *engine) ensureStream(ctx context.Context, ns, name string) error {
+	key := ns + "/" + name
+	e.mu.Lock()
+	s, ok := e.streams[key]
+	if !ok {
+		s = &streamOnce{done: make(chan struct{})}
+		e.streams[key] = s
+	}
+	e.mu.Unlock()
+	if !ok {
+		var created bool
+		created, s.err = e.o.API.EnsureStream(ctx, ns, name)
+		if created && e.o.MetadataDir != "" {
+			b, _ := yaml.Marshal(e.o.API.StreamManifest(ns, name).Object)
+			base := filepath.Join(e.o.MetadataDir, ns+"-"+name)
+			_ = artifacts.WriteFile(base+".imagestream.yaml", b)
+			_ = artifacts.WriteFile(base+".imagestream.apply.txt", fmt.Appendf(nil, "imagestream.%s/%s created\n", e.o.API.GroupVersion().Group, name))
+		}
+		close(s.done)
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.err != nil {
+		e.forgetStream(ns, name) // let a later image try again
+	}
+	return s.err
+}
+
+func (e *engine) forgetStream(ns, name string) {
+	e.mu.Lock()
+	delete(e.streams, ns+"/"+name)
+	e.mu.Unlock()
+}
+
+// record keeps the mapping YAML and the apply output, as seed 000 does.
+func (e *engine) record(m imageapi.Mapping, out string) {
+	if e.o.MetadataDir == "" {
+		return
+	}
+	base := filepath.Join(e.o.MetadataDir, m.Namespace+"-"+m.Stream+"-"+m.Tag)
+	b, err := yaml.Marshal(e.o.API.Object(m).Object)
+	if err == nil {
+		_ = artifacts.WriteFile(base+".mapping.yaml", b)
+	}
+	_ = artifacts.WriteFile(base+".apply.txt", []byte(out))
+}
+
+// explain turns API errors into what to do.
+func explain(err error, verb, ns string) error {
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%w (the identity in the kubeconfig needs RBAC permission to %s in namespace %s)", err, verb, ns)
+	case apierrors.IsNotFound(err) && strings.Contains(err.Error(), "namespaces"):
+		return fmt.Errorf("%w (create namespace %s first, or leave it out of the scope)", err, ns)
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) ||
+		registry.IsRetryable(errors.Unwrap(err))
+}
+
+// WriteResult writes backfill.json.
+func WriteResult(dir string, r Result) error {
+	return artifacts.WriteJSON(filepath.Join(dir, contract.BackfillJSON), r)
+}
