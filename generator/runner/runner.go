@@ -94,6 +94,10 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 		plan, shards, exportErrs = res.Plan, res.Shards, res.Errors
 	} else {
+		var prev export.Summary
+		if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &prev); err == nil {
+			exportErrs = prev.Errors
+		}
 		o.Logger.Info("reusing the plan of a previous run", "dir", o.Out, "images", plan.Total, "shards", len(plan.Shards))
 	}
 
@@ -154,6 +158,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	}
 	rep := report.Build(plan, inputs)
 	rep.DryRun = o.DryRun
+	rep.ScopeErrors = exportErrs
 	rep.Started, rep.Finished = started, time.Now()
 	rep.Backfill = "skipped: no cluster named (give --kubeconfig to backfill Image API metadata)"
 	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {

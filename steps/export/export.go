@@ -131,7 +131,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// 1. Entries: explicit, or every repository of the catalog.
 	entries := o.Entries
-	if len(entries) == 0 {
+	fromCatalog := len(entries) == 0
+	if fromCatalog {
 		ph := o.Progress.Start("catalog", 0)
 		repos, err := o.Client.Catalog(ctx, o.From.Registry, ph.Done)
 		ph.Finish()
@@ -149,6 +150,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// 2. Expand repositories to tags.
 	tagsOf := map[repoKey][]string{}
 	var need []repoKey
+	var needAt []string // where each needed repository was listed
 	for i := range entries {
 		e := &entries[i]
 		if e.Source.Registry == "" {
@@ -158,14 +160,25 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if _, ok := tagsOf[k]; !ok && e.AllTags && o.Filter.MatchRepo(e.Source.Repository) {
 			tagsOf[k] = nil
 			need = append(need, k)
+			at := ""
+			if e.File != "" {
+				at = fmt.Sprintf("%s:%d: ", e.File, e.Line)
+			}
+			needAt = append(needAt, at)
 		}
 	}
 	ph := o.Progress.Start("tags", len(need))
 	parallel(ctx, o.Jobs, len(need), func(i int) {
 		k := need[i]
 		tags, err := o.Client.ListTags(ctx, k.registry, k.repo)
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			addErr("listing tags of %s/%s: %v", k.registry, k.repo, err)
+		switch {
+		case err == nil:
+		case !errors.Is(err, registry.ErrNotFound):
+			addErr("%v", err) // ListTags names the repository
+		case !fromCatalog:
+			// A repository the catalog named may be gone since; one the
+			// user listed (every tag) and that is missing is their mistake.
+			addErr("%s%s/%s: no such repository on the source, nothing to copy (check the name)", needAt[i], k.registry, k.repo)
 		}
 		mu.Lock()
 		tagsOf[k] = tags

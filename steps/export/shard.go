@@ -15,10 +15,11 @@ import (
 // Cut groups items into shards by source namespace: a namespace with more
 // than shardSize images is split into parts, namespaces with fewer than
 // minShardSize images are packed together (up to shardSize), and when
-// maxShards > 0 the namespaces are spread evenly over at most maxShards
-// shards. IDs depend only on the namespaces and sizes, so the same scope
-// gives the same IDs; they start with a letter and are DNS labels, as Argo
-// node names and pod names need.
+// maxShards > 0 and that would make more than maxShards shards, the
+// namespaces are spread evenly over at most maxShards shards, kept whole.
+// IDs depend only on the namespaces and sizes, so the same scope gives the
+// same IDs; they are unique, start with a letter and are DNS labels, as
+// Argo node names and pod names need.
 func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifacts.Plan, map[string][]artifacts.Item) {
 	byNS := map[string][]artifacts.Item{}
 	for _, it := range items {
@@ -36,9 +37,10 @@ func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifa
 		items      []artifacts.Item
 		part       int
 	}
-	var groups []group
-	if maxShards > 0 && len(names) > maxShards {
-		// Even spread by image count, namespaces kept whole and in order.
+	// spread: an even spread by image count over at most maxShards shards,
+	// namespaces kept whole and in order.
+	spread := func() []group {
+		var groups []group
 		per := (len(items) + maxShards - 1) / maxShards
 		var g group
 		for _, ns := range names {
@@ -52,7 +54,11 @@ func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifa
 		if len(g.items) > 0 {
 			groups = append(groups, g)
 		}
-	} else {
+		return groups
+	}
+	// bySize: big namespaces split, small ones packed.
+	bySize := func() []group {
+		var groups []group
 		var pack group
 		flush := func() {
 			if len(pack.items) > 0 {
@@ -79,12 +85,43 @@ func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifa
 			}
 		}
 		flush()
+		return groups
+	}
+	var groups []group
+	if maxShards > 0 && len(names) > maxShards {
+		groups = spread()
+	} else if groups = bySize(); maxShards > 0 && len(groups) > maxShards {
+		// Split namespaces would exceed the bound: keep them whole.
+		groups = spread()
+	}
+
+	// Different names can clean to one label ("my_team", "my.team"), and a
+	// namespace can be named like a pack or a part ("a-to-c", "x-p1"):
+	// colliding IDs get a hash of what their shard holds.
+	ids := make([]string, len(groups))
+	uses := map[string]int{}
+	for i, g := range groups {
+		ids[i] = shardID(g.namespaces, g.part)
+		uses[ids[i]]++
+	}
+	taken := map[string]bool{}
+	for i, g := range groups {
+		if uses[ids[i]] > 1 {
+			base := ids[i]
+			for salt := 0; ; salt++ {
+				ids[i] = hashedID(base, g.namespaces, g.part, salt)
+				if uses[ids[i]] == 0 && !taken[ids[i]] {
+					break
+				}
+			}
+		}
+		taken[ids[i]] = true
 	}
 
 	plan := artifacts.Plan{Total: len(items)}
 	shards := map[string][]artifacts.Item{}
-	for _, g := range groups {
-		id := shardID(g.namespaces, g.part)
+	for i, g := range groups {
+		id := ids[i]
 		plan.Shards = append(plan.Shards, artifacts.Shard{ID: id, Namespaces: g.namespaces, Images: len(g.items), Part: g.part})
 		shards[id] = g.items
 	}
@@ -112,12 +149,24 @@ func shardID(namespaces []string, part int) string {
 	if part > 0 {
 		id += fmt.Sprintf("-p%d", part)
 	}
-	const maxLen = 52
-	if len(id) > maxLen {
-		h := sha256.Sum256([]byte(strings.Join(namespaces, ",") + fmt.Sprint(part)))
-		id = strings.TrimRight(id[:maxLen-9], "-") + "-" + hex.EncodeToString(h[:4])
+	if len(id) > maxIDLen {
+		id = hashedID(id, namespaces, part, 0)
 	}
 	return id
+}
+
+// maxIDLen bounds shard IDs: Argo appends suffixes to node names.
+const maxIDLen = 52
+
+// hashedID is id cut to leave room for a hash of the shard's namespaces and
+// part (and salt, when not 0), then that hash.
+func hashedID(id string, namespaces []string, part, salt int) string {
+	key := strings.Join(namespaces, ",") + fmt.Sprint(part)
+	if salt > 0 {
+		key += fmt.Sprintf("#%d", salt)
+	}
+	h := sha256.Sum256([]byte(key))
+	return strings.TrimRight(id[:min(len(id), maxIDLen-9)], "-") + "-" + hex.EncodeToString(h[:4])
 }
 
 // Write stores the export in the run directory: images.txt, digests.txt,

@@ -5,6 +5,7 @@ package imageref
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -12,6 +13,7 @@ var (
 	// repoComponent follows the distribution grammar for path components.
 	repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
 	tagRE         = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	hostRE        = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[^:/]*)?$|^\[[0-9a-fA-F:]+\](:[^:/]*)?$`)
 	digestRE      = regexp.MustCompile(`^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$`)
 )
 
@@ -125,16 +127,23 @@ type Location struct {
 
 // ParseLocation parses HOST[:PORT][/NAMESPACE].
 func ParseLocation(s string) (Location, error) {
-	s = strings.TrimSpace(strings.TrimSuffix(s, "/"))
+	orig := s
+	s = strings.TrimSpace(s)
 	for _, p := range []string{"https://", "http://"} {
 		s = strings.TrimPrefix(s, p)
 	}
+	s = strings.TrimSuffix(s, "/")
 	if s == "" {
-		return Location{}, fmt.Errorf("empty registry location: want HOST[:PORT][/NAMESPACE]")
+		return Location{}, fmt.Errorf("registry location %q has no host: want HOST[:PORT][/NAMESPACE]", orig)
 	}
 	host, ns, _ := strings.Cut(s, "/")
-	if strings.ContainsAny(host, " @") {
-		return Location{}, fmt.Errorf("invalid registry location %q: want HOST[:PORT][/NAMESPACE]", s)
+	if !hostRE.MatchString(host) {
+		return Location{}, fmt.Errorf("invalid registry host %q in %q: want HOST[:PORT][/NAMESPACE], e.g. registry.example.com:5000/team", host, s)
+	}
+	if _, port, ok := strings.Cut(host, ":"); ok {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return Location{}, fmt.Errorf("invalid port %q in %q: want HOST[:PORT][/NAMESPACE] with a port from 1 to 65535", port, orig)
+		}
 	}
 	if ns != "" {
 		for _, p := range strings.Split(ns, "/") {

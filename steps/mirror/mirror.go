@@ -291,6 +291,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	}
 	if e.o.DryRun {
 		r.Status = contract.StatusPlanned
+		e.copyAttachments(ctx, it, r.Digest, &r)
 		return r
 	}
 	n, err := e.copyTree(ctx, src, dst, body, mt, 0)
@@ -316,7 +317,7 @@ var attachmentTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.(sig|att|sbom))
 // their own, unless the plan lists them already. A failure to list the
 // repository's tags fails the image: its signatures would be lost.
 func (e *engine) copyAttachments(ctx context.Context, it artifacts.Item, digest string, r *ImageResult) {
-	if e.o.NoAttachments || e.o.DryRun || attachmentTag.MatchString(it.Source.Tag) || !strings.HasPrefix(digest, "sha256:") {
+	if e.o.NoAttachments || attachmentTag.MatchString(it.Source.Tag) || !strings.HasPrefix(digest, "sha256:") {
 		return
 	}
 	tags, err := e.listTags(ctx, it.Source.Registry, it.Source.Repository)

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/verify"
@@ -56,10 +58,17 @@ type Report struct {
 	Verified     bool      `json:"verified"` // every image passed verification
 	VerifyPassed int       `json:"verifyPassed"`
 	VerifyFailed int       `json:"verifyFailed"`
-	Backfill     string    `json:"backfill,omitempty"`
-	Warnings     []string  `json:"warnings,omitempty"`
-	Shards       []Shard   `json:"shards"`
-	Images       []Image   `json:"images"`
+	// Backfill says whether and where the Image API was backfilled.
+	Backfill        string   `json:"backfill,omitempty"`
+	BackfillApplied int      `json:"backfillApplied"`
+	BackfillSkipped int      `json:"backfillSkipped"`
+	BackfillFailed  int      `json:"backfillFailed"`
+	Warnings        []string `json:"warnings,omitempty"`
+	// ScopeErrors are problems with the scope itself (a listed repository
+	// missing on the source): the run cannot be complete.
+	ScopeErrors []string `json:"scopeErrors,omitempty"`
+	Shards      []Shard  `json:"shards"`
+	Images      []Image  `json:"images"`
 }
 
 // ShardInput is what one shard produced.
@@ -67,6 +76,8 @@ type ShardInput struct {
 	Shard  artifacts.Shard
 	Mirror mirror.Result
 	Verify *verify.Result // nil when not verified (dry run)
+	// Backfill is the Image API backfill (nil when no cluster was named).
+	Backfill *backfill.Result
 }
 
 // Build merges shard results. An image that verify failed is failed.
@@ -75,9 +86,24 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 	for _, s := range shards {
 		sum := Shard{ID: s.Shard.ID, Namespaces: s.Shard.Namespaces}
 		verdict := map[string]verify.Check{}
+		apiVerdict := map[string]verify.Check{}
 		if s.Verify != nil {
 			for _, c := range s.Verify.Images {
 				verdict[c.Target] = c
+			}
+			if s.Verify.ImageAPI != nil {
+				for _, c := range s.Verify.ImageAPI.Tags {
+					apiVerdict[c.Target] = c
+				}
+			}
+		}
+		backfilled := map[string]backfill.ImageResult{}
+		if s.Backfill != nil {
+			r.BackfillApplied += s.Backfill.Applied
+			r.BackfillSkipped += s.Backfill.Skipped
+			r.BackfillFailed += s.Backfill.Failed
+			for _, b := range s.Backfill.Images {
+				backfilled[b.Image] = b
 			}
 		}
 		for _, im := range s.Mirror.Images {
@@ -92,6 +118,14 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 					}
 				} else if ok {
 					r.VerifyPassed++
+				}
+			}
+			if c, ok := apiVerdict[im.Target]; ok && c.Status != verify.Passed && line.Status != contract.StatusFailed {
+				line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
+			}
+			if t, err := imageref.Parse(im.Target); err == nil {
+				if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfill.ActionFailed && line.Status != contract.StatusFailed {
+					line.Status, line.Error, line.Retryable = contract.StatusFailed, "backfill: "+b.Error, b.Retryable
 				}
 			}
 			switch line.Status {
@@ -136,6 +170,9 @@ func dedupe(s []string) []string {
 
 // ExitCode: 0 only when every image is on the target and verified.
 func (r Report) ExitCode() int {
+	if len(r.ScopeErrors) > 0 {
+		return contract.ExitFailed
+	}
 	if r.Failed == 0 && (r.DryRun || r.Verified) {
 		return contract.ExitOK
 	}
@@ -172,6 +209,9 @@ func (r Report) Markdown() string {
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "> warning: %s\n\n", w)
+	}
+	for _, e := range r.ScopeErrors {
+		fmt.Fprintf(&b, "> scope error: %s\n\n", e)
 	}
 	fmt.Fprintf(&b, "| shard | namespaces | total | copied | skipped | failed | verify failed | moved |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Shards {

@@ -82,10 +82,33 @@ type Result struct {
 	Failed int     `json:"failed"`
 	Mode   string  `json:"mode"`
 	Images []Check `json:"images"`
+	// ImageAPI holds the ImageStreamTag checks when a cluster was named.
+	ImageAPI *APIResult `json:"imageAPI,omitempty"`
+}
+
+// APIResult sums the Image API checks.
+type APIResult struct {
+	Total  int     `json:"total"`
+	Passed int     `json:"passed"`
+	Failed int     `json:"failed"`
+	Tags   []Check `json:"tags"`
+}
+
+// NewAPIResult sums checks.
+func NewAPIResult(checks []Check) *APIResult {
+	r := &APIResult{Total: len(checks), Tags: checks}
+	for _, c := range checks {
+		if c.Status == Passed {
+			r.Passed++
+		} else {
+			r.Failed++
+		}
+	}
+	return r
 }
 
 // OK reports whether everything passed.
-func (r Result) OK() bool { return r.Failed == 0 }
+func (r Result) OK() bool { return r.Failed == 0 && (r.ImageAPI == nil || r.ImageAPI.Failed == 0) }
 
 // Cache remembers what was proven present, so shared base layers and
 // children are checked once per repository.
