@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -33,6 +34,10 @@ type migrationFlags struct {
 	repoRegex, tagRegex     string
 	excludeRepo, excludeTag string
 	shardSize, maxShards    int
+	minShardSize            int
+	strategy                string
+	kubeconfig, kubecontext string
+	imageAPI                string
 }
 
 func (f *migrationFlags) bind(c *cobra.Command) {
@@ -54,6 +59,11 @@ func (f *migrationFlags) bind(c *cobra.Command) {
 	fs.StringVar(&f.excludeTag, "exclude-tag-regex", "", "leave out tags matching this regex")
 	fs.IntVar(&f.shardSize, "shard-size", 0, fmt.Sprintf("split namespaces with more images than this (default %d)", export.DefaultShardSize))
 	fs.IntVar(&f.maxShards, "max-shards", 0, "pack namespaces into at most this many shards (0: no bound)")
+	fs.IntVar(&f.minShardSize, "min-shard-size", 0, fmt.Sprintf("pack namespaces with fewer images than this together (default %d)", export.DefaultMinShardSize))
+	fs.StringVar(&f.strategy, "strategy", "", "copy (default: the registries do not share storage) or reuse-storage (the new registry serves the legacy storage; nothing is copied)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "backfill the Image API of this cluster (ImageStream, ImageStreamMapping)")
+	fs.StringVar(&f.kubecontext, "context", "", "kubeconfig context")
+	fs.StringVar(&f.imageAPI, "image-api", "", "Image API GROUP/VERSION, e.g. image.alauda.io/v1 or image.openshift.io/v1 (default: discovered)")
 }
 
 // spec merges the spec file and the flags into one Migration.
@@ -113,6 +123,27 @@ func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
 	}
 	if set("max-shards") {
 		m.Shards.Max = f.maxShards
+	}
+	if set("min-shard-size") {
+		m.Shards.MinSize = f.minShardSize
+	}
+	if set("strategy") {
+		m.Strategy = f.strategy
+	}
+	if set("kubeconfig") {
+		if m.Cluster == nil {
+			m.Cluster = &spec.Cluster{}
+		}
+		m.Cluster.Kubeconfig = f.kubeconfig
+	}
+	if m.Cluster != nil && set("context") {
+		m.Cluster.Context = f.kubecontext
+	}
+	if m.Cluster != nil && set("image-api") {
+		m.Cluster.ImageAPI = f.imageAPI
+	}
+	if m.Cluster == nil && (set("context") || set("image-api")) {
+		return nil, usageError(errors.New("--context and --image-api need --kubeconfig (the cluster to backfill)"))
 	}
 	if err := m.Validate(); err != nil {
 		return nil, usageError(err)
@@ -325,5 +356,9 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.NoReferrers = m.Copy.NoReferrers
 	o.NoAttachments = m.Copy.NoAttachments
 	o.VerifyMode = m.Verify.Mode
+	o.Strategy = m.Strategy
+	if m.Cluster != nil {
+		o.Cluster = &runner.Cluster{Kubeconfig: m.Cluster.Kubeconfig, Context: m.Cluster.Context, ImageAPI: m.Cluster.ImageAPI, QPS: m.Cluster.QPS, Burst: m.Cluster.Burst}
+	}
 	return o, bad, nil
 }

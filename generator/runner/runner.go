@@ -11,13 +11,16 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/progress"
@@ -42,10 +45,25 @@ type Options struct {
 	NoReferrers   bool
 	NoAttachments bool
 	VerifyMode    string // verify.ModeAuto (default), ModeFull or ModeDigest
-	Progress      *progress.Reporter
-	Logger        *slog.Logger
+	// Strategy is backfill.StrategyCopy (default) or StrategyReuseStorage
+	// (the new registry serves the legacy storage: nothing is copied).
+	Strategy string
+	// Cluster, when set, is backfilled with Image API metadata and checked.
+	Cluster  *Cluster
+	Progress *progress.Reporter
+	Logger   *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
+}
+
+// Cluster names the cluster whose Image API is backfilled.
+type Cluster struct {
+	Kubeconfig string
+	Context    string
+	ImageAPI   string // GROUP/VERSION; empty = discover
+	QPS        float32
+	Burst      int
+	Verbose    bool
 }
 
 // Run runs the pipeline and writes the run directory. The error is for
@@ -61,6 +79,24 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = mirror.DefaultJobs
+	}
+	switch o.Strategy {
+	case "":
+		o.Strategy = backfill.StrategyCopy
+	case backfill.StrategyCopy, backfill.StrategyReuseStorage:
+	default:
+		return report.Report{}, fmt.Errorf("strategy %q: want %s or %s", o.Strategy, backfill.StrategyCopy, backfill.StrategyReuseStorage)
+	}
+	reuse := o.Strategy == backfill.StrategyReuseStorage
+	var api *imageapi.Client
+	if o.Cluster != nil && !o.DryRun {
+		cfg, err := imageapi.Config(o.Cluster.Kubeconfig, o.Cluster.Context, o.Cluster.QPS, o.Cluster.Burst)
+		if err != nil {
+			return report.Report{}, err
+		}
+		if api, err = imageapi.New(cfg, o.Cluster.ImageAPI); err != nil {
+			return report.Report{}, err
+		}
 	}
 	c := o.Client
 	if c == nil {
@@ -80,8 +116,9 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if !reused {
 		eo := o.Export
 		eo.Client, eo.Progress, eo.Logger = c, o.Progress, o.Logger
-		// Digests are resolved by the copy, which asks source and target at once.
-		eo.SkipResolve = true
+		// Digests are resolved by the copy, which asks source and target at
+		// once; reuse-storage copies nothing, so export resolves them.
+		eo.SkipResolve = !reuse
 		res, err := export.Run(ctx, eo)
 		if err != nil {
 			return report.Report{}, fmt.Errorf("export: %w", err)
@@ -115,7 +152,13 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in, err := runShard(ctx, o, c, dir, sh, shards[sh.ID], blobs, sem, mph)
+			var in report.ShardInput
+			var err error
+			if reuse {
+				in = planOnly(sh, shards[sh.ID], mph)
+			} else {
+				in, err = runShard(ctx, o, c, dir, sh, shards[sh.ID], blobs, sem, mph)
+			}
 			inputs[i] = in
 			if err != nil {
 				mu.Lock()
@@ -132,8 +175,33 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// The plan files now get the digests the copy resolved and the
 	// attachments it found, so that a rerun, verify and the backfill read
 	// one complete plan.
-	if err := recordResolved(dir, &plan, inputs, exportErrs); err != nil {
+	resolved, err := recordResolved(dir, &plan, inputs, exportErrs)
+	if err != nil {
 		return report.Report{}, fmt.Errorf("writing the resolved plan: %w", err)
+	}
+	if api != nil {
+		bph := o.Progress.Start("backfill", plan.Total)
+		for i, in := range inputs {
+			var todo []artifacts.Item
+			for j, im := range in.Mirror.Images {
+				if im.Status != contract.StatusFailed {
+					todo = append(todo, resolved[in.Shard.ID][j])
+				}
+			}
+			sd := dir.ShardDir(in.Shard.ID)
+			b, err := backfill.Run(ctx, backfill.Options{
+				API: api, Registry: c, Items: todo, Strategy: o.Strategy,
+				MetadataDir: filepath.Join(sd, contract.MetadataDir), Progress: bph, Logger: o.Logger, Verbose: o.Cluster.Verbose,
+			})
+			if err != nil {
+				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", in.Shard.ID, err)
+			}
+			if err := backfill.WriteResult(sd, b); err != nil {
+				return report.Report{}, err
+			}
+			inputs[i].Backfill = &b
+		}
+		bph.Finish()
 	}
 	if !o.DryRun {
 		vph := o.Progress.Start("verify", plan.Total)
@@ -141,7 +209,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := verifyShard(ctx, c, dir, inputs[i], o.VerifyMode, cache, blobs, vph)
+				v, err := verifyShard(ctx, c, api, dir, inputs[i], o.VerifyMode, !reuse, cache, blobs, vph)
 				if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, err)
@@ -161,6 +229,9 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	rep.ScopeErrors = exportErrs
 	rep.Started, rep.Finished = started, time.Now()
 	rep.Backfill = "skipped: no cluster named (give --kubeconfig to backfill Image API metadata)"
+	if api != nil {
+		rep.Backfill = fmt.Sprintf("%s (%s strategy): %d applied, %d skipped, %d failed", api.GroupVersion(), o.Strategy, rep.BackfillApplied, rep.BackfillSkipped, rep.BackfillFailed)
+	}
 	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
 		return rep, err
 	}
@@ -224,10 +295,10 @@ func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.
 	return in, artifacts.WriteJSON(sd+"/"+contract.MirrorResult, res)
 }
 
-func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in report.ShardInput, mode string, cache *verify.Cache, blobs *mirror.Blobs, ph *progress.Phase) (*verify.Result, error) {
+func verifyShard(ctx context.Context, c *registry.Client, api *imageapi.Client, dir artifacts.Dir, in report.ShardInput, mode string, copied bool, cache *verify.Cache, blobs *mirror.Blobs, ph *progress.Phase) (*verify.Result, error) {
 	exp := make([]verify.Expect, 0, len(in.Mirror.Images))
 	for _, im := range in.Mirror.Images {
-		e := verify.Expect{Digest: im.Digest, Proven: im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied}
+		e := verify.Expect{Digest: im.Digest, Proven: copied && im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied}
 		t, err := imageref.Parse(im.Target)
 		if err != nil {
 			return nil, err
@@ -239,11 +310,39 @@ func verifyShard(ctx context.Context, c *registry.Client, dir artifacts.Dir, in 
 	if err != nil {
 		return nil, err
 	}
+	if api != nil {
+		var tags []verify.TagExpect
+		for _, e := range exp {
+			if e.Digest != "" {
+				tags = append(tags, verify.TagExpect{Target: e.Target, Digest: e.Digest})
+			}
+		}
+		v.ImageAPI = verify.NewAPIResult(verify.ImageAPI(ctx, api, tags, 0))
+	}
 	return &v, artifacts.WriteJSON(dir.ShardDir(in.Shard.ID)+"/"+contract.VerifyResult, v)
 }
 
+// planOnly is the reuse-storage "copy": nothing moves; every resolved image
+// is in place already (the registries share storage).
+func planOnly(sh artifacts.Shard, items []artifacts.Item, ph *progress.Phase) report.ShardInput {
+	var res mirror.Result
+	for _, it := range items {
+		im := mirror.ImageResult{Source: it.Source.WithoutDigest().String(), Target: it.Target.String(), Digest: it.Source.Digest, Status: contract.StatusSkipped}
+		if it.Source.Digest == "" {
+			im.Status, im.Error = contract.StatusFailed, it.Error
+			res.Failed++
+		} else {
+			res.Skipped++
+		}
+		res.Images = append(res.Images, im)
+		ph.Add(im.Status, 0)
+	}
+	res.Total = len(items)
+	return report.ShardInput{Shard: sh, Mirror: res}
+}
+
 // recordResolved rewrites the plan with what the copy step resolved.
-func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.ShardInput, exportErrs []string) error {
+func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.ShardInput, exportErrs []string) (map[string][]artifacts.Item, error) {
 	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exportErrs}
 	res.Plan.Total = 0
 	for i, in := range inputs {
@@ -251,11 +350,11 @@ func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.Sha
 		for _, im := range in.Mirror.Images {
 			src, err := imageref.Parse(im.Source)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			dst, err := imageref.Parse(im.Target)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			it := artifacts.Item{Source: src, Target: dst}
 			if len(in.Mirror.Warnings) == 0 { // a platform filter makes the target digest differ from the source's
@@ -272,5 +371,5 @@ func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.Sha
 		res.Items = append(res.Items, items...)
 	}
 	*plan = res.Plan
-	return export.Write(dir, res)
+	return res.Shards, export.Write(dir, res)
 }

@@ -33,6 +33,20 @@ type Migration struct {
 	Copy       Copy     `json:"copy,omitempty"`
 	Shards     Shards   `json:"shards,omitempty"`
 	Verify     Verify   `json:"verify,omitempty"`
+	// Strategy: copy (default; registries do not share storage) or
+	// reuse-storage (the new registry serves the legacy storage).
+	Strategy string `json:"strategy,omitempty"`
+	// Cluster whose Image API is backfilled; none = no backfill.
+	Cluster *Cluster `json:"cluster,omitempty"`
+}
+
+// Cluster names a cluster with the Image API.
+type Cluster struct {
+	Kubeconfig string  `json:"kubeconfig"`
+	Context    string  `json:"context,omitempty"`
+	ImageAPI   string  `json:"imageAPI,omitempty"` // GROUP/VERSION; empty = discover
+	QPS        float32 `json:"qps,omitempty"`
+	Burst      int     `json:"burst,omitempty"`
 }
 
 // Metadata names the migration.
@@ -118,6 +132,9 @@ func Load(path string) (*Migration, error) {
 	rel(&m.Auth.AuthFile)
 	rel(&m.Auth.AuthJSON)
 	rel(&m.Auth.CertsDir)
+	if m.Cluster != nil {
+		rel(&m.Cluster.Kubeconfig)
+	}
 	return &m, nil
 }
 
@@ -141,6 +158,14 @@ func (m *Migration) Validate() error {
 		if _, err := imageref.ParseLocation(m.Source.Registry); err != nil {
 			errs = append(errs, fmt.Errorf("source.registry: %w", err))
 		}
+	}
+	switch m.Strategy {
+	case "", "copy", "reuse-storage":
+	default:
+		errs = append(errs, fmt.Errorf("strategy %q: want copy or reuse-storage", m.Strategy))
+	}
+	if m.Cluster != nil && m.Cluster.Kubeconfig == "" {
+		errs = append(errs, errors.New("cluster.kubeconfig is empty: name the kubeconfig of the cluster to backfill (or --kubeconfig)"))
 	}
 	if m.Copy.Jobs < 0 || m.Copy.MaxPerRegistry < 0 || m.Copy.Retries < 0 {
 		errs = append(errs, errors.New("copy.jobs, copy.maxPerRegistry and copy.retries must not be negative"))

@@ -164,20 +164,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, ctx.Err()
 }
 
-// StreamName maps a target repository to (namespace, stream). A
-// repository deeper than namespace/name cannot be an ImageStream.
-func StreamName(repository string) (ns, stream string, err error) {
-	parts := strings.Split(repository, "/")
-	if len(parts) != 2 {
-		return "", "", fmt.Errorf("repository %q is not namespace/name: an ImageStream cannot hold it", repository)
-	}
-	return parts[0], parts[1], nil
-}
-
 func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
 	t := it.Target
 	r := ImageResult{Image: t.Repository + ":" + t.Tag}
-	ns, stream, err := StreamName(t.Repository)
+	ns, stream, err := imageapi.StreamName(t.Repository)
 	if err != nil {
 		r.Action, r.Reason = ActionSkipped, err.Error()
 		return r

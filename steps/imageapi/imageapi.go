@@ -228,3 +228,13 @@ func (c *Client) Streams(ctx context.Context, ns string) ([]string, error) {
 	slices.Sort(names)
 	return names, nil
 }
+
+// StreamName maps a repository to (namespace, ImageStream name). A
+// repository deeper than namespace/name cannot be an ImageStream.
+func StreamName(repository string) (ns, stream string, err error) {
+	parts := strings.Split(repository, "/")
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", "", fmt.Errorf("repository %q is not namespace/name: an ImageStream cannot hold it", repository)
+	}
+	return parts[0], parts[1], nil
+}
