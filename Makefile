@@ -4,7 +4,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/generator/cli.Version=$(VERSION)
-STEPS := export mirror-shard verify
+STEPS := export mirror-shard backfill-shard verify
 # Debian packages the tests and the demo start as real servers.
 APT_PKGS := docker-registry apache2-utils
 TEST_FLAGS ?= -race -count=1 -timeout 20m

@@ -11,13 +11,21 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/mirrorcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
 	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
 func runStep(t *testing.T, env map[string]string, step string, args ...string) int {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := stepcli.Main(context.Background(), stepcli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}, step, args)
+	run := map[string]stepcli.RunFunc{
+		contract.StepExport: exportcmd.Run, contract.StepMirror: mirrorcmd.Run,
+		contract.StepVerify: verifycmd.Run, contract.StepBackfill: backfillcmd.Run,
+	}[step]
+	code := stepcli.Main(context.Background(), stepcli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}, step, run, args)
 	t.Logf("%s %s -> %d\n%s%s", step, strings.Join(args, " "), code, out.String(), errb.String())
 	return code
 }

@@ -8,11 +8,12 @@ import (
 	"syscall"
 
 	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := stepcli.Main(ctx, stepcli.OSEnv(), "export", os.Args[1:])
+	code := stepcli.Main(ctx, stepcli.OSEnv(), "export", exportcmd.Run, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

@@ -1,0 +1,19 @@
+// Command backfill-shard is regmigrate's backfill-shard step, as it runs in an Argo pod.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := stepcli.Main(ctx, stepcli.OSEnv(), "backfill-shard", backfillcmd.Run, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

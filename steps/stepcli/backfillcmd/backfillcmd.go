@@ -1,0 +1,127 @@
+// Package backfillcmd is the backfill-shard step's command line.
+package backfillcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/connect"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+)
+
+// Flags are backfill-shard's flags, parsed.
+type Flags struct {
+	stepcli.Common
+	ShardDir   string
+	Strategy   string
+	Kubeconfig string // empty: in-cluster (the workflow's ServiceAccount)
+	Context    string
+	ImageAPI   string
+	QPS        float64
+	Burst      int
+	Verbose    bool
+}
+
+// Parse parses backfill-shard's arguments.
+func Parse(args []string, stderr io.Writer) (*Flags, error) {
+	f := &Flags{}
+	fs := flag.NewFlagSet(contract.StepBackfill, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.Common.Bind(fs)
+	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mapping.txt (and mirror.json), writes backfill.json and metadata/")
+	fs.StringVar(&f.Strategy, "strategy", backfill.StrategyCopy, "copy (inspect the target) or reuse-storage (inspect the legacy registry)")
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster ServiceAccount)")
+	fs.StringVar(&f.Context, "context", "", "kubeconfig context")
+	fs.StringVar(&f.ImageAPI, "image-api", "", "GROUP/VERSION (default: discovered)")
+	fs.Float64Var(&f.QPS, "qps", imageapi.DefaultQPS, "client QPS towards the apiserver")
+	fs.IntVar(&f.Burst, "burst", imageapi.DefaultBurst, "client burst")
+	fs.BoolVar(&f.Verbose, "verbose", false, "log every image")
+	if err := fs.Parse(args); err != nil {
+		return nil, stepcli.Usage{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if f.ShardDir == "" {
+		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
+	}
+	return f, nil
+}
+
+// Run runs backfill-shard.
+func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	f, err := Parse(args, env.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	log := f.Logger(env)
+	c, err := connect.Client(f.Connect(env, log))
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	cfg, err := imageapi.Config(f.Kubeconfig, f.Context, float32(f.QPS), f.Burst)
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	api, err := imageapi.New(cfg, f.ImageAPI)
+	if err != nil {
+		return 0, err
+	}
+	items, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	items = withCopiedDigests(f.ShardDir, items)
+	ph := stepcli.ProgressFor(env).Start("backfill", len(items))
+	res, err := backfill.Run(ctx, backfill.Options{
+		API: api, Registry: c, Items: items, Strategy: f.Strategy, Jobs: f.Jobs,
+		MetadataDir: filepath.Join(f.ShardDir, contract.MetadataDir), Progress: ph, Logger: log, Verbose: f.Verbose,
+	})
+	ph.Finish()
+	if werr := backfill.WriteResult(f.ShardDir, res); werr != nil {
+		return 0, werr
+	}
+	if err := stepcli.WriteOutputs(env, map[string]int{"applied": res.Applied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
+		log.Warn("writing output parameters", "err", err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	// seed 000's summary line
+	fmt.Fprintf(env.Stdout, "[metadata] done total=%d success=%d applied=%d skipped=%d failed=%d\n", res.Total, res.Success, res.Applied, res.Skipped, res.Failed)
+	return res.ExitCode(), nil
+}
+
+// withCopiedDigests leaves out what mirror-shard failed to copy and takes
+// the digests it resolved, when mirror.json is there.
+func withCopiedDigests(shardDir string, items []artifacts.Item) []artifacts.Item {
+	var mr mirror.Result
+	if err := artifacts.ReadJSON(filepath.Join(shardDir, contract.MirrorResult), &mr); err != nil {
+		return items
+	}
+	byTarget := map[string]mirror.ImageResult{}
+	for _, im := range mr.Images {
+		byTarget[im.Target] = im
+	}
+	var out []artifacts.Item
+	for _, it := range items {
+		im, ok := byTarget[it.Target.String()]
+		if ok && im.Status == contract.StatusFailed {
+			continue
+		}
+		if ok && it.Source.Digest == "" {
+			it.Source.Digest = im.Digest
+		}
+		out = append(out, it)
+	}
+	return out
+}

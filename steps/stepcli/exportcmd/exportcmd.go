@@ -1,0 +1,141 @@
+// Package exportcmd is the export step's command line.
+package exportcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/connect"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+)
+
+// Flags are export's flags, parsed.
+type Flags struct {
+	stepcli.Common
+	From, To                string
+	Images                  stepcli.Multi
+	Rules                   string
+	Out                     string
+	IncludeNS, ExcludeNS    string
+	RepoRegex, TagRegex     string
+	ExcludeRepo, ExcludeTag string
+	ShardSize, MinShardSize int
+	MaxShards               int
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+// Parse parses export's arguments.
+func Parse(args []string, stderr io.Writer) (*Flags, error) {
+	f := &Flags{}
+	fs := flag.NewFlagSet(contract.StepExport, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.Common.Bind(fs)
+	fs.StringVar(&f.From, "from", "", "legacy registry HOST[:PORT][/NAMESPACE]")
+	fs.StringVar(&f.To, "to", "", "new registry HOST[:PORT][/NAMESPACE]")
+	fs.Var(&f.Images, "images", "image list / ac table / mapping file (repeatable)")
+	fs.StringVar(&f.Rules, "rules", "", "image-migrator images.json")
+	fs.StringVar(&f.Out, "out", "", "run directory to write")
+	fs.StringVar(&f.IncludeNS, "namespace", "", "comma-separated namespaces to include")
+	fs.StringVar(&f.ExcludeNS, "exclude-namespace", "", "comma-separated namespaces to leave out")
+	fs.StringVar(&f.RepoRegex, "repo-regex", "", "repository regex")
+	fs.StringVar(&f.ExcludeRepo, "exclude-repo-regex", "", "repository regex to leave out")
+	fs.StringVar(&f.TagRegex, "tag-regex", "", "tag regex")
+	fs.StringVar(&f.ExcludeTag, "exclude-tag-regex", "", "tag regex to leave out")
+	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
+	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
+	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
+	if err := fs.Parse(args); err != nil {
+		return nil, stepcli.Usage{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if f.Out == "" || f.To == "" {
+		return nil, stepcli.Usage{Err: errors.New("--out and --to are required")}
+	}
+	return f, nil
+}
+
+// Run runs export.
+func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	f, err := Parse(args, env.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	log := f.Logger(env)
+	c, err := connect.Client(f.Connect(env, log))
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	var from imageref.Location
+	if f.From != "" {
+		if from, err = imageref.ParseLocation(f.From); err != nil {
+			return 0, stepcli.Usage{Err: err}
+		}
+	}
+	to, err := imageref.ParseLocation(f.To)
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	var entries []inputs.Entry
+	var bad int
+	for _, l := range f.Images {
+		es, lineErrs, err := inputs.ReadListFile(l)
+		if err != nil {
+			return 0, stepcli.Usage{Err: err}
+		}
+		entries = append(entries, es...)
+		for _, le := range lineErrs {
+			log.Error("bad input line", "err", le)
+			bad++
+		}
+	}
+	if f.Rules != "" {
+		es, lineErrs, err := inputs.ReadImagesJSON(f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
+		if err != nil {
+			return 0, stepcli.Usage{Err: err}
+		}
+		entries = append(entries, es...)
+		for _, le := range lineErrs {
+			log.Error("bad rule", "err", le)
+			bad++
+		}
+	}
+	filter, err := inputs.NewFilter(inputs.FilterOptions{
+		IncludeNamespaces: stepcli.SplitList(f.IncludeNS), ExcludeNamespaces: stepcli.SplitList(f.ExcludeNS),
+		RepoRegex: f.RepoRegex, ExcludeRepoRegex: f.ExcludeRepo, TagRegex: f.TagRegex, ExcludeTagRegex: f.ExcludeTag,
+	})
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	res, err := export.Run(ctx, export.Options{
+		Client: c, From: from, To: to, Entries: entries, Filter: filter,
+		ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.Jobs,
+		Progress: stepcli.ProgressFor(env), Logger: log,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := export.Write(artifacts.Dir(f.Out), res); err != nil {
+		return 0, err
+	}
+	s := res.Summary()
+	fmt.Fprintf(env.Stdout, "exported %d images (%d unresolved) in %d shards to %s\n", s.Total, s.Unresolved, s.Shards, f.Out)
+	if bad > 0 {
+		return contract.ExitFailed, fmt.Errorf("%d bad input lines skipped", bad)
+	}
+	return contract.ExitOK, nil
+}

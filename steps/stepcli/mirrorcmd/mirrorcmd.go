@@ -1,0 +1,94 @@
+// Package mirrorcmd is the mirror-shard step's command line.
+package mirrorcmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/connect"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+)
+
+// Flags are mirror-shard's flags, parsed.
+type Flags struct {
+	stepcli.Common
+	ShardDir      string
+	Platforms     string
+	NoReferrers   bool
+	NoAttachments bool
+	DryRun        bool
+}
+
+// Parse parses mirror-shard's arguments.
+func Parse(args []string, stderr io.Writer) (*Flags, error) {
+	f := &Flags{}
+	fs := flag.NewFlagSet(contract.StepMirror, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.Common.Bind(fs)
+	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mapping.txt, writes mirror.log and mirror.json")
+	fs.StringVar(&f.Platforms, "platform", "", "comma-separated platforms to keep (changes index digests)")
+	fs.BoolVar(&f.NoReferrers, "no-referrers", false, "do not copy OCI referrers")
+	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
+	fs.BoolVar(&f.DryRun, "dry-run", false, "compare only")
+	if err := fs.Parse(args); err != nil {
+		return nil, stepcli.Usage{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if f.ShardDir == "" {
+		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
+	}
+	return f, nil
+}
+
+// Run runs mirror-shard.
+func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	f, err := Parse(args, env.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	log := f.Logger(env)
+	c, err := connect.Client(f.Connect(env, log))
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	items, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	lf, err := os.OpenFile(filepath.Join(f.ShardDir, contract.MirrorLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer lf.Close()
+	ph := stepcli.ProgressFor(env).Start("mirror", len(items))
+	res, err := mirror.Run(ctx, mirror.Options{
+		Client: c, Items: items, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
+		NoAttachments: f.NoAttachments, DryRun: f.DryRun, Log: lf, Logger: log, Progress: ph,
+	})
+	ph.Finish()
+	if werr := artifacts.WriteJSON(filepath.Join(f.ShardDir, contract.MirrorResult), res); werr != nil {
+		return 0, werr
+	}
+	if err := stepcli.WriteOutputs(env, map[string]int{"copied": res.Copied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
+		log.Warn("writing output parameters", "err", err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(env.Stdout, "mirror: %d copied, %d skipped, %d failed, %s\n", res.Copied, res.Skipped, res.Failed, progress.HumanBytes(res.Bytes))
+	return res.ExitCode(), nil
+}
+
+// writeOutputs writes counts where Argo reads output parameters
+// (REGMIGRATE_OUTPUTS_DIR/{copied,skipped,failed}).
