@@ -202,12 +202,15 @@ func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
 		if err != nil {
 			return fail(err)
 		}
+		// The Image API records platform images only: children without a
+		// platform (a nested index, an attestation manifest) are left out,
+		// as the API would refuse them.
 		for _, ch := range man.Manifests {
-			c := imageapi.Child{Digest: ch.Digest, MediaType: ch.MediaType, Size: ch.Size}
-			if ch.Platform != nil {
-				c.Architecture, c.OS, c.Variant = ch.Platform.Architecture, ch.Platform.OS, ch.Platform.Variant
+			if ch.Platform == nil || ch.Platform.OS == "" || ch.Platform.Architecture == "" {
+				continue
 			}
-			m.Children = append(m.Children, c)
+			m.Children = append(m.Children, imageapi.Child{Digest: ch.Digest, MediaType: ch.MediaType, Size: ch.Size,
+				Architecture: ch.Platform.Architecture, OS: ch.Platform.OS, Variant: ch.Platform.Variant})
 		}
 	}
 	if err := e.ensureStream(ctx, ns, stream); err != nil {

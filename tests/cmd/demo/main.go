@@ -17,6 +17,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/regmigrate/regmigrate/tests/imageapi"
 	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
@@ -76,6 +80,20 @@ func run(ctx context.Context, bin string, keep bool) error {
 	}
 	fmt.Printf("== seeded %d tags (%.1f MiB of unique blobs) over %d namespaces\n", len(seeded.Tags), float64(seeded.Bytes)/(1<<20), len(corpus.Namespaces))
 
+	// The cluster side: the Image API test double (ACP's image.alauda.io/v1),
+	// reached through a kubeconfig as a real cluster would be.
+	api := imageapi.New(imageapi.Options{Group: "image.alauda.io"})
+	srv, err := imageapi.Serve(api, imageapi.ServeOptions{})
+	if err != nil {
+		return fmt.Errorf("starting the Image API double: %w", err)
+	}
+	defer srv.Close()
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := writeKubeconfig(kubeconfig, srv.URL); err != nil {
+		return err
+	}
+	fmt.Printf("== Image API (test double of image.alauda.io/v1) at %s, kubeconfig %s\n", srv.URL, kubeconfig)
+
 	out := filepath.Join(work, "run")
 	if keep {
 		out = "regmigrate-demo-run"
@@ -89,7 +107,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if err := regm("run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out, "--dry-run"); err != nil {
 		return fmt.Errorf("dry run: %w", err)
 	}
-	if err := regm("run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out); err != nil {
+	if err := regm("run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out, "--kubeconfig", kubeconfig); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
 	md, err := os.ReadFile(filepath.Join(out, "report.md"))
@@ -97,10 +115,18 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return err
 	}
 	fmt.Printf("\n== %s/report.md\n%s", out, md)
-	if err := regm("run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out+"-again"); err != nil {
+	fmt.Println("\n== ImageStreams in the cluster after the backfill:")
+	for _, ns := range corpus.Namespaces {
+		for _, is := range api.ImageStreams(ns) {
+			for _, tag := range is.Status.Tags {
+				fmt.Printf("   %s/%s:%s -> %s\n", ns, is.Name, tag.Tag, tag.Items[0].DockerImageReference)
+			}
+		}
+	}
+	if err := regm("run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out+"-again", "--kubeconfig", kubeconfig); err != nil {
 		return fmt.Errorf("second run: %w", err)
 	}
-	fmt.Println("\n== the second run copied nothing: every image was already on the new registry with its digest")
+	fmt.Println("\n== the second run copied nothing and applied no metadata: every image and tag was already in place")
 	if keep {
 		fmt.Printf("== kept %s and %s\n", work, out)
 	}
@@ -116,4 +142,13 @@ func joinArgs(a []string) string {
 		s += x
 	}
 	return s
+}
+
+func writeKubeconfig(path, server string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["demo"] = &clientcmdapi.Cluster{Server: server}
+	cfg.AuthInfos["demo"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts["demo"] = &clientcmdapi.Context{Cluster: "demo", AuthInfo: "demo"}
+	cfg.CurrentContext = "demo"
+	return clientcmd.WriteToFile(*cfg, path)
 }
