@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/generator/cli.Version=$(VERSION)
 STEPS := export mirror-shard backfill-shard verify
 # Debian packages the tests and the demo start as real servers.
-APT_PKGS := docker-registry apache2-utils
+APT_PKGS := docker-registry apache2-utils etcd-server
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
@@ -17,7 +17,7 @@ help: ## this list
 test-deps: deps ## alias of deps
 
 deps: ## install what tests and the demo need (Debian packages, Go modules)
-	@missing=""; for b in docker-registry htpasswd; do command -v $$b >/dev/null || missing=1; done; \
+	@missing=""; for b in docker-registry htpasswd etcd; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(APT_PKGS) from Debian"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -40,6 +40,13 @@ test: deps ## everything: vet, format check, unit and end-to-end tests against r
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: cluster-api cluster-api-down
+cluster-api: ## start a real kube-apiserver + etcd on loopback (binaries cached outside the repo); prints the admin kubeconfig
+	$(GO) run ./tests/kubeapi/cmd/cluster-api up
+
+cluster-api-down: ## stop what cluster-api started (by PID)
+	$(GO) run ./tests/kubeapi/cmd/cluster-api down
 
 .PHONY: bench
 bench: build ## Go benchmarks of the copy engine (see README: Performance)

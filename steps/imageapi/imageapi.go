@@ -7,8 +7,11 @@ package imageapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -16,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -81,15 +83,26 @@ func New(cfg *rest.Config, groupVersion string) (*Client, error) {
 	return &Client{dyn: dyn, gv: gv}, nil
 }
 
-// Discover finds the first known Image API group the cluster serves.
+// Discover finds the first known Image API group the cluster serves. It
+// reads /apis itself: client-go's discovery package would link every
+// Kubernetes API type into the binary.
 func Discover(cfg *rest.Config) (schema.GroupVersion, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return schema.GroupVersion{}, err
 	}
-	groups, err := dc.ServerGroups()
+	resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/apis")
 	if err != nil {
 		return schema.GroupVersion{}, fmt.Errorf("discovering the Image API: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return schema.GroupVersion{}, fmt.Errorf("discovering the Image API: GET /apis: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	var groups metav1.APIGroupList
+	if err := json.NewDecoder(resp.Body).Decode(&groups); err != nil {
+		return schema.GroupVersion{}, fmt.Errorf("discovering the Image API: decoding /apis: %w", err)
 	}
 	for _, want := range KnownGroups {
 		for _, g := range groups.Groups {
