@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/generator/cli.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/steps/contract.Version=$(VERSION)
 STEPS := export mirror-shard backfill-shard verify
 # Debian packages the tests and the demo start as real servers.
 APT_PKGS := docker-registry apache2-utils etcd-server
@@ -30,6 +30,10 @@ build: ## build regmigrate and the step binaries into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/regmigrate ./generator/cmd/regmigrate
 	@for s in $(STEPS); do CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./steps/cmd/$$s || exit 1; done
+
+.PHONY: images
+images: ## build the step images (OCI layouts in bin/images, or REGISTRY=host/prefix to push)
+	$(GO) run ./images/cmd/build-images --version '$(VERSION)' $(if $(REGISTRY),--push '$(REGISTRY)',--out $(BIN)/images) $(IMAGES_FLAGS)
 
 .PHONY: demo
 demo: deps build ## a real migration between two throwaway registries on an embedded corpus

@@ -47,15 +47,13 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // usageError marks bad flags or input.
 func usageError(err error) error { return &ExitError{Code: contract.ExitUsage, Err: err} }
 
-// Version is set at build time.
-var Version = "dev"
 
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "regmigrate",
 		Short:         "Move every image of a platform from one registry to another, provably",
-		Version:       Version,
+		Version:       contract.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

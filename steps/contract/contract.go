@@ -47,3 +47,7 @@ const (
 	StatusFailed  = "failed"
 	StatusPlanned = "planned" // dry run
 )
+
+// Version is the version being built (set with -X at link time); the
+// generator uses it as the default tag of the step images.
+var Version = "dev"
