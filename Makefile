@@ -24,6 +24,7 @@ deps: ## install what tests and the demo need (Debian packages, Go modules)
 	  (apt-get update -qq && apt-get install -y -qq $(APT_PKGS)) >/dev/null || { echo "apt-get failed: install $(APT_PKGS) by hand" >&2; exit 1; }; \
 	fi
 	@$(GO) mod download
+	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
 
 .PHONY: build
 build: ## build regmigrate and the step binaries into bin/

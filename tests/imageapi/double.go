@@ -16,15 +16,26 @@
 // ignored), and a tag event {created, dockerImageReference, image,
 // generation} is added per AddTagEventToImageStream (newest first, collapsed
 // when the newest has the same reference/image), tracking tags follow, and
-// the answer is 201 with a v1 Status Success. Errors are metav1.Status
+// the answer is 201 with a v1 Status Success. ImageStream create/update
+// follow the strategy: generation 1, +1 on spec changes, spec tag
+// generations, resourceVersion required on update (409 when stale), spec
+// tags resolved into status events (reference DockerImage tags,
+// ImageStreamTag/ImageStreamImage tags, tracking tags). ImageStreamTags are
+// the §3.3 view (tag null for pushed-only tags, image without manifest and
+// config), and lists and gets honour a meta.k8s.io/v1 Table Accept header
+// with `oc get`'s columns. Errors are metav1.Status
 // bodies built with k8s.io/apimachinery/pkg/api/errors, so messages and
 // details match a real server's. Protobuf requests get 415 and
 // protobuf-only Accept headers 406, as a JSON-only server would answer:
 // clients must set rest.Config.ContentType = "application/json".
 //
-// Not modelled: watch, patch, imagestreams/status, imagestreamimages,
-// imagetags, imagestreamimports, namespaces (any namespace exists), filling
-// dockerImageMetadata from a raw manifest, image signatures.
+// Not modelled: watch, patch, imagestreams/status and /layers,
+// imagestreamimages, imagetags, imagestreamimports, imagestreamtag
+// create/update, namespaces (any namespace exists), limit ranges and
+// registry allow-lists, filling dockerImageMetadata from a raw manifest,
+// image signatures. Standalone kubectl create/apply needs --validate=false
+// (no OpenAPI documents are served); behind kube-apiserver kubectl create
+// works as is.
 package imageapi
 
 import (
@@ -233,6 +244,19 @@ func injected(status int, verb string, gr schema.GroupResource, name string) err
 func (d *Double) gr(resource string) schema.GroupResource {
 	return schema.GroupResource{Group: d.opts.Group, Resource: resource}
 }
+
+func (d *Double) gk(kind string) schema.GroupKind {
+	return schema.GroupKind{Group: d.opts.Group, Kind: kind}
+}
+
+func successStatus(code int, details *metav1.StatusDetails) *metav1.Status {
+	return &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+		Status:   metav1.StatusSuccess, Code: int32(code), Details: details,
+	}
+}
+
+func int64p(v int64) *int64 { return &v }
 
 // now is the clock, to the second as the wire format keeps it.
 func (d *Double) now() metav1.Time {

@@ -230,10 +230,20 @@ func TestImageStreamUpdate(t *testing.T) {
 	if code != 200 || get(u, "metadata", "generation") != 2.0 || get(u, "spec", "tags", 0, "generation") != 2.0 || get(u, "status", "dockerImageRepository") != "" {
 		t.Fatalf("update: %d %v", code, u)
 	}
-	// a stale resourceVersion conflicts
+	// a stale resourceVersion conflicts, none at all is invalid
 	code, st := f.do("PUT", f.path("namespaces/"+ns+"/imagestreams/app"), s)
 	if code != 409 || st["reason"] != "Conflict" {
 		t.Errorf("stale update: %d %v", code, st)
+	}
+	delete(s["metadata"].(map[string]any), "resourceVersion")
+	if code, st := f.do("PUT", f.path("namespaces/"+ns+"/imagestreams/app"), s); code != 422 ||
+		!strings.Contains(fmt.Sprint(st["message"]), "metadata.resourceVersion") {
+		t.Errorf("update without resourceVersion: %d %v", code, st)
+	}
+	// copying an object with its resourceVersion into a create is a 500
+	if code, st := f.do("POST", f.path("namespaces/"+ns+"/imagestreams"), u); code != 500 ||
+		!strings.Contains(fmt.Sprint(st["message"]), "resourceVersion should not be set") {
+		t.Errorf("create with resourceVersion: %d %v", code, st)
 	}
 	// metadata-only change keeps the generation
 	u["metadata"].(map[string]any)["labels"] = map[string]any{"a": "b"}
@@ -250,6 +260,42 @@ func TestImageStreamUpdate(t *testing.T) {
 	got, _ := f.d.ImageStream(ns, "app")
 	if ev := got.latest("stable"); ev == nil || ev.Image != digest('a') || ev.Generation != 2 {
 		t.Errorf("tracking tag stable: %+v", got.Status.Tags)
+	}
+}
+
+func TestSpecTagsResolve(t *testing.T) {
+	f := newFixture(t, Options{RegistryHost: "reg.internal:5000"})
+	f.createStream("base", nil)
+	f.ism("base", "1.0", digest('a'), "reg.internal:5000/team-a/base@"+digest('a'))
+	f.createStream("app", map[string]any{"tags": []any{
+		map[string]any{"name": "ext", "reference": true, "from": map[string]any{"kind": "DockerImage", "name": "quay.io/x/y:1"}},
+		map[string]any{"name": "from-base", "from": map[string]any{"kind": "ImageStreamTag", "name": "base:1.0"}},
+		map[string]any{"name": "latest", "from": map[string]any{"kind": "ImageStreamTag", "name": "from-base"}},
+		map[string]any{"name": "later", "from": map[string]any{"kind": "ImageStreamTag", "name": "2.0"}},
+	}})
+	s, _ := f.d.ImageStream(ns, "app")
+	if ev := s.latest("ext"); ev == nil || ev.DockerImageReference != "quay.io/x/y:1" || ev.Image != "" || ev.Generation != 1 {
+		t.Errorf("reference DockerImage tag: %+v", ev)
+	}
+	want := "reg.internal:5000/team-a/app@" + digest('a') // rewritten to this stream
+	if ev := s.latest("from-base"); ev == nil || ev.DockerImageReference != want || ev.Image != digest('a') {
+		t.Errorf("ImageStreamTag from another stream: %+v", ev)
+	}
+	if ev := s.latest("latest"); ev == nil || ev.Image != digest('a') {
+		t.Errorf("tag tracking a tag of the same stream: %+v", ev)
+	}
+	if s.latest("later") != nil {
+		t.Errorf("tag tracking a tag without image got an event")
+	}
+	f.ism("app", "2.0", digest('b'), "reg.internal:5000/team-a/app@"+digest('b'))
+	s, _ = f.d.ImageStream(ns, "app")
+	if ev := s.latest("later"); ev == nil || ev.Image != digest('b') {
+		t.Errorf("tracking tag after the ISM: %+v", ev)
+	}
+	code, st := f.do("POST", f.path("namespaces/"+ns+"/imagestreams"), map[string]any{"metadata": map[string]any{"name": "bad"},
+		"spec": map[string]any{"tags": []any{map[string]any{"name": "x", "from": map[string]any{"kind": "ImageStreamTag", "name": "nowhere:1"}}}}})
+	if code != 422 || !strings.Contains(fmt.Sprint(st["message"]), "spec.tags[x].from.name: Not found") {
+		t.Errorf("tag from a missing stream: %d %v", code, st)
 	}
 }
 

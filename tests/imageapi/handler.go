@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"path"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -71,6 +72,10 @@ func (d *Double) serve(r *http.Request, req *Request) (int, any, error) {
 		return http.StatusOK, &version.Info{Major: "1", Minor: "33", GitVersion: "v1.33.0-imageapi-double", Platform: "linux/amd64"}, nil
 	case p == "api":
 		return http.StatusOK, &metav1.APIVersions{TypeMeta: metav1.TypeMeta{Kind: "APIVersions"}, Versions: []string{}}, nil
+	case strings.HasPrefix(p, "api/v1/namespaces/") && strings.Count(p, "/") == 3 && r.Method == http.MethodGet:
+		// Every namespace exists. kubectl asks after a NotFound, to word its error.
+		return http.StatusOK, map[string]any{"kind": "Namespace", "apiVersion": "v1",
+			"metadata": map[string]any{"name": path.Base(p)}, "status": map[string]any{"phase": "Active"}}, nil
 	case p == "apis":
 		return http.StatusOK, &metav1.APIGroupList{TypeMeta: metav1.TypeMeta{Kind: "APIGroupList", APIVersion: "v1"},
 			Groups: []metav1.APIGroup{d.apiGroup()}}, nil
