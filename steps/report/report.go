@@ -120,13 +120,13 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 					r.VerifyPassed++
 				}
 			}
-			if c, ok := apiVerdict[im.Target]; ok && c.Status != verify.Passed && line.Status != contract.StatusFailed {
-				line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
-			}
 			if t, err := imageref.Parse(im.Target); err == nil {
 				if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfill.ActionFailed && line.Status != contract.StatusFailed {
 					line.Status, line.Error, line.Retryable = contract.StatusFailed, "backfill: "+b.Error, b.Retryable
 				}
+			}
+			if c, ok := apiVerdict[im.Target]; ok && c.Status != verify.Passed && line.Status != contract.StatusFailed {
+				line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
 			}
 			switch line.Status {
 			case contract.StatusCopied:
