@@ -105,6 +105,7 @@ type engine struct {
 
 type streamOnce struct {
 	done chan struct{}
+	tags map[string]imageapi.Tag // what the stream's tags point at
 	err  error
 }
 
@@ -213,14 +214,13 @@ func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
 				Architecture: ch.Platform.Architecture, OS: ch.Platform.OS, Variant: ch.Platform.Variant})
 		}
 	}
-	if err := e.ensureStream(ctx, ns, stream); err != nil {
-		return fail(fmt.Errorf("ImageStream %s/%s: %w", ns, stream, explain(err, "create imagestreams", ns)))
-	}
-	cur, found, err := e.o.API.GetTag(ctx, ns, stream, t.Tag)
+	// The stream's status says what each tag points at (what its
+	// ImageStreamTag shows): one read per stream, not one per tag.
+	tags, err := e.ensureStream(ctx, ns, stream)
 	if err != nil {
-		return fail(fmt.Errorf("reading ImageStreamTag %s/%s:%s: %w", ns, stream, t.Tag, explain(err, "get imagestreamtags", ns)))
+		return fail(fmt.Errorf("ImageStream %s/%s: %w", ns, stream, explain(err, "get and create imagestreams", ns)))
 	}
-	if found && cur.Digest == digest && cur.Reference == m.Reference {
+	if cur, found := tags[t.Tag]; found && cur.Digest == digest && cur.Reference == m.Reference {
 		r.Action = ActionSkipped
 		return r
 	}
@@ -246,7 +246,7 @@ func (e *engine) apply(ctx context.Context, m imageapi.Mapping) (string, error) 
 		case apierrors.IsNotFound(err) && !recreated:
 			recreated = true
 			e.forgetStream(m.Namespace, m.Stream)
-			if err2 := e.ensureStream(ctx, m.Namespace, m.Stream); err2 != nil {
+			if _, err2 := e.ensureStream(ctx, m.Namespace, m.Stream); err2 != nil {
 				return err2.Error() + "\n", err2
 			}
 			continue
@@ -263,7 +263,7 @@ func (e *engine) apply(ctx context.Context, m imageapi.Mapping) (string, error) 
 	return "Error from server: " + err.Error() + "\n", err
 }
 
-func (e *engine) ensureStream(ctx context.Context, ns, name string) error {
+func (e *engine) ensureStream(ctx context.Context, ns, name string) (map[string]imageapi.Tag, error) {
 	key := ns + "/" + name
 	e.mu.Lock()
 	s, ok := e.streams[key]
@@ -274,7 +274,7 @@ func (e *engine) ensureStream(ctx context.Context, ns, name string) error {
 	e.mu.Unlock()
 	if !ok {
 		var created bool
-		created, s.err = e.o.API.EnsureStream(ctx, ns, name)
+		s.tags, created, s.err = e.o.API.EnsureStream(ctx, ns, name)
 		if created && e.o.MetadataDir != "" {
 			b, _ := yaml.Marshal(e.o.API.StreamManifest(ns, name).Object)
 			base := filepath.Join(e.o.MetadataDir, ns+"-"+name)
@@ -286,12 +286,12 @@ func (e *engine) ensureStream(ctx context.Context, ns, name string) error {
 	select {
 	case <-s.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	if s.err != nil {
 		e.forgetStream(ns, name) // let a later image try again
 	}
-	return s.err
+	return s.tags, s.err
 }
 
 func (e *engine) forgetStream(ns, name string) {

@@ -30,8 +30,8 @@ var KnownGroups = []string{"image.alauda.io", "image.openshift.io"}
 // Defaults for talking to the apiserver: enough for hundreds of mappings a
 // second without tripping API priority and fairness.
 const (
-	DefaultQPS   = 300
-	DefaultBurst = 600
+	DefaultQPS   = 1000
+	DefaultBurst = 2000
 )
 
 // ErrNoImageAPI: the cluster serves none of the known groups.
@@ -130,20 +130,46 @@ func (c *Client) StreamManifest(ns, name string) *unstructured.Unstructured {
 }
 
 // EnsureStream creates the ImageStream unless it exists; created reports
-// whether this call created it.
-func (c *Client) EnsureStream(ctx context.Context, ns, name string) (created bool, err error) {
-	_, err = c.dyn.Resource(c.res("imagestreams")).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+// whether this call created it. tags is what the stream's status says each
+// tag points at now (the newest tag event: what its ImageStreamTag shows).
+func (c *Client) EnsureStream(ctx context.Context, ns, name string) (tags map[string]Tag, created bool, err error) {
+	u, err := c.dyn.Resource(c.res("imagestreams")).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
-		return false, nil
+		return streamTags(u), false, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return false, err
+		return nil, false, err
 	}
-	_, err = c.dyn.Resource(c.res("imagestreams")).Namespace(ns).Create(ctx, c.StreamManifest(ns, name), metav1.CreateOptions{})
+	u, err = c.dyn.Resource(c.res("imagestreams")).Namespace(ns).Create(ctx, c.StreamManifest(ns, name), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
-		return false, nil
+		return c.EnsureStream(ctx, ns, name)
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	return streamTags(u), true, nil
+}
+
+// streamTags reads status.tags[].items[0] of an ImageStream.
+func streamTags(u *unstructured.Unstructured) map[string]Tag {
+	out := map[string]Tag{}
+	tags, _, _ := unstructured.NestedSlice(u.Object, "status", "tags")
+	for _, t := range tags {
+		m, ok := t.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _ := m["tag"].(string)
+		items, _ := m["items"].([]any)
+		if name == "" || len(items) == 0 {
+			continue
+		}
+		ev, _ := items[0].(map[string]any)
+		img, _ := ev["image"].(string)
+		ref, _ := ev["dockerImageReference"].(string)
+		out[name] = Tag{Digest: img, Reference: ref}
+	}
+	return out
 }
 
 // Tag is what an ImageStreamTag says.
