@@ -47,7 +47,6 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // usageError marks bad flags or input.
 func usageError(err error) error { return &ExitError{Code: contract.ExitUsage, Err: err} }
 
-
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
