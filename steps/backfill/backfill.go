@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,6 +61,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Verbose logs every image.
 	Verbose bool
+	// ProgressEvery logs a progress line every N images (the runbook's
+	// METADATA_PROGRESS_INTERVAL); 0 = none.
+	ProgressEvery int
 }
 
 // ImageResult is one tag's outcome.
@@ -131,6 +135,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res := Result{API: o.API.GroupVersion().String(), Total: len(o.Items), Images: make([]ImageResult, len(o.Items))}
 	idx := make(chan int)
 	var wg sync.WaitGroup
+	var done atomic.Int64
 	for range min(o.Jobs, max(len(o.Items), 1)) {
 		wg.Add(1)
 		go func() {
@@ -141,6 +146,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				o.Progress.Add(r.Action, 0)
 				if o.Verbose || r.Action == ActionFailed {
 					o.Logger.Info("backfill", "image", r.Image, "action", r.Action, "digest", r.Digest, "err", r.Error)
+				}
+				if n := done.Add(1); o.ProgressEvery > 0 && n%int64(o.ProgressEvery) == 0 {
+					o.Logger.Info("backfill progress", "done", n, "total", len(o.Items))
 				}
 			}
 		}()

@@ -29,6 +29,7 @@ type Flags struct {
 	QPS        float64
 	Burst      int
 	Verbose    bool
+	Every      int
 }
 
 // Parse parses backfill-shard's arguments.
@@ -45,6 +46,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.Float64Var(&f.QPS, "qps", imageapi.DefaultQPS, "client QPS towards the apiserver")
 	fs.IntVar(&f.Burst, "burst", imageapi.DefaultBurst, "client burst")
 	fs.BoolVar(&f.Verbose, "verbose", false, "log every image")
+	fs.IntVar(&f.Every, "progress-every", 100, "log a progress line every N images (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return nil, stepcli.Usage{Err: err}
 	}
@@ -84,7 +86,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	ph := stepcli.ProgressFor(env).Start("backfill", len(items))
 	res, err := backfill.Run(ctx, backfill.Options{
 		API: api, Registry: c, Items: items, Strategy: f.Strategy, Jobs: f.Jobs,
-		MetadataDir: filepath.Join(f.ShardDir, contract.MetadataDir), Progress: ph, Logger: log, Verbose: f.Verbose,
+		MetadataDir: filepath.Join(f.ShardDir, contract.MetadataDir), Progress: ph, Logger: log, Verbose: f.Verbose, ProgressEvery: f.Every,
 	})
 	ph.Finish()
 	if werr := backfill.WriteResult(f.ShardDir, res); werr != nil {
