@@ -291,26 +291,12 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	if to, err = imageref.ParseLocation(m.Target.Registry); err != nil {
 		return o, nil, fmt.Errorf("target: %w", err)
 	}
-	var entries []inputs.Entry
-	for _, l := range m.Images.Lists {
-		es, lineErrs, err := inputs.ReadListFile(l)
-		if err != nil {
-			return o, nil, err
-		}
-		entries = append(entries, es...)
-		for _, le := range lineErrs {
-			bad = append(bad, le)
-		}
+	entries, lineErrs, err := inputs.ReadAll(m.Images.Lists, m.Images.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
+	if err != nil {
+		return o, nil, err
 	}
-	if m.Images.Rules != "" {
-		es, lineErrs, err := inputs.ReadImagesJSON(m.Images.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
-		if err != nil {
-			return o, nil, err
-		}
-		entries = append(entries, es...)
-		for _, le := range lineErrs {
-			bad = append(bad, le)
-		}
+	for _, le := range lineErrs {
+		bad = append(bad, le)
 	}
 	if (len(m.Images.Lists) > 0 || m.Images.Rules != "") && len(entries) == 0 {
 		return o, bad, fmt.Errorf("the image lists hold no valid line (%d bad): nothing to migrate", len(bad))

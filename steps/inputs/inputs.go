@@ -94,3 +94,27 @@ func (c *collector) add(line int, text string, e Entry) {
 			"keep one line per tag with its current digest (ac image info shows it)")
 	}
 }
+
+// ReadAll reads every list file (image lists, `ac get images` tables,
+// SRC=DST mappings) and image-migrator's rules file (when rules is not
+// empty). Bad lines come back apart, so that valid ones still run; err is
+// for files that cannot be read.
+func ReadAll(lists []string, rules string, o RulesOptions) (entries []Entry, bad []*LineError, err error) {
+	for _, l := range lists {
+		es, lineErrs, err := ReadListFile(l)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, es...)
+		bad = append(bad, lineErrs...)
+	}
+	if rules != "" {
+		es, lineErrs, err := ReadImagesJSON(rules, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, es...)
+		bad = append(bad, lineErrs...)
+	}
+	return entries, bad, nil
+}

@@ -90,30 +90,14 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, stepcli.Usage{Err: err}
 	}
-	var entries []inputs.Entry
-	var bad int
-	for _, l := range f.Images {
-		es, lineErrs, err := inputs.ReadListFile(l)
-		if err != nil {
-			return 0, stepcli.Usage{Err: err}
-		}
-		entries = append(entries, es...)
-		for _, le := range lineErrs {
-			log.Error("bad input line", "err", le)
-			bad++
-		}
+	entries, lineErrs, err := inputs.ReadAll(f.Images, f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
 	}
-	if f.Rules != "" {
-		es, lineErrs, err := inputs.ReadImagesJSON(f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
-		if err != nil {
-			return 0, stepcli.Usage{Err: err}
-		}
-		entries = append(entries, es...)
-		for _, le := range lineErrs {
-			log.Error("bad rule", "err", le)
-			bad++
-		}
+	for _, le := range lineErrs {
+		log.Error("bad input line", "err", le)
 	}
+	bad := len(lineErrs)
 	filter, err := inputs.NewFilter(inputs.FilterOptions{
 		IncludeNamespaces: stepcli.SplitList(f.IncludeNS), ExcludeNamespaces: stepcli.SplitList(f.ExcludeNS),
 		RepoRegex: f.RepoRegex, ExcludeRepoRegex: f.ExcludeRepo, TagRegex: f.TagRegex, ExcludeTagRegex: f.ExcludeTag,
