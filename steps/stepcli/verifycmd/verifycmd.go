@@ -12,6 +12,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -124,6 +125,10 @@ func aggregate(env stepcli.Env, dir artifacts.Dir) (int, error) {
 		ins = append(ins, in)
 	}
 	rep := report.Build(plan, ins)
+	var exp export.Summary
+	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err == nil {
+		rep.ScopeErrors = exp.Errors
+	}
 	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,114 @@
+package workflows
+
+import (
+	"strconv"
+	"strings"
+)
+
+// The step containers' arguments, rendered from the same flag names the
+// step parsers (steps/stepcli/*cmd) bind; contract_test.go parses them with
+// those parsers.
+
+// flags accumulates --name=value arguments, leaving out unset values.
+type flags []string
+
+func (f *flags) str(name, v string) {
+	if v != "" {
+		*f = append(*f, "--"+name+"="+v)
+	}
+}
+
+func (f *flags) num(name string, v int) {
+	if v != 0 {
+		*f = append(*f, "--"+name+"="+strconv.Itoa(v))
+	}
+}
+
+func (f *flags) list(name string, v []string) { f.str(name, strings.Join(v, ",")) }
+
+func (f *flags) boolean(name string, v bool) {
+	if v {
+		*f = append(*f, "--"+name)
+	}
+}
+
+// common are the flags every step binds (stepcli.Common). Credentials are
+// not among them: DOCKER_CONFIG points at the mounted Secret.
+func (p Plan) common() flags {
+	var f flags
+	f.list("insecure", p.Insecure)
+	f.num("jobs", p.Copy.Jobs)
+	f.num("max-per-registry", p.Copy.MaxPerRegistry)
+	f.num("retries", p.Copy.Retries)
+	f.str("log-format", "json")
+	return f
+}
+
+func (p Plan) exportArgs() []string {
+	f := p.common()
+	f.str("from", p.Source)
+	f.str("to", p.Target)
+	for i, l := range p.Scope.Lists {
+		f.str("images", inputPath(i, l))
+	}
+	if p.Scope.Rules != "" {
+		f.str("rules", inputPath(len(p.Scope.Lists), p.Scope.Rules))
+	}
+	f.str("out", RunDir)
+	f.list("namespace", p.Scope.IncludeNamespaces)
+	f.list("exclude-namespace", p.Scope.ExcludeNamespaces)
+	f.str("repo-regex", p.Scope.RepoRegex)
+	f.str("exclude-repo-regex", p.Scope.ExcludeRepoRegex)
+	f.str("tag-regex", p.Scope.TagRegex)
+	f.str("exclude-tag-regex", p.Scope.ExcludeTagRegex)
+	f.num("shard-size", p.Shards.Size)
+	f.num("min-shard-size", p.Shards.MinSize)
+	f.num("max-shards", p.Shards.Max)
+	return f
+}
+
+func (p Plan) mirrorArgs() []string {
+	f := p.common()
+	f.str("shard-dir", ShardDir)
+	f.list("platform", p.Copy.Platforms)
+	f.boolean("no-referrers", p.Copy.NoReferrers)
+	f.boolean("no-attachments", p.Copy.NoAttachments)
+	return f
+}
+
+func (p Plan) backfillArgs() []string {
+	f := p.common()
+	f.str("shard-dir", ShardDir)
+	f.str("strategy", p.Strategy)
+	if b := p.Backfill; b != nil {
+		f.str("image-api", b.ImageAPI)
+		if b.QPS != 0 {
+			f.str("qps", strconv.FormatFloat(float64(b.QPS), 'g', -1, 32))
+		}
+		f.num("burst", b.Burst)
+	}
+	return f
+}
+
+func (p Plan) verifyShardArgs() []string {
+	f := p.common()
+	f.str("shard-dir", ShardDir)
+	f.str("mode", p.VerifyMode)
+	return f
+}
+
+func (p Plan) reportArgs() []string {
+	var f flags
+	f.str("run-dir", RunDir)
+	f.str("log-format", "json")
+	return f
+}
+
+// switchModeArgs: the switch-mode step (a later issue) cuts over once
+// verify's report in the run directory passes.
+func (p Plan) switchModeArgs() []string {
+	var f flags
+	f.str("run-dir", RunDir)
+	f.boolean("confirm", true)
+	return f
+}

@@ -1,0 +1,398 @@
+package workflows_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/mirrorcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
+	"github.com/regmigrate/regmigrate/workflows"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// plans are representative migrations.
+func plans() map[string]workflows.Plan {
+	return map[string]workflows.Plan{
+		// the whole catalog, copy, no cluster: the smallest pipeline
+		"catalog": {
+			Name: "legacy-to-new", Source: "legacy.example:5000", Target: "newreg.example:5000",
+			ImageTag: "v1.2.3",
+		},
+		// the runbook's scenario B with Image API backfill, credentials,
+		// an artifact repository, bounds and every filter
+		"backfill": {
+			Name: "acp-to-registry-v2", Namespace: "regmigrate",
+			Source: "legacy.example:5000/team", Target: "registry-v2.example/platform",
+			Insecure:    []string{"legacy.example:5000"},
+			ImagePrefix: "registry.example/regmigrate/", ImageTag: "v1.2.3",
+			ArtifactRepositoryRef: &workflows.ArtifactRepositoryRef{ConfigMap: "artifact-repositories", Key: "audit"},
+			CredentialsSecret:     "regmigrate-registry-auth", ServiceAccount: "regmigrate-runner",
+			Parallelism: 40, ShardParallelism: 20,
+			Retry: workflows.Retry{Limit: 5, Backoff: "1m", Factor: 2, MaxDuration: "2h"},
+			Scope: workflows.Scope{
+				IncludeNamespaces: []string{"team-a", "team-b"}, ExcludeNamespaces: []string{"sandbox"},
+				RepoRegex: "^team-.*/", ExcludeRepoRegex: "-tmp$", TagRegex: `^v\d+`, ExcludeTagRegex: "-rc$",
+			},
+			Shards:     workflows.Shards{Size: 500, MinSize: 20, Max: 200},
+			Copy:       workflows.Copy{Jobs: 16, MaxPerRegistry: 8, Retries: 6, Platforms: []string{"linux/amd64", "linux/arm64"}, NoReferrers: true, NoAttachments: true},
+			Strategy:   "copy",
+			Backfill:   &workflows.Backfill{ImageAPI: "image.alauda.io/v1", QPS: 200, Burst: 400},
+			VerifyMode: "digest",
+			Timezone:   "Asia/Shanghai",
+		},
+		// image lists and rules instead of a catalog, reuse-storage
+		"lists": {
+			Name: "from-lists", Target: "newreg.example:5000",
+			Scope:    workflows.Scope{Lists: []string{"inputs/ac-images.txt", "inputs/mapping.txt"}, Rules: "inputs/images.json"},
+			Strategy: "reuse-storage", Backfill: &workflows.Backfill{},
+			ImageTag: "v1.2.3",
+		},
+	}
+}
+
+// objects generates every kind of object for every plan, by golden name.
+func objects(t testing.TB) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for name, p := range plans() {
+		wf, err := workflows.Workflow(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name+"-workflow"] = wf
+		cron, err := workflows.CronWorkflow(p, "0 2 * * *")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name+"-cron"] = cron
+		cut, err := workflows.Cutover(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name+"-cutover"] = cut
+	}
+	return out
+}
+
+// templates of any generated object.
+func templates(obj any) []wfv1.Template {
+	switch o := obj.(type) {
+	case *wfv1.Workflow:
+		return o.Spec.Templates
+	case *wfv1.CronWorkflow:
+		return o.Spec.WorkflowSpec.Templates
+	}
+	panic(fmt.Sprintf("%T", obj))
+}
+
+func TestGolden(t *testing.T) {
+	objs := objects(t)
+	names := make([]string, 0, len(objs))
+	for n := range objs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		got, err := workflows.YAML(objs[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join("testdata", name+".yaml")
+		if *update {
+			if err := os.WriteFile(file, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatalf("%v (go test ./workflows -update writes it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the generated object (go test ./workflows -update, then review the diff):\n%s", file, lineDiff(string(want), string(got)))
+		}
+	}
+}
+
+// lineDiff shows the first lines that differ.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n- %s\n+ %s", i+1, a, b)
+		}
+	}
+	return ""
+}
+
+func TestEveryObjectPassesArgosValidator(t *testing.T) {
+	for name, obj := range objects(t) {
+		if err := workflows.Validate(obj); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		// and through YAML, as `regmigrate lint` reads a printed file
+		b, err := workflows.YAML(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := workflows.Lint(name, b); err != nil {
+			t.Errorf("lint %s: %v", name, err)
+		}
+	}
+}
+
+func TestValidatorRejectsABrokenWorkflow(t *testing.T) {
+	wf, err := workflows.Workflow(plans()["catalog"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.Spec.Templates[0].DAG.Tasks[1].Template = "no-such-template"
+	if err := workflows.Validate(wf); err == nil || !strings.Contains(err.Error(), "no-such-template") {
+		t.Errorf("Validate = %v, want an error naming the missing template", err)
+	}
+}
+
+// TestArgsParseWithTheStepsParsers renders every step container's args from
+// the generated objects and parses them with the step binaries' own parsers.
+func TestArgsParseWithTheStepsParsers(t *testing.T) {
+	parsers := map[string]func([]string, io.Writer) error{
+		contract.StepExport: func(a []string, w io.Writer) error {
+			f, err := exportcmd.Parse(a, w)
+			if err == nil && f.Out != workflows.RunDir {
+				err = fmt.Errorf("--out %q, want %q", f.Out, workflows.RunDir)
+			}
+			return err
+		},
+		contract.StepMirror: func(a []string, w io.Writer) error {
+			f, err := mirrorcmd.Parse(a, w)
+			if err == nil && f.ShardDir != workflows.ShardDir {
+				err = fmt.Errorf("--shard-dir %q", f.ShardDir)
+			}
+			return err
+		},
+		contract.StepBackfill: func(a []string, w io.Writer) error {
+			f, err := backfillcmd.Parse(a, w)
+			if err == nil && f.Kubeconfig != "" {
+				err = fmt.Errorf("--kubeconfig %q: in a pod the ServiceAccount is the credential", f.Kubeconfig)
+			}
+			return err
+		},
+		contract.StepVerify: func(a []string, w io.Writer) error { _, err := verifycmd.Parse(a, w); return err },
+	}
+	seen := map[string]bool{}
+	for name, obj := range objects(t) {
+		for _, tmpl := range templates(obj) {
+			c := tmpl.Container
+			if c == nil {
+				continue
+			}
+			bin := path.Base(c.Command[0])
+			if c.Command[0] != path.Join(workflows.BinDir, bin) || !strings.HasSuffix(strings.Split(c.Image, ":")[0], "/"+bin) {
+				t.Errorf("%s/%s: command %q does not run the image's step %s", name, tmpl.Name, c.Command, c.Image)
+			}
+			if bin == contract.StepSwitchMode {
+				continue // its parser comes with the switch-mode step
+			}
+			parse, ok := parsers[bin]
+			if !ok {
+				t.Errorf("%s/%s: no parser for %s", name, tmpl.Name, bin)
+				continue
+			}
+			var stderr bytes.Buffer
+			if err := parse(c.Args, &stderr); err != nil {
+				t.Errorf("%s/%s: %s %q: %v\n%s", name, tmpl.Name, bin, c.Args, err, stderr.String())
+			}
+			for _, a := range c.Args {
+				if strings.Contains(a, "{{") {
+					t.Errorf("%s/%s: arg %q carries an Argo expression: shard contents travel as artifacts", name, tmpl.Name, a)
+				}
+			}
+			seen[bin] = true
+		}
+	}
+	for bin := range parsers {
+		if !seen[bin] {
+			t.Errorf("no container runs %s", bin)
+		}
+	}
+}
+
+// TestNoSecretInTheObjects: the Secret is mounted by name; no parameter,
+// argument or env value carries credentials.
+func TestCredentialsAreMountedNeverPassed(t *testing.T) {
+	p := plans()["backfill"]
+	wf, err := workflows.Workflow(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wf.Spec.Arguments.Parameters) != 0 {
+		t.Errorf("workflow parameters %v", wf.Spec.Arguments.Parameters)
+	}
+	var mounted bool
+	for _, v := range wf.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == p.CredentialsSecret {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Error("the credentials Secret is not a volume")
+	}
+	for _, tmpl := range wf.Spec.Templates {
+		if c := tmpl.Container; c != nil {
+			var env []string
+			for _, e := range c.Env {
+				env = append(env, e.Name+"="+e.Value)
+				if e.ValueFrom != nil {
+					t.Errorf("%s: env %s from a reference", tmpl.Name, e.Name)
+				}
+			}
+			if !strings.Contains(strings.Join(env, " "), "DOCKER_CONFIG="+workflows.AuthDir) {
+				t.Errorf("%s: env %v: want DOCKER_CONFIG=%s", tmpl.Name, env, workflows.AuthDir)
+			}
+		}
+	}
+}
+
+func TestShardFanOutAndRetries(t *testing.T) {
+	wf, err := workflows.Workflow(plans()["backfill"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := wf.Spec.Templates[0]
+	if main.DAG == nil || main.DAG.FailFast == nil || *main.DAG.FailFast {
+		t.Fatal("the main DAG must not fail fast")
+	}
+	var fan *wfv1.DAGTask
+	for i, task := range main.DAG.Tasks {
+		if task.WithParam != "" {
+			fan = &main.DAG.Tasks[i]
+		}
+	}
+	if fan == nil || fan.WithParam != "{{tasks.export.outputs.parameters.shard-ids}}" || fan.Arguments.Parameters[0].Value.String() != "{{item}}" {
+		t.Fatalf("fan-out task %+v", fan)
+	}
+	for _, tmpl := range wf.Spec.Templates {
+		switch tmpl.Name {
+		case contract.StepExport, contract.StepMirror, contract.StepBackfill, "verify-shard":
+			r := tmpl.RetryStrategy
+			if r == nil || r.Expression != "asInt(lastRetry.exitCode) == 75" || r.RetryPolicy != wfv1.RetryPolicyAlways || r.Backoff == nil || r.Limit.IntValue() != 5 {
+				t.Errorf("%s: retryStrategy %+v", tmpl.Name, r)
+			}
+		}
+	}
+}
+
+// TestScale: 100,000 images in 5,000 namespaces packed into at most 200
+// shards. Shard ids come at run time (withParam), so the Workflow is the
+// same size as for a handful of images, and far under Argo's limits.
+func TestScale(t *testing.T) {
+	const maxShards = 200
+	items := make([]artifacts.Item, 0, 100000)
+	for i := 0; i < 100000; i++ {
+		ns := fmt.Sprintf("ns-%04d", i%5000)
+		src := imageref.Ref{Registry: "legacy.example:5000", Repository: fmt.Sprintf("%s/app-%d", ns, i%7), Tag: fmt.Sprintf("v%d", i)}
+		dst := src
+		dst.Registry = "newreg.example:5000"
+		items = append(items, artifacts.Item{Source: src, Target: dst})
+	}
+	plan, _ := export.Cut(items, export.DefaultShardSize, export.DefaultMinShardSize, maxShards)
+	if len(plan.Shards) == 0 || len(plan.Shards) > maxShards {
+		t.Fatalf("%d shards, want 1..%d", len(plan.Shards), maxShards)
+	}
+	var ids []string
+	for _, s := range plan.Shards {
+		ids = append(ids, s.ID)
+	}
+	idsJSON, _ := json.Marshal(ids)
+
+	big := plans()["backfill"]
+	big.Shards = workflows.Shards{Max: maxShards}
+	small := big
+	small.Name, small.Target = "x", "y.example" // same knobs, any scope
+	size := func(p workflows.Plan) []byte {
+		wf, err := workflows.Workflow(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := workflows.Validate(wf); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(wf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := size(big)
+	t.Logf("Workflow %d bytes (JSON); shard-ids parameter for %d shards of %d images in 5000 namespaces: %d bytes", len(b), len(ids), len(items), len(idsJSON))
+	if len(b) > 256<<10 {
+		t.Errorf("Workflow is %d bytes, want under 256 KiB", len(b))
+	}
+	if d := len(b) - len(size(small)); d < -64 || d > 64 {
+		t.Errorf("Workflow size depends on the scope (%d bytes apart)", d)
+	}
+	for _, id := range ids[:3] {
+		if bytes.Contains(b, []byte(id)) {
+			t.Errorf("Workflow carries shard id %s", id)
+		}
+	}
+	if len(idsJSON) > 64<<10 {
+		t.Errorf("shard-ids parameter is %d bytes", len(idsJSON))
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	p := plans()["backfill"]
+	p.Shards.Max = 200
+	var n int
+	for b.Loop() {
+		wf, err := workflows.Workflow(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		y, err := workflows.YAML(wf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(y)
+	}
+	b.ReportMetric(float64(n), "yaml-bytes")
+}
+
+func BenchmarkGenerateAndValidate(b *testing.B) {
+	p := plans()["backfill"]
+	for b.Loop() {
+		wf, err := workflows.Workflow(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := workflows.Validate(wf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
