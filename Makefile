@@ -13,10 +13,13 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 help: ## this list
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: deps test-deps
+.PHONY: deps deps-demo test-deps
 test-deps: deps ## alias of deps
 
-deps: ## install what tests and the demo need (Debian packages, Go modules)
+deps: deps-demo ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
+	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
+
+deps-demo: ## install what the demo needs (Debian packages, Go modules)
 	@missing=""; for b in docker-registry htpasswd etcd; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(APT_PKGS) from Debian"; \
@@ -24,7 +27,6 @@ deps: ## install what tests and the demo need (Debian packages, Go modules)
 	  (apt-get update -qq && apt-get install -y -qq $(APT_PKGS)) >/dev/null || { echo "apt-get failed: install $(APT_PKGS) by hand" >&2; exit 1; }; \
 	fi
 	@$(GO) mod download
-	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
 
 .PHONY: build
 build: ## build regmigrate and the step binaries into bin/
@@ -37,7 +39,7 @@ images: ## build the step images (OCI layouts in bin/images, or REGISTRY=host/pr
 	$(GO) run ./images/cmd/build-images --version '$(VERSION)' $(if $(REGISTRY),--push '$(REGISTRY)',--out $(BIN)/images) $(IMAGES_FLAGS)
 
 .PHONY: demo
-demo: deps build ## a real migration between two throwaway registries on an embedded corpus
+demo: deps-demo build ## a real migration between two throwaway registries on an embedded corpus
 	$(GO) run ./tests/cmd/demo --regmigrate $(BIN)/regmigrate
 
 .PHONY: test
