@@ -110,11 +110,12 @@ func TestBackfillThroughARealAPIServer(t *testing.T) {
 		t.Errorf("rerun backfill %+v, want all %d skipped", b, len(seeded.Tags))
 	}
 	// kubectl sees what the runbook's users check.
-	if _, err := exec.LookPath("kubectl"); err == nil {
-		kout, err := exec.Command("kubectl", "--kubeconfig", cluster.AdminKubeconfig, "get", "imagestreamtags.image.alauda.io", "-n", "team-a", "-o", "name").CombinedOutput()
-		if err != nil || !strings.Contains(string(kout), "app0:v0") {
-			t.Errorf("kubectl get imagestreamtags: %v\n%s", err, kout)
-		}
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatal("kubectl not found on PATH: install a kubectl binary (any 1.3x release)")
+	}
+	kout, err := exec.Command("kubectl", "--kubeconfig", cluster.AdminKubeconfig, "get", "imagestreamtags.image.alauda.io", "-n", "team-a", "-o", "name").CombinedOutput()
+	if err != nil || !strings.Contains(string(kout), "app0:v0") {
+		t.Errorf("kubectl get imagestreamtags: %v\n%s", err, kout)
 	}
 }
 
