@@ -35,6 +35,12 @@ func newGenerateCmd(env Env) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runGenerate(c, env, &f) },
 	}
+	f.bindGenerate(c)
+	return c
+}
+
+// bindGenerate binds the migration flags and generate's own; submit takes the same.
+func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	f.bind(c)
 	fs := c.Flags()
 	fs.StringVar(&f.cron, "cron", "", "print a CronWorkflow running delta syncs on this schedule (cron syntax)")
@@ -49,20 +55,34 @@ func newGenerateCmd(env Env) *cobra.Command {
 	fs.Int64Var(&f.parallelism, "parallelism", 0, "pods at once in the workflow (0: no bound)")
 	fs.Int64Var(&f.shardsAtOnce, "shard-parallelism", 0, "shards at once (0: no bound)")
 	fs.IntVar(&f.retryLimit, "retry-limit", workflows.DefaultRetryLimit, "retries of a step that exits 75 (transient failures)")
-	return c
 }
 
 func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
-	if f.cron != "" && f.cutover {
-		return usageError(fmt.Errorf("--cron and --cutover: give one"))
-	}
-	m, err := f.spec(c)
+	obj, err := buildObject(c, f)
 	if err != nil {
 		return err
 	}
+	b, err := workflows.YAML(obj)
+	if err != nil {
+		return err
+	}
+	_, err = env.Stdout.Write(b)
+	return err
+}
+
+// buildObject builds and validates the object generate prints and submit
+// creates.
+func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
+	if f.cron != "" && f.cutover {
+		return nil, usageError(fmt.Errorf("--cron and --cutover: give one"))
+	}
+	m, err := f.spec(c)
+	if err != nil {
+		return nil, err
+	}
 	p, err := planFor(m)
 	if err != nil {
-		return usageError(err)
+		return nil, usageError(err)
 	}
 	p.ImagePrefix, p.ImageTag = f.imagePrefix, f.imageTag
 	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
@@ -82,17 +102,12 @@ func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
 		obj, err = workflows.Workflow(p)
 	}
 	if err != nil {
-		return usageError(err)
+		return nil, usageError(err)
 	}
 	if err := workflows.Validate(obj); err != nil {
-		return usageError(fmt.Errorf("the generated object does not pass Argo's validation: %w", err))
+		return nil, usageError(fmt.Errorf("the generated object does not pass Argo's validation: %w", err))
 	}
-	b, err := workflows.YAML(obj)
-	if err != nil {
-		return err
-	}
-	_, err = env.Stdout.Write(b)
-	return err
+	return obj, nil
 }
 
 // planFor turns a spec into a plan. Local paths become keys in the

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+type submitFlags struct {
+	generateFlags
+	argoKubeconfig, argoContext string
+	uiURL                       string
+}
+
+func newSubmitCmd(env Env) *cobra.Command {
+	var f submitFlags
+	c := &cobra.Command{
+		Use:   "submit",
+		Short: "Create the generated Workflow (or CronWorkflow) in the cluster where Argo runs; print its name and UI link",
+		Example: `  regmigrate submit -f migration.yaml --secret registry-auth --namespace-for-workflow regmigrate
+  regmigrate submit -f migration.yaml --cron '0 */6 * * *' --argo-kubeconfig ~/.kube/config`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runSubmit(c, env, &f) },
+	}
+	f.bindGenerate(c)
+	fs := c.Flags()
+	fs.StringVar(&f.argoKubeconfig, "argo-kubeconfig", "", "kubeconfig of the cluster where Argo runs (default: $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&f.argoContext, "argo-context", "", "context in --argo-kubeconfig")
+	fs.StringVar(&f.uiURL, "argo-ui", "", "base URL of the Argo UI, for the printed link")
+	return c
+}
+
+func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
+	obj, err := buildObject(c, &f.generateFlags)
+	if err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f.argoKubeconfig != "" {
+		rules.ExplicitPath = f.argoKubeconfig
+	} else if kc := env.Getenv("KUBECONFIG"); kc != "" {
+		rules.Precedence = strings.Split(kc, ":")
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: f.argoContext})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		return usageError(fmt.Errorf("loading the kubeconfig of the Argo cluster: %w", err))
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil || ns == "" {
+		ns = "default"
+	}
+	if f.namespace != "" {
+		ns = f.namespace
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	created, resource, err := create(c.Context(), dyn, ns, obj)
+	if err != nil {
+		return fmt.Errorf("creating the %s in namespace %s: %w", resource, ns, err)
+	}
+	fmt.Fprintf(env.Stdout, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
+	if f.uiURL != "" {
+		path := "workflows"
+		if resource == "cronworkflow" {
+			path = "cron-workflows"
+		}
+		fmt.Fprintf(env.Stdout, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
+	}
+	return nil
+}
+
+// create turns the typed object into JSON and creates it.
+func create(ctx context.Context, dyn dynamic.Interface, ns string, obj any) (*unstructured.Unstructured, string, error) {
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, "", err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, "", err
+	}
+	kind := strings.ToLower(u.GetKind())
+	if u.GetAPIVersion() == "" {
+		u.SetAPIVersion("argoproj.io/v1alpha1")
+	}
+	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: kind + "s"}
+	out, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
+	return out, kind, err
+}

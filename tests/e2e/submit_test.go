@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
+
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/tests/kubeapi"
+)
+
+// installArgoCRDs creates Argo's minimal CRDs (from the argo-workflows
+// module the project pins) and waits until they are served.
+func installArgoCRDs(t *testing.T, c *kubeapi.Cluster, names ...string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
+	if err != nil {
+		t.Fatalf("locating the argo-workflows module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "manifests", "base", "crds", "minimal")
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, "argoproj.io_"+n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(b, &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dyn.Resource(crds).Create(context.Background(), u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating CRD %s: %v", n, err)
+		}
+	}
+	gv := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1"}
+	for _, n := range names {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			_, err := dyn.Resource(gv.GroupVersion().WithResource(n)).Namespace("default").List(context.Background(), metav1.ListOptions{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CRD %s not served: %v", n, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// TestSubmitCreatesTheWorkflowInARealAPIServer: `regmigrate submit` creates
+// the generated Workflow and CronWorkflow through a real kube-apiserver with
+// Argo's CRDs installed (running them is issue 6's Argo controller).
+func TestSubmitCreatesTheWorkflowInARealAPIServer(t *testing.T) {
+	t.Parallel()
+	cluster := kubeapi.Start(t)
+	installArgoCRDs(t, cluster, "workflows", "cronworkflows")
+	code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+		"--secret", "registry-auth", "--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default",
+		"--argo-ui", "https://argo.example")
+	if code != contract.ExitOK {
+		t.Fatalf("submit exit %d", code)
+	}
+	if !strings.Contains(stdout, "workflow.argoproj.io/") || !strings.Contains(stdout, "https://argo.example/workflows/default/") {
+		t.Errorf("stdout %q: want the created name and the UI link", stdout)
+	}
+	dyn, _ := dynamic.NewForConfig(cluster.RESTConfig())
+	wfs, err := dyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflows"}).Namespace("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(wfs.Items) != 1 {
+		t.Fatalf("workflows in the cluster: %v (%v), want 1", len(wfs.Items), err)
+	}
+	entry, _, _ := unstructured.NestedString(wfs.Items[0].Object, "spec", "entrypoint")
+	if entry == "" {
+		t.Error("the stored Workflow has no entrypoint")
+	}
+
+	code, stdout, _ = runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+		"--cron", "0 */6 * * *", "--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default")
+	if code != contract.ExitOK || !strings.Contains(stdout, "cronworkflow.argoproj.io/") {
+		t.Fatalf("submit --cron exit %d: %s", code, stdout)
+	}
+	cw, err := dyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "cronworkflows"}).Namespace("default").List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(cw.Items) != 1 {
+		t.Fatalf("cronworkflows: %v (%v), want 1", len(cw.Items), err)
+	}
+	if p, _, _ := unstructured.NestedString(cw.Items[0].Object, "spec", "concurrencyPolicy"); p != "Forbid" {
+		t.Errorf("concurrencyPolicy %q, want Forbid", p)
+	}
+}
