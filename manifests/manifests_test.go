@@ -154,6 +154,7 @@ func TestRender(t *testing.T) {
 				"ClusterRole/" + backfillRole, "ClusterRoleBinding/" + backfillRole,
 				"ConfigMap/" + artifactRepos, "Namespace/" + namespace,
 				"Role/" + executorRole, "RoleBinding/" + executorRole, "ServiceAccount/" + sa,
+				"WorkflowTemplate/regmigrate-example",
 			}
 			var got []string
 			for _, o := range objs {

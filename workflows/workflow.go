@@ -338,3 +338,18 @@ func dirArtifact(name, p, key string) wfv1.Artifact {
 func inArtifact(name, p, key string) wfv1.Artifact {
 	return wfv1.Artifact{Name: name, Path: p, ArtifactLocation: wfv1.ArtifactLocation{S3: &wfv1.S3Artifact{Key: key}}}
 }
+
+// Template is the migration as a WorkflowTemplate: the same DAG, kept in
+// the cluster so that runs are submitted from it (`argo submit --from
+// workflowtemplate/NAME`, or the UI's Submit button).
+func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &wfv1.WorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "WorkflowTemplate"},
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.labels("template")},
+		Spec:       p.workflowSpec(tmplMain, p.mainDAG(), nil),
+	}, nil
+}

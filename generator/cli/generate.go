@@ -15,7 +15,7 @@ import (
 type generateFlags struct {
 	migrationFlags
 	cron, timezone            string
-	cutover                   bool
+	cutover, template         bool
 	imagePrefix, imageTag     string
 	namespace                 string
 	secret, serviceAccount    string
@@ -46,6 +46,7 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.StringVar(&f.cron, "cron", "", "print a CronWorkflow running delta syncs on this schedule (cron syntax)")
 	fs.StringVar(&f.timezone, "timezone", "", "IANA timezone of --cron (default: the controller's)")
 	fs.BoolVar(&f.cutover, "cutover", false, "print the cutover Workflow: last delta, full verify, approval, switch-mode")
+	fs.BoolVar(&f.template, "template", false, "print the migration as a WorkflowTemplate (runs are submitted from it)")
 	fs.StringVar(&f.imagePrefix, "image-prefix", workflows.DefaultImagePrefix, "step images are PREFIX/<step>:TAG")
 	fs.StringVar(&f.imageTag, "image-tag", "", "tag of the step images (default: this regmigrate's version)")
 	fs.StringVar(&f.namespace, "namespace-for-workflow", "", "namespace of the generated object (default: the submitter's)")
@@ -73,8 +74,8 @@ func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
 // buildObject builds and validates the object generate prints and submit
 // creates.
 func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
-	if f.cron != "" && f.cutover {
-		return nil, usageError(fmt.Errorf("--cron and --cutover: give one"))
+	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template); n > 1 {
+		return nil, usageError(fmt.Errorf("--cron, --cutover and --template: give one"))
 	}
 	m, err := f.spec(c)
 	if err != nil {
@@ -98,6 +99,8 @@ func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
 		obj, err = workflows.CronWorkflow(p, f.cron)
 	case f.cutover:
 		obj, err = workflows.Cutover(p)
+	case f.template:
+		obj, err = workflows.Template(p)
 	default:
 		obj, err = workflows.Workflow(p)
 	}
@@ -149,4 +152,11 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		p.Backfill = &workflows.Backfill{ImageAPI: c.ImageAPI, QPS: c.QPS, Burst: c.Burst}
 	}
 	return p, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
