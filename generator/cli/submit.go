@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,8 @@ type submitFlags struct {
 	generateFlags
 	argoKubeconfig, argoContext string
 	uiURL                       string
+	watch                       bool
+	pollEvery                   time.Duration
 }
 
 func newSubmitCmd(env Env) *cobra.Command {
@@ -35,6 +38,8 @@ func newSubmitCmd(env Env) *cobra.Command {
 	fs.StringVar(&f.argoKubeconfig, "argo-kubeconfig", "", "kubeconfig of the cluster where Argo runs (default: $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.argoContext, "argo-context", "", "context in --argo-kubeconfig")
 	fs.StringVar(&f.uiURL, "argo-ui", "", "base URL of the Argo UI, for the printed link")
+	fs.BoolVar(&f.watch, "watch", false, "follow the Workflow until it ends; exit 0 only if it Succeeded")
+	fs.DurationVar(&f.pollEvery, "watch-interval", 2*time.Second, "how often --watch reads the Workflow's status")
 	return c
 }
 
@@ -77,7 +82,43 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		}
 		fmt.Fprintf(env.Stdout, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
 	}
-	return nil
+	if !f.watch || resource != "workflow" {
+		return nil
+	}
+	return watch(c.Context(), env, dyn, ns, created.GetName(), f.pollEvery)
+}
+
+// watch prints the Workflow's phase (and its progress) as it changes,
+// until it ends.
+func watch(ctx context.Context, env Env, dyn dynamic.Interface, ns, name string, every time.Duration) error {
+	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflows"}
+	last := ""
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		u, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("watching %s: %w", name, err)
+		}
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+		progress, _, _ := unstructured.NestedString(u.Object, "status", "progress")
+		if now := phase + " " + progress; now != last && phase != "" {
+			fmt.Fprintf(env.Stdout, "%s %s %s\n", name, phase, progress)
+			last = now
+		}
+		switch phase {
+		case "Succeeded":
+			return nil
+		case "Failed", "Error":
+			msg, _, _ := unstructured.NestedString(u.Object, "status", "message")
+			return &ExitError{Code: 1, Err: fmt.Errorf("workflow %s ended %s: %s", name, phase, msg)}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // create turns the typed object into JSON and creates it.

@@ -101,3 +101,47 @@ func TestSubmitCreatesTheWorkflowInARealAPIServer(t *testing.T) {
 		t.Errorf("concurrencyPolicy %q, want Forbid", p)
 	}
 }
+
+// TestSubmitWatchFollowsTheWorkflowToItsEnd: --watch reads the Workflow's
+// status through the real apiserver until it ends. With no Argo controller
+// here (issue 6 brings one), the test writes the status a controller would.
+func TestSubmitWatchFollowsTheWorkflowToItsEnd(t *testing.T) {
+	t.Parallel()
+	cluster := kubeapi.Start(t)
+	installArgoCRDs(t, cluster, "workflows")
+	dyn, _ := dynamic.NewForConfig(cluster.RESTConfig())
+	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflows"}
+	for _, tc := range []struct {
+		end      string
+		wantCode int
+	}{{"Succeeded", contract.ExitOK}, {"Failed", contract.ExitFailed}} {
+		done := make(chan struct{})
+		go func() { // the controller's part
+			defer close(done)
+			for _, phase := range []string{"Running", tc.end} {
+				for {
+					l, err := dyn.Resource(gvr).Namespace("default").List(context.Background(), metav1.ListOptions{LabelSelector: "!done"})
+					if err == nil && len(l.Items) == 1 {
+						u := &l.Items[0]
+						unstructured.SetNestedField(u.Object, phase, "status", "phase")
+						unstructured.SetNestedField(u.Object, "1/2", "status", "progress")
+						if phase == tc.end {
+							u.SetLabels(map[string]string{"done": "true"})
+						}
+						if _, err := dyn.Resource(gvr).Namespace("default").Update(context.Background(), u, metav1.UpdateOptions{}); err == nil {
+							break
+						}
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		}()
+		code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+			"--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default", "--watch", "--watch-interval", "100ms")
+		<-done
+		if code != tc.wantCode || !strings.Contains(stdout, tc.end) {
+			t.Errorf("watch to %s: exit %d, stdout %q; want %d and the phase", tc.end, code, stdout, tc.wantCode)
+		}
+	}
+}
