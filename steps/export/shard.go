@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/inputs"
 )
 
@@ -173,12 +174,12 @@ func hashedID(id string, namespaces []string, part, salt int) string {
 // shards.json, export.json, shard-ids.json and shards/<id>/{images,mapping}.txt.
 func Write(dir artifacts.Dir, res Result) error {
 	files := map[string][]byte{
-		dir.Path("images.txt"):  artifacts.FormatImages(res.Items),
-		dir.Path("digests.txt"): artifacts.FormatDigests(res.Items),
+		dir.Path(contract.ImagesFile):  artifacts.FormatImages(res.Items),
+		dir.Path(contract.DigestsFile): artifacts.FormatDigests(res.Items),
 	}
 	for id, its := range res.Shards {
-		files[dir.Path("shards", id, "images.txt")] = artifacts.FormatImages(its)
-		files[dir.Path("shards", id, "mapping.txt")] = artifacts.FormatMapping(its)
+		files[dir.Path(contract.ShardsDir, id, contract.ShardImages)] = artifacts.FormatImages(its)
+		files[dir.Path(contract.ShardsDir, id, contract.ShardMapping)] = artifacts.FormatMapping(its)
 	}
 	for p, b := range files {
 		if err := artifacts.WriteFile(p, b); err != nil {
@@ -189,11 +190,11 @@ func Write(dir artifacts.Dir, res Result) error {
 	for _, s := range res.Plan.Shards {
 		ids = append(ids, s.ID)
 	}
-	if err := artifacts.WriteJSON(dir.Path("shard-ids.json"), ids); err != nil {
+	if err := artifacts.WriteJSON(dir.Path(contract.ShardIDsParam), ids); err != nil {
 		return err
 	}
-	if err := artifacts.WriteJSON(dir.Path("export.json"), res.Summary()); err != nil {
+	if err := artifacts.WriteJSON(dir.Path(contract.ExportFile), res.Summary()); err != nil {
 		return err
 	}
-	return artifacts.WriteJSON(dir.Path("shards.json"), res.Plan)
+	return artifacts.WriteJSON(dir.Path(contract.ShardsFile), res.Plan)
 }
