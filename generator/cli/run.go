@@ -1,23 +1,28 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/regmigrate/regmigrate/generator/runner"
 	"github.com/regmigrate/regmigrate/generator/spec"
+	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/workloads"
 )
 
 // migrationFlags are the flags that describe a migration; run and generate
@@ -161,6 +166,8 @@ type runFlags struct {
 	verifyMode                 string
 	logFormat, progressMode    string
 	verbose                    bool
+	workloadsKubeconfig        string
+	workloadNamespaces         []string
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -190,6 +197,8 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
+	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
+	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
 	return c
 }
 
@@ -228,6 +237,13 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.Out = "regmigrate-run-" + time.Now().Format("20060102-150405")
 	}
 	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
+	if f.workloadsKubeconfig != "" {
+		entries, err := scopeFromWorkloads(c.Context(), f, o.Export.From, o.Export.To, o.Out)
+		if err != nil {
+			return err
+		}
+		o.Export.Entries = append(o.Export.Entries, entries...)
+	}
 	mode := progress.Lines
 	switch f.progressMode {
 	case "auto":
@@ -347,4 +363,44 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 		o.Cluster = &runner.Cluster{Kubeconfig: m.Cluster.Kubeconfig, Context: m.Cluster.Context, ImageAPI: m.Cluster.ImageAPI, QPS: m.Cluster.QPS, Burst: m.Cluster.Burst}
 	}
 	return o, bad, nil
+}
+
+// scopeFromWorkloads lists the legacy-registry images the cluster's
+// workloads use, keeps the list and an image-migrator images.json in the
+// run directory (for people who want to edit them), and returns the list
+// as scope entries.
+func scopeFromWorkloads(ctx context.Context, f *runFlags, from, to imageref.Location, out string) ([]inputs.Entry, error) {
+	if from.Registry == "" {
+		return nil, usageError(errors.New("--scope-from-workloads needs --from: the legacy registry whose images to keep"))
+	}
+	cfg, err := imageapi.Config(f.workloadsKubeconfig, "", 0, 0)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	imgs, err := workloads.Images(ctx, cfg, from, f.workloadNamespaces)
+	if err != nil {
+		return nil, fmt.Errorf("reading the cluster's workloads: %w", err)
+	}
+	if len(imgs) == 0 {
+		return nil, fmt.Errorf("no workload in the cluster uses an image on %s: nothing to migrate", from)
+	}
+	list := workloads.ListFile(imgs)
+	rules, err := workloads.ImagesJSON(imgs, to)
+	if err != nil {
+		return nil, err
+	}
+	if err := artifacts.WriteFile(filepath.Join(out, "workloads-images.txt"), list); err != nil {
+		return nil, err
+	}
+	if err := artifacts.WriteFile(filepath.Join(out, "workloads-images.json"), rules); err != nil {
+		return nil, err
+	}
+	entries, bad, err := inputs.ParseList(strings.NewReader(string(list)), "workloads-images.txt")
+	if err != nil {
+		return nil, err
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("workload images: %v", bad[0])
+	}
+	return entries, nil
 }

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,9 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/workloads"
 	"github.com/regmigrate/regmigrate/tests/kubeapi"
+	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
 // TestWorkloadImagesFromARealCluster: the images workloads use, from a real
@@ -89,5 +93,43 @@ func TestWorkloadImagesFromARealCluster(t *testing.T) {
 	var m map[string]string
 	if err := json.Unmarshal(rules, &m); err != nil || m["legacy.example:5000/shop/api:v1"] != "new.example/shop/api:v1" {
 		t.Errorf("images.json %s: want legacy → new rules", rules)
+	}
+}
+
+// TestRunScopeFromWorkloads: `regmigrate run --scope-from-workloads`
+// migrates exactly the legacy images the cluster's workloads use.
+func TestRunScopeFromWorkloads(t *testing.T) {
+	t.Parallel()
+	c := kubeapi.Start(t)
+	src := regtest.StartDistribution(t, regtest.Options{})
+	dst := regtest.StartDistribution(t, regtest.Options{})
+	seeded := seed(t, src, regtest.Corpus{Namespaces: []string{"shop"}, ReposPerNS: 2, TagsPerRepo: 2, LayerSize: 4 << 10})
+	dyn, _ := dynamic.NewForConfig(c.RESTConfig())
+	ctr := func(name, image string) any { return map[string]any{"name": name, "image": image} }
+	_, err := dyn.Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}).Namespace("default").Create(context.Background(),
+		&unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "shop"},
+			"spec": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "shop"}},
+				"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "shop"}}, "spec": map[string]any{
+					"containers":     []any{ctr("a", src.Host+"/shop/app0:v1"), ctr("b", "docker.io/library/nginx:1.27")},
+					"initContainers": []any{ctr("i", src.Host+"/shop/app1:v0")}}}},
+		}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	code, _, _ := runCLI(t, nil, "run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out, "--progress", "none", "--scope-from-workloads", c.AdminKubeconfig)
+	if code != contract.ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	rep := readReport(t, out)
+	if rep.Total != 2 || rep.Copied != 2 {
+		t.Errorf("report total %d copied %d, want the 2 images the workloads use", rep.Total, rep.Copied)
+	}
+	assertMirrored(t, dst.Host, map[string]string{"shop/app0:v1": seeded.Tags["shop/app0:v1"], "shop/app1:v0": seeded.Tags["shop/app1:v0"]})
+	for _, f := range []string{"workloads-images.txt", "workloads-images.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run directory lacks %s", f)
+		}
 	}
 }
