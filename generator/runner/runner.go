@@ -296,15 +296,9 @@ func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.
 }
 
 func verifyShard(ctx context.Context, c *registry.Client, api *imageapi.Client, dir artifacts.Dir, in report.ShardInput, mode string, copied bool, cache *verify.Cache, blobs *mirror.Blobs, ph *progress.Phase) (*verify.Result, error) {
-	exp := make([]verify.Expect, 0, len(in.Mirror.Images))
-	for _, im := range in.Mirror.Images {
-		e := verify.Expect{Digest: im.Digest, Proven: copied && im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied}
-		t, err := imageref.Parse(im.Target)
-		if err != nil {
-			return nil, err
-		}
-		e.Target = t
-		exp = append(exp, e)
+	exp, err := verify.FromMirror(in.Mirror.Images, copied)
+	if err != nil {
+		return nil, err
 	}
 	v, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Mode: mode, Known: blobs.Has, Cache: cache, Progress: ph})
 	if err != nil {

@@ -53,7 +53,6 @@ type Phase struct {
 	counts                   map[string]int
 	bytes                    int64
 	start, lastPrint, lastFS time.Time
-	drawn                    bool
 }
 
 // Start begins a phase of total items (0 if unknown yet).
@@ -172,7 +171,6 @@ func (p *Phase) draw() {
 	n := int(frac * width)
 	bar := strings.Repeat("█", n) + strings.Repeat("░", width-n)
 	fmt.Fprintf(p.r.o.Out, "\r\033[K%-8s %s %s", p.name, bar, p.summary())
-	p.drawn = true
 }
 
 func (p *Phase) writeArgo() {

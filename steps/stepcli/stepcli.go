@@ -21,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/progress"
+	"github.com/regmigrate/regmigrate/steps/registry"
 )
 
 // Env is the process environment, read at the composition root.
@@ -148,4 +149,26 @@ func WriteOutputs(env Env, counts map[string]int) error {
 		}
 	}
 	return nil
+}
+
+// ParseFlags parses args; flag errors and positional arguments are usage
+// errors (exit 2).
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return Usage{Err: err}
+	}
+	if fs.NArg() > 0 {
+		return Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	return nil
+}
+
+// Client is the step's logger and registry client from the common flags.
+func (c *Common) Client(env Env) (*slog.Logger, *registry.Client, error) {
+	log := c.Logger(env)
+	rc, err := connect.Client(c.Connect(env, log))
+	if err != nil {
+		return nil, nil, Usage{Err: err}
+	}
+	return log, rc, nil
 }

@@ -11,7 +11,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
@@ -273,4 +275,21 @@ func deep(ctx context.Context, o Options, t imageref.Ref, digest string, depth i
 		o.Cache.set(key)
 	}
 	return missing, nil
+}
+
+// FromMirror turns mirror-shard's results into expectations: the digest now
+// on the target, deep checks for what was copied. observed says the results
+// come from a copy that looked at the target (so a skipped image's tag was
+// seen at its digest); reuse-storage's synthesized results did not.
+func FromMirror(images []mirror.ImageResult, observed bool) ([]Expect, error) {
+	exp := make([]Expect, 0, len(images))
+	for _, im := range images {
+		t, err := imageref.Parse(im.Target)
+		if err != nil {
+			return nil, err
+		}
+		exp = append(exp, Expect{Target: t, Digest: im.Digest,
+			Proven: observed && im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied})
+	}
+	return exp, nil
 }

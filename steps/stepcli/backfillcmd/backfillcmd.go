@@ -11,7 +11,6 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
-	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/mirror"
@@ -47,11 +46,8 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.Burst, "burst", imageapi.DefaultBurst, "client burst")
 	fs.BoolVar(&f.Verbose, "verbose", false, "log every image")
 	fs.IntVar(&f.Every, "progress-every", 100, "log a progress line every N images (0: none)")
-	if err := fs.Parse(args); err != nil {
-		return nil, stepcli.Usage{Err: err}
-	}
-	if fs.NArg() > 0 {
-		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if err := stepcli.ParseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	if f.ShardDir == "" {
 		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
@@ -65,10 +61,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	log := f.Logger(env)
-	c, err := connect.Client(f.Connect(env, log))
+	log, c, err := f.Client(env)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, err
 	}
 	cfg, err := imageapi.Config(f.Kubeconfig, f.Context, float32(f.QPS), f.Burst)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
-	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
@@ -57,11 +56,8 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
 	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
-	if err := fs.Parse(args); err != nil {
-		return nil, stepcli.Usage{Err: err}
-	}
-	if fs.NArg() > 0 {
-		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if err := stepcli.ParseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	if f.Out == "" || f.To == "" {
 		return nil, stepcli.Usage{Err: errors.New("--out and --to are required")}
@@ -75,10 +71,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	log := f.Logger(env)
-	c, err := connect.Client(f.Connect(env, log))
+	log, c, err := f.Client(env)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, err
 	}
 	var from imageref.Location
 	if f.From != "" {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
-	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/progress"
@@ -39,11 +38,8 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.BoolVar(&f.NoReferrers, "no-referrers", false, "do not copy OCI referrers")
 	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "compare only")
-	if err := fs.Parse(args); err != nil {
-		return nil, stepcli.Usage{Err: err}
-	}
-	if fs.NArg() > 0 {
-		return nil, stepcli.Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if err := stepcli.ParseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	if f.ShardDir == "" {
 		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
@@ -57,10 +53,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	log := f.Logger(env)
-	c, err := connect.Client(f.Connect(env, log))
+	log, c, err := f.Client(env)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, err
 	}
 	items, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
 	if err != nil {

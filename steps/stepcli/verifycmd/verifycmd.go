@@ -10,10 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
-	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
-	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
@@ -37,8 +35,8 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "verify one shard: reads mirror.json (or mapping.txt), writes verify.json")
 	fs.StringVar(&f.RunDir, "run-dir", "", "aggregate: read every shard's results, write report.json and report.md")
 	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (deep-check everything) or digest")
-	if err := fs.Parse(args); err != nil {
-		return nil, stepcli.Usage{Err: err}
+	if err := stepcli.ParseFlags(fs, args); err != nil {
+		return nil, err
 	}
 	if (f.ShardDir == "") == (f.RunDir == "") {
 		return nil, stepcli.Usage{Err: errors.New("give exactly one of --shard-dir and --run-dir")}
@@ -55,10 +53,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if f.RunDir != "" {
 		return aggregate(env, artifacts.Dir(f.RunDir))
 	}
-	log := f.Logger(env)
-	c, err := connect.Client(f.Connect(env, log))
+	log, c, err := f.Client(env)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, err
 	}
 	exp, err := expectations(f.ShardDir)
 	if err != nil {
@@ -85,15 +82,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 func expectations(shardDir string) ([]verify.Expect, error) {
 	var mr mirror.Result
 	if err := artifacts.ReadJSON(filepath.Join(shardDir, contract.MirrorResult), &mr); err == nil {
-		exp := make([]verify.Expect, 0, len(mr.Images))
-		for _, im := range mr.Images {
-			t, err := imageref.Parse(im.Target)
-			if err != nil {
-				return nil, err
-			}
-			exp = append(exp, verify.Expect{Target: t, Digest: im.Digest, Copied: im.Status == contract.StatusCopied})
-		}
-		return exp, nil
+		// A separate pod: nothing this process saw proves a tag, so every
+		// tag is resolved again.
+		return verify.FromMirror(mr.Images, false)
 	}
 	items, err := artifacts.ReadMapping(filepath.Join(shardDir, contract.ShardMapping))
 	if err != nil {
