@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,79 +51,75 @@ func EtcdBinary() (string, error) {
 }
 
 // APIServerBinary returns the path of kube-apiserver K8sVersion in
-// <CacheDir>/k8s-<version>/bin, building it first if it is not there.
-//
-// The build happens once per machine: a wrapper module requires
-// k8s.io/kubernetes and every staging module at their matching versions
-// (k8s.io/kubernetes replaces them with ./staging, so `go install` refuses
-// it), then `go build -trimpath` with CGO_ENABLED=0. An exclusive lock on
-// <dir>/build.lock makes concurrent test binaries wait for one build rather
-// than start their own. A cold build takes many minutes (see the package
+// <CacheDir>/k8s-<version>/bin, building it first if it is not there (see
+// BuildK8s). A cold build takes many minutes (see the package
 // documentation); logf receives progress lines and may be nil.
 func APIServerBinary(ctx context.Context, logf func(format string, args ...any)) (string, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "k8s-"+K8sVersion)
-	bin := filepath.Join(dir, "bin", "kube-apiserver")
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+	bin, err := BuildK8s(ctx, filepath.Join(cache, "k8s-"+K8sVersion), logf, "kube-apiserver")
+	if err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, "build.lock"))
+	return filepath.Join(bin, "kube-apiserver"), nil
+}
+
+// BuildK8s builds the commands k8s.io/kubernetes/cmd/<name> of K8sVersion
+// into <dir>/bin in one `go build` (the packages they share are compiled
+// once), unless every one of them is already there, and returns <dir>/bin.
+//
+// The build happens once per folder: a wrapper module in <dir>/kwrap
+// requires k8s.io/kubernetes and every staging module at their matching
+// versions (k8s.io/kubernetes replaces them with ./staging, so `go install`
+// refuses it), then `go build -trimpath` with CGO_ENABLED=0 and
+// GOFLAGS=-mod=mod (GoBuildEnv), the same for every folder, so that builds
+// into different folders share the Go build cache. An exclusive lock on
+// <dir>/build.lock makes concurrent callers wait for one build rather than
+// start their own. The go command's output goes to <dir>/build.log.
+func BuildK8s(ctx context.Context, dir string, logf func(format string, args ...any), names ...string) (string, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	bin := filepath.Join(dir, "bin")
+	if allExecutable(bin, names) {
+		return bin, nil
+	}
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := LockFile(ctx, filepath.Join(dir, "build.lock"))
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if isExecutable(bin) { // built by someone else while we waited
+	if allExecutable(bin, names) { // built by someone else while we waited
 		return bin, nil
 	}
-
 	start := time.Now()
-	logf("building kube-apiserver %s into %s (once per machine; a cold build takes 10-20 min on 2 cores); log: %s",
-		K8sVersion, bin, filepath.Join(dir, "build.log"))
-	if err := buildAPIServer(ctx, dir, bin); err != nil {
+	logf("building %s %s into %s (once; a cold build takes 10-20 min on 2 cores); log: %s",
+		strings.Join(names, ", "), K8sVersion, bin, filepath.Join(dir, "build.log"))
+	if err := buildK8s(ctx, dir, bin, names); err != nil {
 		return "", err
 	}
-	logf("built kube-apiserver %s in %s", K8sVersion, time.Since(start).Round(time.Second))
+	logf("built %s %s in %s", strings.Join(names, ", "), K8sVersion, time.Since(start).Round(time.Second))
 	return bin, nil
 }
 
-func buildAPIServer(ctx context.Context, dir, bin string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+func buildK8s(ctx context.Context, dir, bin string, names []string) error {
 	wrap := filepath.Join(dir, "kwrap")
 	if err := os.MkdirAll(wrap, 0o755); err != nil {
 		return err
 	}
 	logPath := filepath.Join(dir, "build.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-
-	env := buildEnv()
 	run := func(stdout *bytes.Buffer, args ...string) error {
-		fmt.Fprintf(logFile, "[%s] go %s\n", time.Now().Format(time.TimeOnly), strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, goBin, args...)
-		cmd.Dir, cmd.Env, cmd.Stderr = wrap, env, logFile
-		cmd.Stdout = logFile
-		if stdout != nil {
-			cmd.Stdout = stdout
-		}
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go %s: %w (see %s)", args[0], err, logPath)
-		}
-		return nil
+		return GoCommand(ctx, wrap, logFile, stdout, args...)
 	}
 
 	// The staging modules are the replace targets in k8s.io/kubernetes' go.mod.
@@ -147,23 +144,63 @@ func buildAPIServer(ctx context.Context, dir, bin string) error {
 	if err := os.WriteFile(filepath.Join(wrap, "go.mod"), []byte(gomod.String()), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(wrap, "doc.go"), []byte("// Package kwrap only anchors the build of kube-apiserver.\npackage kwrap\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(wrap, "doc.go"), []byte("// Package kwrap only anchors the build of Kubernetes commands.\npackage kwrap\n"), 0o644); err != nil {
 		return err
 	}
 	// Fills go.sum and the indirect requirements. Never `go mod tidy` here:
 	// nothing imports the requirements, tidy would drop them.
-	if err := run(nil, "get", "k8s.io/kubernetes/cmd/kube-apiserver@"+K8sVersion); err != nil {
+	get := []string{"get"}
+	pkgs := []string{}
+	for _, n := range names {
+		get = append(get, "k8s.io/kubernetes/cmd/"+n+"@"+K8sVersion)
+		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+n)
+	}
+	if err := run(nil, get...); err != nil {
 		return err
 	}
 	ld := "-s -w"
 	for _, p := range []string{"k8s.io/client-go/pkg/version", "k8s.io/component-base/version"} {
 		ld += fmt.Sprintf(" -X %[1]s.gitVersion=%[2]s -X %[1]s.gitMajor=1 -X %[1]s.gitMinor=33 -X %[1]s.gitTreeState=clean", p, K8sVersion)
 	}
-	tmp := bin + ".tmp"
-	if err := run(nil, "build", "-trimpath", "-ldflags", ld, "-o", tmp, "k8s.io/kubernetes/cmd/kube-apiserver"); err != nil {
+	// Build into a temporary folder and rename: a folder never holds half a binary.
+	tmp, err := os.MkdirTemp(dir, "bin-")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, bin)
+	defer os.RemoveAll(tmp)
+	if err := run(nil, append([]string{"build", "-trimpath", "-ldflags", ld, "-o", tmp + "/"}, pkgs...)...); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(bin, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GoCommand runs `go ARGS...` in dir with GoBuildEnv, appending a line per
+// command and its output to log; stdout, if not nil, receives the standard
+// output instead.
+func GoCommand(ctx context.Context, dir string, log io.Writer, stdout *bytes.Buffer, args ...string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	fmt.Fprintf(log, "[%s] go %s\n", time.Now().Format(time.TimeOnly), strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, GoBuildEnv(), log, log
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if err := cmd.Run(); err != nil {
+		name := "log"
+		if f, ok := log.(*os.File); ok {
+			name = f.Name()
+		}
+		return fmt.Errorf("go %s in %s: %w (see %s)", args[0], dir, err, name)
+	}
+	return nil
 }
 
 // stagingModules lists the modules k8s.io/kubernetes' go.mod replaces with
@@ -192,9 +229,9 @@ func stagingModules(goModPath string) ([]string, error) {
 	return mods, nil
 }
 
-// buildEnv is the environment for the go command building the wrapper:
-// no workspace, no inherited GOFLAGS, no cgo, no toolchain switching.
-func buildEnv() []string {
+// GoBuildEnv is the environment for the go command building a wrapper
+// module: no workspace, no inherited GOFLAGS, no cgo, no toolchain switching.
+func GoBuildEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -207,9 +244,9 @@ func buildEnv() []string {
 	return append(env, "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local")
 }
 
-// lockFile takes an exclusive flock on path, waiting for it as long as ctx
+// LockFile takes an exclusive flock on path, waiting for it as long as ctx
 // allows.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
@@ -230,6 +267,15 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+func allExecutable(dir string, names []string) bool {
+	for _, n := range names {
+		if !isExecutable(filepath.Join(dir, n)) {
+			return false
+		}
+	}
+	return true
 }
 
 func isExecutable(path string) bool {

@@ -35,17 +35,17 @@ replace k8s.io/kubectl => ./staging/src/k8s.io/kubectl
 
 func TestBuildLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "build.lock")
-	unlock, err := lockFile(context.Background(), path)
+	unlock, err := LockFile(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	if _, err := lockFile(ctx, path); err == nil {
+	if _, err := LockFile(ctx, path); err == nil {
 		t.Fatal("second lock taken while the first is held")
 	}
 	unlock()
-	unlock2, err := lockFile(context.Background(), path)
+	unlock2, err := LockFile(context.Background(), path)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,6 +48,16 @@ type Options struct {
 	APIServerArgs []string
 	// StartTimeout bounds waiting for etcd and /readyz; default 2 min.
 	StartTimeout time.Duration
+
+	// Address is the IP kube-apiserver binds, advertises and is reached
+	// at (its serving certificate names it); default 127.0.0.1. A
+	// single-node cluster gives its node's bridge address, so that pods
+	// reach it too.
+	Address string
+	// Port is kube-apiserver's port; 0 picks a free one.
+	Port int
+	// APIServerBinary is the kube-apiserver to run; default APIServerBinary().
+	APIServerBinary string
 }
 
 // Cluster is a running etcd + kube-apiserver.
@@ -115,16 +126,25 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiBin, err := APIServerBinary(ctx, o.Logf)
-	if err != nil {
-		return nil, err
+	apiBin := o.APIServerBinary
+	if apiBin == "" {
+		if apiBin, err = APIServerBinary(ctx, o.Logf); err != nil {
+			return nil, err
+		}
+	}
+	if o.Address == "" {
+		o.Address = "127.0.0.1"
+	}
+	addr := net.ParseIP(o.Address)
+	if addr == nil {
+		return nil, fmt.Errorf("Options.Address %q is not an IP address", o.Address)
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
 	}
 	pki := filepath.Join(dir, "pki")
-	if err := writePKI(pki); err != nil {
+	if err := writePKI(pki, addr); err != nil {
 		return nil, err
 	}
 	c := &Cluster{Dir: dir, AdminKubeconfig: filepath.Join(dir, "admin.kubeconfig")}
@@ -195,14 +215,18 @@ func (c *Cluster) startAPIServer(ctx context.Context, o Options, bin, pki string
 		return err
 	}
 	for attempt := 0; ; attempt++ {
-		ports, err := freePorts(1)
-		if err != nil {
-			return err
+		port := o.Port
+		if port == 0 {
+			ports, err := freePorts(1)
+			if err != nil {
+				return err
+			}
+			port = ports[0]
 		}
-		host := "https://127.0.0.1:" + strconv.Itoa(ports[0])
+		host := "https://" + net.JoinHostPort(o.Address, strconv.Itoa(port))
 		args := []string{
 			"--etcd-servers=" + c.EtcdURL,
-			"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port=" + strconv.Itoa(ports[0]),
+			"--bind-address=" + o.Address, "--advertise-address=" + o.Address, "--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + f("apiserver.crt"), "--tls-private-key-file=" + f("apiserver.key"),
 			"--client-ca-file=" + f("ca.crt"),
 			"--authorization-mode=Node,RBAC",
@@ -223,6 +247,8 @@ func (c *Cluster) startAPIServer(ctx context.Context, o Options, bin, pki string
 			// Nothing may write 127.0.0.1 into the kubernetes Endpoints either.
 			"--endpoint-reconciler-type=none",
 			"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
+			// kubectl logs/exec: the apiserver's client certificate at kubelets.
+			"--kubelet-client-certificate=" + f("kubelet-client.crt"), "--kubelet-client-key=" + f("kubelet-client.key"),
 			"--profiling=false",
 		}
 		p, err := startProc(c.Dir, "kube-apiserver", o.Detach, bin, append(args, o.APIServerArgs...)...)
@@ -235,7 +261,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, o Options, bin, pki string
 			return nil
 		}
 		p.stop()
-		if !strings.Contains(p.logTail(8192), "address already in use") || attempt >= 3 {
+		if !strings.Contains(p.logTail(8192), "address already in use") || attempt >= 3 || o.Port != 0 {
 			return fmt.Errorf("kube-apiserver: %w\n--- %s:\n%s", err, p.log, p.logTail(8192))
 		}
 	}

@@ -24,11 +24,12 @@ import (
 // The cluster's certificates, all ECDSA P-256, in <Dir>/pki:
 //
 //	ca.{crt,key}                  cluster CA: serving cert, client certs (--client-ca-file)
-//	apiserver.{crt,key}           serving: 127.0.0.1, ::1, 10.0.0.1, localhost, kubernetes.default.svc...
+//	apiserver.{crt,key}           serving: 127.0.0.1, ::1, 10.0.0.1, Options.Address, localhost, kubernetes.default.svc...
 //	sa.{key,pub}                  service-account token signing
 //	front-proxy-ca.{crt,key}      --requestheader-client-ca-file
 //	front-proxy-client.{crt,key}  --proxy-client-cert-file: the aggregator's client identity
 //	admin.{crt,key}               CN=admin, O=system:masters
+//	kubelet-client.{crt,key}      the apiserver's client identity at kubelets (O=system:masters)
 
 type keyPair struct {
 	cert *x509.Certificate
@@ -118,8 +119,9 @@ func pemBlock(b []byte) []byte {
 	return nil
 }
 
-// writePKI creates every certificate and key the cluster needs in dir.
-func writePKI(dir string) error {
+// writePKI creates every certificate and key the cluster needs in dir;
+// the serving certificate also names addr.
+func writePKI(dir string, addr net.IP) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -129,7 +131,7 @@ func writePKI(dir string) error {
 	}
 	serving, err := newCert(&x509.Certificate{Subject: pkix.Name{CommonName: "kube-apiserver"},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 0, 0, 1)},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 0, 0, 1), addr},
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"}}, ca)
 	if err != nil {
@@ -147,12 +149,16 @@ func writePKI(dir string) error {
 	if err != nil {
 		return err
 	}
+	kubeletClient, err := newClientCert(ca, "kube-apiserver-kubelet-client", []string{"system:masters"})
+	if err != nil {
+		return err
+	}
 	sa, err := newCA("service-accounts") // only the key is used
 	if err != nil {
 		return err
 	}
 	for name, kp := range map[string]*keyPair{"ca": ca, "apiserver": serving, "front-proxy-ca": fpCA,
-		"front-proxy-client": fpClient, "admin": admin} {
+		"front-proxy-client": fpClient, "admin": admin, "kubelet-client": kubeletClient} {
 		if err := kp.write(dir, name); err != nil {
 			return err
 		}

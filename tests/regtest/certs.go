@@ -15,9 +15,9 @@ import (
 )
 
 // writeTLS creates, in dir, a fresh ECDSA CA (ca.pem) and a server
-// certificate it signs for 127.0.0.1, ::1 and localhost (cert.pem, which
-// holds the leaf followed by the CA, and key.pem).
-func writeTLS(dir string) (caFile, certFile, keyFile string, err error) {
+// certificate it signs for 127.0.0.1, ::1, localhost and ip (cert.pem,
+// which holds the leaf followed by the CA, and key.pem).
+func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", "", err
 	}
@@ -52,12 +52,12 @@ func writeTLS(dir string) (caFile, certFile, keyFile string, err error) {
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "127.0.0.1", Organization: []string{"regmigrate tests"}},
+		Subject:      pkix.Name{CommonName: ip.String(), Organization: []string{"regmigrate tests"}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, ip},
 		DNSNames:     []string{"localhost"},
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)

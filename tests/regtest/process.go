@@ -39,7 +39,10 @@ type ProcOptions struct {
 	// and registry.log. Required; created if missing.
 	Dir string
 
-	Port     int  // loopback port; 0 picks a free one
+	// Host is the IP address to listen on; default 127.0.0.1. The TLS
+	// certificate names it (e.g. a node's bridge address, for pods).
+	Host     string
+	Port     int  // port; 0 picks a free one
 	TLS      bool // serve HTTPS with a certificate from a fresh CA
 	Auth     bool // htpasswd authentication, user Username, random password
 	ReadOnly bool // storage.maintenance.readonly.enabled
@@ -80,6 +83,13 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	ip := net.ParseIP(o.Host)
+	if ip == nil {
+		return nil, nil, fmt.Errorf("regtest: ProcOptions.Host %q is not an IP address", o.Host)
+	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 30 * time.Second
 	}
@@ -104,7 +114,7 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 	}
 	if o.TLS {
 		r.Scheme = "https"
-		if r.CAFile, c.cert, c.key, err = writeTLS(filepath.Join(o.Dir, "tls")); err != nil {
+		if r.CAFile, c.cert, c.key, err = writeTLS(filepath.Join(o.Dir, "tls"), ip); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -118,11 +128,11 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 	for i := 0; ; i++ {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = freePort(o.Host); err != nil {
 				return nil, nil, err
 			}
 		}
-		r.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		r.Host = net.JoinHostPort(o.Host, strconv.Itoa(port))
 		var cmd *exec.Cmd
 		if err = portFree(r.Host); err == nil {
 			cmd, err = startProcess(ctx, bin, o, r, c)
@@ -333,9 +343,9 @@ func portFree(addr string) error {
 	return l.Close()
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort returns a TCP port of host that was free a moment ago.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}

@@ -112,6 +112,8 @@ type Options struct {
 	DataDir string
 
 	ReadOnly bool // storage.maintenance.readonly.enabled: pushes are refused
+
+	Host string // IP address to listen on (and in the TLS certificate); default 127.0.0.1
 }
 
 // StartDistribution starts the CNCF distribution registry
@@ -128,7 +130,7 @@ func StartDistribution(t testing.TB, o Options) *Registry {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r, cmd, err := StartDistributionProcess(ctx, ProcOptions{
-		Dir: dir, TLS: o.TLS, Auth: o.Auth, DataDir: o.DataDir, ReadOnly: o.ReadOnly,
+		Dir: dir, TLS: o.TLS, Auth: o.Auth, DataDir: o.DataDir, ReadOnly: o.ReadOnly, Host: o.Host,
 	})
 	if err != nil {
 		cancel()

@@ -149,6 +149,20 @@ func TestDistributionTLSAuth(t *testing.T) {
 	pushPull(t, r, "secure/app")
 }
 
+// TestDistributionOnAnotherAddress: a registry for pods listens on the
+// node's address, and its certificate names that address.
+func TestDistributionOnAnotherAddress(t *testing.T) {
+	t.Parallel()
+	r := StartDistribution(t, Options{TLS: true, Host: "127.0.0.2"})
+	if !strings.HasPrefix(r.Host, "127.0.0.2:") {
+		t.Fatalf("Host %s, want 127.0.0.2:PORT", r.Host)
+	}
+	pushPull(t, r, "elsewhere/app") // verifies the certificate for 127.0.0.2
+	if _, _, err := StartDistributionProcess(context.Background(), ProcOptions{Dir: t.TempDir(), Host: "not-an-ip"}); err == nil {
+		t.Error("Host not-an-ip accepted")
+	}
+}
+
 func TestKeychainOnlyAnswersItsRegistry(t *testing.T) {
 	r := &Registry{Host: "127.0.0.1:5000", Username: "u", Password: "p"}
 	for host, want := range map[string]string{"127.0.0.1:5000": "u", "127.0.0.1:5001": "", "index.docker.io": ""} {
