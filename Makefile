@@ -4,14 +4,14 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/steps/contract.Version=$(VERSION)
-STEPS := export mirror-shard backfill-shard verify
+STEPS := export mirror-shard backfill-shard verify switch-mode
 # Debian packages the tests and the demo start as real servers.
 APT_PKGS := docker-registry apache2-utils etcd-server
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
 help: ## this list
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: deps deps-demo test-deps
 test-deps: deps ## alias of deps
@@ -47,6 +47,20 @@ test: deps ## everything: vet, format check, unit and end-to-end tests against r
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: e2e e2e-down
+E2E_PKGS := containerd runc containernetworking-plugins iptables postgresql
+e2e: deps-demo ## Argo end to end on a real single-node cluster (root; k8s+Argo built once into the cache, ~20 min cold)
+	@missing=""; for b in containerd runc ctr iptables /usr/lib/cni/bridge psql; do command -v $$b >/dev/null || [ -x $$b ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $(E2E_PKGS) from Debian"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get update -qq && apt-get install -y -qq $(E2E_PKGS)) >/dev/null || { echo "apt-get failed: install $(E2E_PKGS) by hand" >&2; exit 1; }; \
+	fi
+	$(GO) test -tags e2e -count=1 -timeout 45m -v ./tests/argoe2e/...
+
+e2e-down: ## stop the node `make e2e` or `node up` left (by PID files) and undo its network changes
+	$(GO) run ./tests/cluster/cmd/node down
 
 .PHONY: cluster-api cluster-api-down
 cluster-api: ## start a real kube-apiserver + etcd on loopback (binaries cached outside the repo); prints the admin kubeconfig

@@ -25,6 +25,7 @@ const (
 	namespace       = "regmigrate"
 	backfillRole    = "regmigrate-backfill"
 	executorRole    = "regmigrate-executor"
+	switchModeRole  = "regmigrate-switch-mode"
 	artifactRepos   = "artifact-repositories"
 	defaultRepoAnno = "workflows.argoproj.io/default-artifact-repository"
 )
@@ -152,6 +153,7 @@ func TestRender(t *testing.T) {
 			// Exactly these objects, namespaced ones in the namespace.
 			want := []string{
 				"ClusterRole/" + backfillRole, "ClusterRoleBinding/" + backfillRole,
+				"ClusterRole/" + switchModeRole, "ClusterRoleBinding/" + switchModeRole,
 				"ConfigMap/" + artifactRepos, "Namespace/" + namespace,
 				"Role/" + executorRole, "RoleBinding/" + executorRole, "ServiceAccount/" + sa,
 				"WorkflowTemplate/regmigrate-example",
@@ -197,6 +199,24 @@ func TestRender(t *testing.T) {
 				{tc.group, "images"}:              {"get"},
 				{tc.group, "imagestreammappings"}: {"create"},
 			})
+
+			// switch-mode: update only the four kinds it rewrites, list the
+			// ones it reports, and its own record.
+			sm := decode[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", switchModeRole))
+			checkRules(t, "ClusterRole "+switchModeRole, sm.Rules, map[ruleKey][]string{
+				{"apps", "deployments"}:  {"get", "list", "update"},
+				{"apps", "statefulsets"}: {"get", "list", "update"},
+				{"apps", "daemonsets"}:   {"get", "list", "update"},
+				{"batch", "cronjobs"}:    {"get", "list", "update"},
+				{"apps", "replicasets"}:  {"list"},
+				{"batch", "jobs"}:        {"list"},
+				{"", "pods"}:             {"list"},
+				{"", "configmaps"}:       {"get", "update", "create"},
+			})
+			smb := decode[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", switchModeRole))
+			if smb.RoleRef.Name != switchModeRole || !slices.Equal(smb.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: namespace}}) {
+				t.Errorf("ClusterRoleBinding %s: %+v %+v", switchModeRole, smb.RoleRef, smb.Subjects)
+			}
 
 			// Argo's emissary executor, in the workflow namespace only.
 			role := decode[rbacv1.Role](t, find(t, objs, "Role", executorRole))

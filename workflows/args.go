@@ -104,11 +104,13 @@ func (p Plan) reportArgs() []string {
 	return f
 }
 
-// switchModeArgs: the switch-mode step (a later issue) cuts over once
-// verify's report in the run directory passes.
+// switchModeArgs: the switch-mode step cuts over (mode record and workload
+// images) once verify's report in the run directory passes; it writes
+// switch.json and switch.diff next to the report.
 func (p Plan) switchModeArgs() []string {
 	var f flags
 	f.str("run-dir", RunDir)
+	f.str("migration", p.Name)
 	f.boolean("confirm", true)
 	return f
 }

@@ -105,7 +105,9 @@ func Cutover(p Plan) (*wfv1.Workflow, error) {
 	extra := []wfv1.Template{
 		{Name: tmplApprove, Suspend: &wfv1.SuspendTemplate{}},
 		p.container(tmplSwitch, contract.StepSwitchMode, p.switchModeArgs(), step{
-			inputs: wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
+			inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
+			outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
+			counts:  []string{"rewritten", "pending", contract.StatusFailed, "unproven"},
 		}),
 	}
 	return &wfv1.Workflow{

@@ -22,6 +22,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/mirrorcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
 	"github.com/regmigrate/regmigrate/workflows"
 )
@@ -203,6 +204,13 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 			return err
 		},
 		contract.StepVerify: func(a []string, w io.Writer) error { _, err := verifycmd.Parse(a, w); return err },
+		contract.StepSwitchMode: func(a []string, w io.Writer) error {
+			c, err := switchmodecmd.Parse(a, w)
+			if err == nil && (c.Kubeconfig != "" || !c.Confirm || c.Force) {
+				err = fmt.Errorf("in a pod switch-mode runs as the ServiceAccount, confirmed (the approval is the suspend before it), never forced: %+v", c)
+			}
+			return err
+		},
 	}
 	seen := map[string]bool{}
 	for name, obj := range objects(t) {
@@ -214,9 +222,6 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 			bin := path.Base(c.Command[0])
 			if c.Command[0] != path.Join(workflows.BinDir, bin) || !strings.HasSuffix(strings.Split(c.Image, ":")[0], "/"+bin) {
 				t.Errorf("%s/%s: command %q does not run the image's step %s", name, tmpl.Name, c.Command, c.Image)
-			}
-			if bin == contract.StepSwitchMode {
-				continue // its parser comes with the switch-mode step
 			}
 			parse, ok := parsers[bin]
 			if !ok {

@@ -168,6 +168,8 @@ type runFlags struct {
 	verbose                    bool
 	workloadsKubeconfig        string
 	workloadNamespaces         []string
+	cutover                    bool
+	cut                        cutoverFlags
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -199,6 +201,8 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
 	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
 	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
+	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as `regmigrate cutover`; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
+	f.cut.bind(c, "cutover-")
 	return c
 }
 
@@ -237,6 +241,25 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.Out = "regmigrate-run-" + time.Now().Format("20060102-150405")
 	}
 	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
+	if f.cutover {
+		if f.dryRun {
+			return usageError(errors.New("--cutover needs a real run: drop --dry-run"))
+		}
+		f.cut.cfg.Kubeconfig = f.workloadsKubeconfig
+		if m.Cluster != nil {
+			f.cut.cfg.Kubeconfig = m.Cluster.Kubeconfig
+			if len(f.cut.cfg.Contexts) == 0 && m.Cluster.Context != "" {
+				f.cut.cfg.Contexts = []string{m.Cluster.Context}
+			}
+		}
+		if f.cut.cfg.Kubeconfig == "" {
+			return usageError(errors.New("--cutover needs the cluster: give --kubeconfig (or --scope-from-workloads)"))
+		}
+		f.cut.cfg.RunDir, f.cut.cfg.Namespaces, f.cut.cfg.LogFormat = o.Out, f.workloadNamespaces, f.logFormat
+		if f.cut.cfg.Migration == "" {
+			f.cut.cfg.Migration = m.Metadata.Name
+		}
+	}
 	if f.workloadsKubeconfig != "" {
 		entries, err := scopeFromWorkloads(c.Context(), f, o.Export.From, o.Export.To, o.Out)
 		if err != nil {
@@ -273,7 +296,13 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		return &ExitError{Code: contract.ExitFailed, Err: fmt.Errorf("%d bad input lines were skipped (listed above); fix them and run again with --out %s", len(bad), o.Out)}
 	}
 	if code != contract.ExitOK {
+		if f.cutover {
+			fmt.Fprintln(env.Stderr, "regmigrate: no cutover: the verify did not pass")
+		}
 		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, o.Out, o.Out)}
+	}
+	if f.cutover {
+		return runCutover(c.Context(), env, f.cut.cfg)
 	}
 	return nil
 }

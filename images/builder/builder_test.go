@@ -284,7 +284,7 @@ func digest(t *testing.T, idx v1.ImageIndex) v1.Hash {
 
 func TestStepsAreTheStepBinaries(t *testing.T) {
 	t.Parallel()
-	want := []string{contract.StepExport, contract.StepMirror, contract.StepBackfill, contract.StepVerify}
+	want := []string{contract.StepExport, contract.StepMirror, contract.StepBackfill, contract.StepVerify, contract.StepSwitchMode}
 	if !slices.Equal(Steps(), want) {
 		t.Fatalf("Steps() = %v, want %v", Steps(), want)
 	}

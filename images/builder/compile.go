@@ -32,7 +32,7 @@ const DefaultCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
 // Steps are the step images, in build order: one per binary in steps/cmd.
 func Steps() []string {
-	return []string{contract.StepExport, contract.StepMirror, contract.StepBackfill, contract.StepVerify}
+	return []string{contract.StepExport, contract.StepMirror, contract.StepBackfill, contract.StepVerify, contract.StepSwitchMode}
 }
 
 // StepPackage is the import path of a step's main package.

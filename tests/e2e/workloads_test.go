@@ -133,3 +133,51 @@ func TestRunScopeFromWorkloads(t *testing.T) {
 		}
 	}
 }
+
+// TestRunThenCutover: `regmigrate run --scope-from-workloads ... --cutover
+// --confirm` migrates what the workloads use, verifies it, and then points
+// the workloads at the target, in one command.
+func TestRunThenCutover(t *testing.T) {
+	t.Parallel()
+	c := kubeapi.Start(t)
+	src := regtest.StartDistribution(t, regtest.Options{})
+	dst := regtest.StartDistribution(t, regtest.Options{})
+	seeded := seed(t, src, regtest.Corpus{Namespaces: []string{"shop"}, ReposPerNS: 2, TagsPerRepo: 1, LayerSize: 4 << 10})
+	dyn, _ := dynamic.NewForConfig(c.RESTConfig())
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	pinned := src.Host + "/shop/app1:v0@" + seeded.Tags["shop/app1:v0"]
+	_, err := dyn.Resource(deployments).Namespace("default").Create(context.Background(), &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "shop"},
+		"spec": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "shop"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "shop"}}, "spec": map[string]any{
+				"containers": []any{map[string]any{"name": "a", "image": src.Host + "/shop/app0:v0"}, map[string]any{"name": "b", "image": pinned}}}}},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, _ := runCLI(t, nil, "run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", out, "--progress", "none",
+		"--scope-from-workloads", c.AdminKubeconfig, "--cutover", "--confirm")
+	if code != contract.ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stdout, "switch-mode modern: 1 cluster(s), workloads: 1 rewritten") {
+		t.Errorf("stdout does not summarize the cutover:\n%s", stdout)
+	}
+	u, err := dyn.Resource(deployments).Namespace("default").Get(context.Background(), "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+	want := []string{dst.Host + "/shop/app0:v0", dst.Host + "/shop/app1:v0@" + seeded.Tags["shop/app1:v0"]}
+	for i, c := range cs {
+		if img := c.(map[string]any)["image"]; img != want[i] {
+			t.Errorf("container %d runs %v, want %s", i, img, want[i])
+		}
+	}
+	for _, f := range []string{"switch.json", "switch.diff"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("run directory lacks %s", f)
+		}
+	}
+}

@@ -1,0 +1,19 @@
+// Command switch-mode is regmigrate's switch-mode step (the cutover), as it runs in an Argo pod.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := stepcli.Main(ctx, stepcli.OSEnv(), "switch-mode", switchmodecmd.Run, os.Args[1:])
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,254 @@
+// Package switchmodecmd is the switch-mode step's command line, shared by
+// the step binary (in the cutover Workflow) and `regmigrate cutover`.
+package switchmodecmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/switchmode"
+)
+
+// Config is switch-mode's configuration, from flags or from the regmigrate
+// CLI.
+type Config struct {
+	// RunDir: the run whose report.json is the proof; switch.json and
+	// switch.diff are written there unless Out is set.
+	RunDir string
+	// VerifyReports: report.json paths, "PATH" for every cluster or
+	// "CONTEXT=PATH" for one.
+	VerifyReports []string
+	Out           string
+	Kubeconfig    string   // empty: $KUBECONFIG, ~/.kube/config, then in-cluster
+	Contexts      []string // empty: the current context
+	AllClusters   bool
+	From, To      string
+	Namespaces    []string
+	Workloads     bool
+	PullSecret    string
+	RecordNS      string
+	RecordName    string
+	Migration     string
+	Confirm       bool
+	Force         bool
+	Rollback      bool
+	LogFormat     string
+}
+
+// Parse parses switch-mode's arguments.
+func Parse(args []string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	var reports, contexts, namespaces stepcli.Multi
+	fs := flag.NewFlagSet(contract.StepSwitchMode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.RunDir, "run-dir", "", "run directory: its report.json is the proof; switch.json and switch.diff are written there")
+	fs.Var(&reports, "verify-report", "report.json to trust (PATH, or CONTEXT=PATH per cluster; repeatable)")
+	fs.StringVar(&c.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the current folder)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	fs.Var(&contexts, "context", "kubeconfig context of a cluster to switch (repeatable)")
+	fs.BoolVar(&c.AllClusters, "all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
+	fs.StringVar(&c.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
+	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it (default: the report's target)")
+	fs.Var(&namespaces, "namespace", "namespace whose workloads to switch (repeatable; default all)")
+	fs.BoolVar(&c.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
+	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs")
+	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the mode record ConfigMap")
+	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "name of the mode record ConfigMap")
+	fs.StringVar(&c.Migration, "migration", "", "migration name to record")
+	fs.BoolVar(&c.Confirm, "confirm", false, "apply (default: dry run, writes only switch.json and switch.diff)")
+	fs.BoolVar(&c.Force, "force", false, "switch to modern even though verify did not pass")
+	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy and restore the original image references")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	if err := stepcli.ParseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	c.VerifyReports, c.Contexts, c.Namespaces = reports, contexts, namespaces
+	return c, c.Check()
+}
+
+// Check validates a configuration.
+func (c *Config) Check() error {
+	if !c.Rollback && c.RunDir == "" && len(c.VerifyReports) == 0 {
+		return stepcli.Usage{Err: errors.New("switching to modern needs the proof: give --run-dir or --verify-report (a run's report.json)")}
+	}
+	for _, l := range []struct{ flag, v string }{{"--from", c.From}, {"--to", c.To}} {
+		if l.v == "" {
+			continue
+		}
+		if _, err := imageref.ParseLocation(l.v); err != nil {
+			return stepcli.Usage{Err: fmt.Errorf("%s: %w", l.flag, err)}
+		}
+	}
+	return nil
+}
+
+// Run runs the switch-mode step.
+func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	c, err := Parse(args, env.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	return Execute(ctx, env, *c)
+}
+
+// Execute switches every cluster and writes switch.json and switch.diff.
+func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
+	if err := c.Check(); err != nil {
+		return 0, err
+	}
+	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
+	if c.LogFormat == "text" {
+		log = slog.New(slog.NewTextHandler(env.Stderr, nil))
+	}
+	contexts, err := c.contexts()
+	if err != nil {
+		return 0, stepcli.Usage{Err: err}
+	}
+	var clusters []switchmode.Cluster
+	for _, name := range contexts {
+		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		if err != nil {
+			return 0, stepcli.Usage{Err: err}
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return 0, stepcli.Usage{Err: err}
+		}
+		cl := switchmode.Cluster{Name: name, Client: dyn}
+		if name == "" {
+			cl.Name = "current"
+		}
+		if path := c.reportFor(name); path != "" {
+			var rep report.Report
+			if err := artifacts.ReadJSON(path, &rep); err != nil {
+				return 0, stepcli.Usage{Err: fmt.Errorf("the verify report: %w", err)}
+			}
+			if cl.Proof, err = switchmode.ProofFromReport(rep); err != nil {
+				return 0, stepcli.Usage{Err: fmt.Errorf("%s: %w", path, err)}
+			}
+		} else if !c.Rollback {
+			return 0, stepcli.Usage{Err: fmt.Errorf("no verify report for cluster %s: give --verify-report %s=PATH", cl.Name, name)}
+		} else {
+			cl.Proof.Why = "no verify report"
+		}
+		clusters = append(clusters, cl)
+	}
+	var from, to imageref.Location
+	if c.From != "" {
+		from, _ = imageref.ParseLocation(c.From)
+	}
+	if c.To != "" {
+		to, _ = imageref.ParseLocation(c.To)
+	}
+	res, err := switchmode.Switch(ctx, switchmode.Options{
+		Clusters: clusters, Rollback: c.Rollback, From: from, To: to, Namespaces: c.Namespaces,
+		Workloads: c.Workloads, PullSecret: c.PullSecret, RecordNamespace: c.RecordNS, RecordName: c.RecordName,
+		Migration: c.Migration, Confirm: c.Confirm, Force: c.Force, AllClusters: c.AllClusters, Logger: log,
+	})
+	if err != nil {
+		return contract.ExitFailed, err
+	}
+	out := c.Out
+	if out == "" {
+		out = c.RunDir
+	}
+	if out == "" {
+		out = "."
+	}
+	if err := switchmode.Write(out, res); err != nil {
+		return 0, err
+	}
+	io.WriteString(env.Stdout, switchmode.Diff(res))
+	for _, cr := range res.Clusters {
+		for _, e := range cr.Errors {
+			fmt.Fprintf(env.Stderr, "%s: cluster %s: %s\n", contract.StepSwitchMode, cr.Cluster, e)
+		}
+	}
+	fmt.Fprintln(env.Stdout, res.Summary())
+	fmt.Fprintf(env.Stdout, "written: %s, %s\n", filepath.Join(out, switchmode.ResultFile), filepath.Join(out, switchmode.DiffFile))
+	if err := stepcli.WriteOutputs(env, map[string]int{"rewritten": res.Rewritten, "restored": res.Restored, "pending": res.Pending, "failed": res.Failed, "unproven": res.Unproven}); err != nil {
+		log.Warn("writing output parameters", "err", err)
+	}
+	return res.ExitCode(), nil
+}
+
+// contexts are the clusters to switch: "" is the current context (or
+// in-cluster).
+func (c Config) contexts() ([]string, error) {
+	if len(c.Contexts) > 0 {
+		return dedupe(c.Contexts), nil
+	}
+	if !c.AllClusters {
+		return []string{""}, nil
+	}
+	path := c.Kubeconfig
+	if path == "" {
+		path = os.Getenv("KUBECONFIG")
+	}
+	if path == "" {
+		return nil, errors.New("--all-clusters without --context needs --kubeconfig: its contexts are the clusters")
+	}
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var names []string
+	for n := range kc.Contexts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s has no contexts", path)
+	}
+	return names, nil
+}
+
+// reportFor: CONTEXT=PATH first, then a plain PATH, then the run's report.
+func (c Config) reportFor(context string) string {
+	plain := ""
+	for _, r := range c.VerifyReports {
+		if ctx, path, ok := strings.Cut(r, "="); ok {
+			if ctx == context && context != "" {
+				return path
+			}
+			continue
+		}
+		plain = r
+	}
+	if plain != "" {
+		return plain
+	}
+	if c.RunDir != "" {
+		return filepath.Join(c.RunDir, contract.ReportJSON)
+	}
+	return ""
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
