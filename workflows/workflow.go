@@ -19,6 +19,7 @@ import (
 const (
 	tmplMain     = "main"
 	tmplCutover  = "cutover"
+	tmplRollback = "rollback"
 	tmplExport   = contract.StepExport
 	tmplShard    = "shard"
 	tmplMirror   = contract.StepMirror
@@ -47,8 +48,9 @@ const (
 // artifacts: bucket and credentials come from the repository). Directories
 // are uploaded unarchived, so their keys end with "/".
 const (
-	runKey   = "{{workflow.name}}/run/"
-	shardKey = "{{workflow.name}}/run/shards/{{inputs.parameters.shard}}/"
+	runKey      = "{{workflow.name}}/run/"
+	rollbackKey = "{{workflow.name}}/rollback/"
+	shardKey    = "{{workflow.name}}/run/shards/{{inputs.parameters.shard}}/"
 )
 
 // Workflow is the one-off migration: export → shards → report.
@@ -114,6 +116,34 @@ func Cutover(p Plan) (*wfv1.Workflow, error) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-cutover-", Namespace: p.Namespace, Labels: p.labels("cutover")},
 		Spec:       p.workflowSpec(tmplCutover, dag, extra),
+	}, nil
+}
+
+// Rollback switches the cluster back: one switch-mode step that restores
+// the workloads' original images (kept on each object by the cutover) and
+// records the legacy mode. No approval step: a rollback is the way out of
+// trouble; submitting it is the decision. switch.json and switch.diff are
+// kept under <workflow>/rollback/.
+func Rollback(p Plan) (*wfv1.Workflow, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var f flags
+	f.str("out", RunDir)
+	f.str("migration", p.Name)
+	f.boolean("rollback", true)
+	f.boolean("confirm", true)
+	sw := p.container(tmplSwitch, contract.StepSwitchMode, f, step{
+		outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, rollbackKey)}},
+		counts:  []string{"restored", contract.StatusFailed},
+	})
+	spec := p.workflowSpec(tmplRollback, &wfv1.DAGTemplate{Tasks: []wfv1.DAGTask{{Name: tmplSwitch, Template: tmplSwitch}}}, nil)
+	spec.Templates = []wfv1.Template{spec.Templates[0], sw}
+	return &wfv1.Workflow{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-rollback-", Namespace: p.Namespace, Labels: p.labels("rollback")},
+		Spec:       spec,
 	}, nil
 }
 

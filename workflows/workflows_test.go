@@ -89,6 +89,13 @@ func objects(t testing.TB) map[string]any {
 			t.Fatalf("%s: %v", name, err)
 		}
 		out[name+"-cutover"] = cut
+		if name == "lists" {
+			rb, err := workflows.Rollback(p)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			out[name+"-rollback"] = rb
+		}
 	}
 	return out
 }

@@ -16,6 +16,7 @@ type generateFlags struct {
 	migrationFlags
 	cron, timezone            string
 	cutover, template         bool
+	rollback                  bool
 	imagePrefix, imageTag     string
 	namespace                 string
 	secret, serviceAccount    string
@@ -46,6 +47,7 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.StringVar(&f.cron, "cron", "", "print a CronWorkflow running delta syncs on this schedule (cron syntax)")
 	fs.StringVar(&f.timezone, "timezone", "", "IANA timezone of --cron (default: the controller's)")
 	fs.BoolVar(&f.cutover, "cutover", false, "print the cutover Workflow: last delta, full verify, approval, switch-mode")
+	fs.BoolVar(&f.rollback, "rollback", false, "print the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
 	fs.BoolVar(&f.template, "template", false, "print the migration as a WorkflowTemplate (runs are submitted from it)")
 	fs.StringVar(&f.imagePrefix, "image-prefix", workflows.DefaultImagePrefix, "step images are PREFIX/<step>:TAG")
 	fs.StringVar(&f.imageTag, "image-tag", "", "tag of the step images (default: this regmigrate's version)")
@@ -74,8 +76,8 @@ func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
 // buildObject builds and validates the object generate prints and submit
 // creates.
 func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
-	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template); n > 1 {
-		return nil, usageError(fmt.Errorf("--cron, --cutover and --template: give one"))
+	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template) + btoi(f.rollback); n > 1 {
+		return nil, usageError(fmt.Errorf("--cron, --cutover, --rollback and --template: give one"))
 	}
 	m, err := f.spec(c)
 	if err != nil {
@@ -99,6 +101,8 @@ func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
 		obj, err = workflows.CronWorkflow(p, f.cron)
 	case f.cutover:
 		obj, err = workflows.Cutover(p)
+	case f.rollback:
+		obj, err = workflows.Rollback(p)
 	case f.template:
 		obj, err = workflows.Template(p)
 	default:
