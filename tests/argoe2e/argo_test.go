@@ -1,0 +1,411 @@
+//go:build e2e
+
+package argoe2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/regmigrate/regmigrate/generator/cli"
+	"github.com/regmigrate/regmigrate/images/builder"
+	"github.com/regmigrate/regmigrate/tests/cluster"
+	"github.com/regmigrate/regmigrate/tests/kubeapi"
+	"github.com/regmigrate/regmigrate/tests/regtest"
+)
+
+// Where the Workflows run and what they are called, as manifests/ installs them.
+const (
+	namespace   = "regmigrate"
+	imagePrefix = "localhost/regmigrate" // imported into containerd; "localhost" is never pulled from off the machine
+	imageTag    = "e2e"
+	authSecret  = "regmigrate-registry-auth"
+	imageAPI    = "image.alauda.io"
+)
+
+// env is what every scenario shares: one node, two registries, the Image API.
+type env struct {
+	node     *cluster.Node
+	src, dst *regtest.Registry
+	dir      string // the test's files (migration specs)
+}
+
+// TestArgo stands up the node once and runs the scenarios of issue 6 on it,
+// in order. Timings go to the log (and to $REGMIGRATE_E2E_TIMINGS, a file,
+// when set).
+func TestArgo(t *testing.T) {
+	e := setup(t)
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T, *env)
+	}{
+		{"1-migration", scenarioMigration},
+		{"2-failed-shard-retried", scenarioRetry},
+		{"5-archive-and-artifacts-outlive-workflows", scenarioArchive},
+		{"3-cron-delta", scenarioCron},
+	} {
+		start, ran := time.Now(), false
+		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })
+		if ran {
+			timing(t, "scenario "+s.name, time.Since(start))
+		}
+		if !ok {
+			t.Logf("node state, logs and PID files: %s", e.node.Dir)
+		}
+	}
+}
+
+func timing(t *testing.T, what string, d time.Duration) {
+	line := fmt.Sprintf("%-48s %s", what, d.Round(100*time.Millisecond))
+	t.Log("timing: " + line)
+	if f := os.Getenv("REGMIGRATE_E2E_TIMINGS"); f != "" {
+		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintln(fh, line)
+			fh.Close()
+		}
+	}
+}
+
+func setup(t *testing.T) *env {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	logf := func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "argoe2e: "+f+"\n", a...) // a cold build takes long: show progress now
+	}
+	start := time.Now()
+	if _, err := cluster.Build(ctx, logf); err != nil {
+		t.Fatalf("building Kubernetes and Argo: %v", err)
+	}
+	timing(t, "build k8s+argo binaries (cached when warm)", time.Since(start))
+
+	start = time.Now()
+	n, err := cluster.Up(ctx, cluster.Options{Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Down(); err != nil {
+			t.Errorf("node down: %v", err)
+		}
+	})
+	for _, tm := range n.Timings {
+		timing(t, "node: "+tm.What, tm.Took)
+	}
+	e := &env{node: n, dir: t.TempDir()}
+
+	start = time.Now()
+	e.src = regtest.StartDistribution(t, regtest.Options{TLS: true, Auth: true, Host: cluster.NodeIP})
+	e.dst = regtest.StartDistribution(t, regtest.Options{TLS: true, Auth: true, Host: cluster.NodeIP})
+	timing(t, "registries", time.Since(start))
+
+	start = time.Now()
+	e.importStepImages(t, ctx)
+	timing(t, "step images built and imported", time.Since(start))
+
+	start = time.Now()
+	kubeapi.RegisterImageAPI(t, n.API, imageAPI)
+	e.install(t, ctx)
+	timing(t, "Image API, manifests/overlays/acp, secrets", time.Since(start))
+	return e
+}
+
+// importStepImages builds the step images as `make images` does (linux/amd64
+// only), with a CA bundle that also trusts the test registries, and imports
+// them into the node's containerd.
+func (e *env) importStepImages(t *testing.T, ctx context.Context) {
+	bundle := filepath.Join(e.dir, "ca-bundle.crt")
+	var pem []byte
+	for _, f := range []string{builder.DefaultCABundle, e.src.CAFile, e.dst.CAFile} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem = append(append(pem, b...), '\n')
+	}
+	if err := os.WriteFile(bundle, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "images")
+	var log bytes.Buffer
+	results, err := builder.Run(ctx, builder.Config{
+		Out: out, Version: imageTag, Tag: imageTag, CABundle: bundle,
+		Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}},
+	}, io.Discard, &log)
+	if err != nil {
+		t.Fatalf("building the step images: %v\n%s", err, log.String())
+	}
+	for _, r := range results {
+		idx, err := layout.ImageIndexFromPath(r.Layout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := stepImage(idx)
+		if err != nil {
+			t.Fatalf("%s: %v", r.Step, err)
+		}
+		if err := e.node.ImportImage(ctx, imagePrefix+"/"+r.Step+":"+imageTag, img); err != nil {
+			t.Fatalf("importing %s: %v", r.Step, err)
+		}
+	}
+}
+
+// stepImage finds the linux/amd64 image in a step's OCI layout.
+func stepImage(l v1.ImageIndex) (v1.Image, error) {
+	m, err := l.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range m.Manifests {
+		if d.MediaType.IsIndex() {
+			child, err := l.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			return stepImage(child)
+		}
+		if d.Platform != nil && d.Platform.Architecture == "amd64" {
+			return l.Image(d.Digest)
+		}
+	}
+	return nil, fmt.Errorf("no linux/amd64 image")
+}
+
+// install applies the ACP overlay of manifests/ (namespace, ServiceAccount,
+// RBAC, artifact repository, WorkflowTemplate), points its artifact
+// repository at the node's S3 and creates the two secrets it names.
+func (e *env) install(t *testing.T, ctx context.Context) {
+	if out, err := e.node.Kubectl(ctx, "apply", "-k", "../../manifests/overlays/acp"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	auths := map[string]any{}
+	for _, r := range []*regtest.Registry{e.src, e.dst} {
+		auths[r.Host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))}
+	}
+	dockerConfig, _ := json.Marshal(map[string]any{"auths": auths})
+	cfg := filepath.Join(e.dir, "config.json")
+	if err := os.WriteFile(cfg, dockerConfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: artifact-repositories
+  namespace: %s
+  annotations: {workflows.argoproj.io/default-artifact-repository: audit}
+data:
+  audit: |
+    archiveLogs: true
+    s3:
+      bucket: %s
+      endpoint: %s
+      insecure: true
+      accessKeySecret: {name: regmigrate-artifacts-s3, key: accessKey}
+      secretKeySecret: {name: regmigrate-artifacts-s3, key: secretKey}
+`, namespace, cluster.S3Bucket, strings.TrimPrefix(e.node.S3, "http://"))
+	repoFile := filepath.Join(e.dir, "artifact-repositories.yaml")
+	os.WriteFile(repoFile, []byte(repo), 0o644)
+	for _, args := range [][]string{
+		{"apply", "-f", repoFile},
+		{"-n", namespace, "create", "secret", "generic", "regmigrate-artifacts-s3",
+			"--from-literal=accessKey=" + cluster.S3Key, "--from-literal=secretKey=" + cluster.S3Secret},
+		{"-n", namespace, "create", "secret", "docker-registry", authSecret, "--from-file=.dockerconfigjson=" + cfg},
+	} {
+		if out, err := e.node.Kubectl(ctx, args...); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+}
+
+// migrationSpec writes a migration.yaml from the source to the target
+// registry, one shard per namespace, with the Image API backfilled.
+func (e *env) migrationSpec(t *testing.T, name string, namespaces ...string) string {
+	spec := fmt.Sprintf(`apiVersion: regmigrate.io/v1alpha1
+kind: Migration
+metadata:
+  name: %s
+source:
+  registry: %s
+target:
+  registry: %s
+shards:
+  minSize: 1
+cluster:
+  kubeconfig: %s
+  imageAPI: %s/v1
+`, name, e.src.Host, e.dst.Host, e.node.Kubeconfig, imageAPI)
+	if len(namespaces) > 0 {
+		spec += "filters:\n  includeNamespaces: [" + strings.Join(namespaces, ", ") + "]\n"
+	}
+	path := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// regmigrate runs the CLI in-process, as `regmigrate ARGS...`.
+func regmigrate(t *testing.T, ctx context.Context, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(ctx, cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, args)
+	t.Logf("regmigrate %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	return code, out.String()
+}
+
+// submit runs `regmigrate submit` of a spec with the flags a user of this
+// cluster gives, plus extra, and returns the created object's name.
+func (e *env) submit(t *testing.T, ctx context.Context, spec string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"submit", "-f", spec, "--image-prefix", imagePrefix, "--image-tag", imageTag,
+		"--secret", authSecret, "--namespace-for-workflow", namespace,
+		"--artifact-repository-ref", "artifact-repositories:audit", "--argo-kubeconfig", e.node.Kubeconfig}, extra...)
+	code, out := regmigrate(t, ctx, args...)
+	if code != 0 {
+		t.Fatalf("regmigrate submit exit %d", code)
+	}
+	// "workflow.argoproj.io/NAME created in namespace NS"
+	f := strings.Fields(out)
+	if len(f) == 0 || !strings.Contains(f[0], ".argoproj.io/") {
+		t.Fatalf("submit printed %q: want the created object", out)
+	}
+	return f[0][strings.Index(f[0], "/")+1:]
+}
+
+// workflow reads a Workflow as Argo's own type.
+func (e *env) workflow(t *testing.T, ctx context.Context, name string) *wfv1.Workflow {
+	t.Helper()
+	out, err := e.node.Kubectl(ctx, "-n", namespace, "get", "workflow", name, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf wfv1.Workflow
+	if err := json.Unmarshal([]byte(out), &wf); err != nil {
+		t.Fatal(err)
+	}
+	return &wf
+}
+
+// waitWorkflow waits until the Workflow has ended and returns it; on a
+// timeout it logs `argo get` and fails.
+func (e *env) waitWorkflow(t *testing.T, ctx context.Context, name string, timeout time.Duration) *wfv1.Workflow {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		wf := e.workflow(t, ctx, name)
+		if wf.Status.Phase.Completed() && wf.Status.FinishedAt.Time.After(wf.Status.StartedAt.Time) || wf.Status.Phase.Completed() && !wf.Status.FinishedAt.IsZero() {
+			return wf
+		}
+		if time.Now().After(deadline) {
+			out, _ := e.argo(ctx, "get", name)
+			t.Fatalf("workflow %s still %s after %s:\n%s", name, wf.Status.Phase, timeout, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// argo runs the argo CLI (v3.7.3, built with the node) against the node.
+func (e *env) argo(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.node.Bin, "argo"), append([]string{"-n", namespace}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.node.Kubeconfig, "ARGO_SERVER=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("argo %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// seed pushes a corpus to the source registry.
+func (e *env) seed(t *testing.T, c regtest.Corpus) regtest.Seeded {
+	t.Helper()
+	s, err := regtest.Seed(context.Background(), e.src.Host, e.src.RemoteOptions(), c)
+	if err != nil {
+		t.Fatalf("seeding: %v", err)
+	}
+	return s
+}
+
+// assertOnTarget reads every tag back from the target registry by name and
+// wants the source's digest.
+func (e *env) assertOnTarget(t *testing.T, tags map[string]string) {
+	t.Helper()
+	for ref, want := range tags {
+		r, err := name.ParseReference(e.dst.Host + "/" + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := remote.Head(r, e.dst.RemoteOptions()...)
+		if err != nil {
+			t.Errorf("%s missing on the target: %v", ref, err)
+			continue
+		}
+		if d.Digest.String() != want {
+			t.Errorf("%s: target digest %s, source %s", ref, d.Digest, want)
+		}
+	}
+}
+
+// s3List lists the keys under prefix in the artifact bucket (S3 ListObjectsV2).
+func (e *env) s3List(t *testing.T, prefix string) []string {
+	t.Helper()
+	var keys []string
+	token := ""
+	for {
+		q := url.Values{"list-type": {"2"}, "prefix": {prefix}}
+		if token != "" {
+			q.Set("continuation-token", token)
+		}
+		body := e.s3Get(t, "?"+q.Encode())
+		var res struct {
+			Contents              []struct{ Key string }
+			IsTruncated           bool
+			NextContinuationToken string
+		}
+		if err := xml.Unmarshal(body, &res); err != nil {
+			t.Fatalf("S3 list %s: %v", prefix, err)
+		}
+		for _, c := range res.Contents {
+			keys = append(keys, c.Key)
+		}
+		if !res.IsTruncated {
+			return keys
+		}
+		token = res.NextContinuationToken
+	}
+}
+
+// s3Get reads an object (or a bucket query) from the artifact bucket.
+func (e *env) s3Get(t *testing.T, key string) []byte {
+	t.Helper()
+	u := e.node.S3 + "/" + cluster.S3Bucket
+	if !strings.HasPrefix(key, "?") {
+		u += "/"
+	}
+	resp, err := http.Get(u + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("S3 GET %s: %s: %s", key, resp.Status, b)
+	}
+	return b
+}

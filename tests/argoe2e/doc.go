@@ -1,0 +1,15 @@
+// Package argoe2e runs regmigrate's generated Argo objects end to end on a
+// real single-node Kubernetes with the real Argo Workflows controller
+// (tests/cluster): the migration Workflow submitted with `regmigrate
+// submit`, a failing shard retried with `argo retry`, the workflow archive
+// and the audit bundle in S3, the delta-sync CronWorkflow.
+//
+// The tests carry the build tag e2e, so `go test ./...` does not run them:
+//
+//	make e2e     # go test -tags e2e -count=1 -timeout 45m ./tests/argoe2e/...
+//
+// They need root (network namespaces, iptables, mounts) and the Debian
+// packages tests/cluster.Preflight names; a machine that cannot run the node
+// fails the test saying why. The Kubernetes and Argo binaries are built once
+// into a cache folder outside the repository (~20 min cold on 2 cores).
+package argoe2e
