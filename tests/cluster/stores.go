@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,14 +85,7 @@ func sourceDir(name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("locating tests/cluster (run inside regmigrate's checkout): %w", err)
 	}
-	return filepath.Join(string(trimNL(out)), name), nil
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return filepath.Join(strings.TrimSpace(string(out)), name), nil
 }
 
 // postgresBin finds a PostgreSQL server program (Debian keeps them in
