@@ -306,3 +306,26 @@ func asStatus(err error, st *apierrors.APIStatus) bool {
 	*st = s
 	return ok
 }
+
+// TestClusterOnAnotherAddress: Options.Address is where the apiserver
+// listens and what clients use (a node's bridge address in tests/cluster);
+// its certificate names it.
+func TestClusterOnAnotherAddress(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := StartCluster(ctx, Options{Dir: t.TempDir(), Logf: t.Logf, Address: "127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if !strings.HasPrefix(c.Host, "https://127.0.0.2:") {
+		t.Errorf("Host %s, want https://127.0.0.2:PORT", c.Host)
+	}
+	if _, err := discovery.NewDiscoveryClientForConfigOrDie(c.RESTConfig()).ServerVersion(); err != nil {
+		t.Errorf("GET /version through 127.0.0.2 with the cluster CA: %v", err)
+	}
+	if _, err := StartCluster(ctx, Options{Dir: t.TempDir(), Address: "node"}); err == nil {
+		t.Error("Address \"node\" accepted")
+	}
+}
