@@ -14,8 +14,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,6 +76,36 @@ func TestArgo(t *testing.T) {
 	}
 }
 
+// downOnce returns what stops the node, once: at the end of the test, or
+// earlier when the test binary is interrupted or is about to hit `go test
+// -timeout` (a panic that skips t.Cleanup), so that no pod, mount or
+// network change outlives the run. A signal during the stop waits for it.
+func downOnce(t *testing.T, n *cluster.Node) func(why string) error {
+	var once sync.Once
+	var err error
+	down := func(why string) error {
+		once.Do(func() {
+			fmt.Fprintf(os.Stderr, "argoe2e: %s: stopping the node\n", why)
+			err = n.Down()
+		})
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if s, ok := <-sig; ok {
+			down(s.String())
+			os.Exit(1)
+		}
+	}()
+	t.Cleanup(func() { signal.Stop(sig); close(sig) }) // after the stop: cleanups run last-in first-out
+	if dl, ok := t.Deadline(); ok {
+		timer := time.AfterFunc(time.Until(dl)-time.Minute, func() { down("the test deadline is a minute away") })
+		t.Cleanup(func() { timer.Stop() })
+	}
+	return down
+}
+
 func timing(t *testing.T, what string, d time.Duration) {
 	line := fmt.Sprintf("%-48s %s", what, d.Round(100*time.Millisecond))
 	t.Log("timing: " + line)
@@ -101,8 +134,9 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	down := downOnce(t, n)
 	t.Cleanup(func() {
-		if err := n.Down(); err != nil {
+		if err := down("the test ends"); err != nil {
 			t.Errorf("node down: %v", err)
 		}
 	})
