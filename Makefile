@@ -42,10 +42,13 @@ images: ## build the step images (OCI layouts in bin/images, or REGISTRY=host/pr
 demo: deps-demo build ## a real migration between two throwaway registries on an embedded corpus
 	$(GO) run ./tests/cmd/demo --regmigrate $(BIN)/regmigrate
 
-.PHONY: test
-test: deps ## everything: vet, format check, unit and end-to-end tests against real registries
+.PHONY: test test-unit
+test: test-unit e2e ## everything: format check, vet, every test against real registries and kube-apiservers, then the Argo end to end on a real cluster
+
+test-unit: deps ## format check, vet and every Go test (real registries and kube-apiservers on loopback), without the Argo cluster
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./tests/argoe2e/...
 	$(GO) test $(TEST_FLAGS) ./...
 
 .PHONY: e2e e2e-down

@@ -64,6 +64,7 @@ func TestArgo(t *testing.T) {
 		{"2-failed-shard-retried", scenarioRetry},
 		{"5-archive-and-artifacts-outlive-workflows", scenarioArchive},
 		{"3-cron-delta", scenarioCron},
+		{"4-cutover-and-rollback", scenarioCutover},
 	} {
 		start, ran := time.Now(), false
 		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })
