@@ -12,10 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/regmigrate/regmigrate/steps/workloads"
 )
 
 // Annotation keeps, on each rewritten object, what regmigrate changed: the
@@ -33,24 +34,6 @@ const (
 	ActionFailed        = "failed"
 	ActionCannotRewrite = "cannot-rewrite" // unowned ReplicaSets, Jobs and Pods: reported only
 )
-
-// kind is a workload kind and where its pod spec is.
-type kind struct {
-	gvr      schema.GroupVersionResource
-	name     string
-	spec     []string
-	rewrites bool // false: reported only (a pod template that cannot change the running pods)
-}
-
-var kinds = []kind{
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, "deployment", []string{"spec", "template", "spec"}, true},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, "statefulset", []string{"spec", "template", "spec"}, true},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, "daemonset", []string{"spec", "template", "spec"}, true},
-	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "cronjob", []string{"spec", "jobTemplate", "spec", "template", "spec"}, true},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}, "replicaset", []string{"spec", "template", "spec"}, false},
-	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}, "job", []string{"spec", "template", "spec"}, false},
-	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "pod", []string{"spec"}, false},
-}
 
 // Change is one container's image, before and after.
 type Change struct {
@@ -95,7 +78,7 @@ type WorkloadOptions struct {
 	Backoff wait.Backoff
 }
 
-// ErrListing is wrapped around failures to list a kind in a namespace.
+// listError: a kind that could not be listed in a namespace.
 type listError struct {
 	kind, namespace string
 	err             error
@@ -133,10 +116,10 @@ func RewriteWorkloads(ctx context.Context, o WorkloadOptions) ([]Object, []error
 	var out []Object
 	var errs []error
 	for _, ns := range namespaces {
-		for _, k := range kinds {
-			list, err := o.Client.Resource(k.gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		for _, k := range workloads.Kinds {
+			list, err := o.Client.Resource(k.GVR).Namespace(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
-				errs = append(errs, listError{k.name, ns, err})
+				errs = append(errs, listError{k.Name, ns, err})
 				continue
 			}
 			for i := range list.Items {
@@ -157,13 +140,13 @@ func RewriteWorkloads(ctx context.Context, o WorkloadOptions) ([]Object, []error
 
 // one handles one object; ok is false when the object has nothing to do
 // with the migration.
-func (o WorkloadOptions) one(ctx context.Context, k kind, obj *unstructured.Unstructured) (Object, bool) {
-	res := Object{Kind: k.name, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+func (o WorkloadOptions) one(ctx context.Context, k workloads.Kind, obj *unstructured.Unstructured) (Object, bool) {
+	res := Object{Kind: k.Name, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	plan, relevant := o.plan(k, obj, &res)
 	if !relevant {
 		return res, false
 	}
-	if !k.rewrites {
+	if !k.Rewritable {
 		if len(plan) > 0 || len(res.Unproven) > 0 {
 			res.Action = ActionCannotRewrite
 			res.Changes = plan
@@ -195,7 +178,7 @@ func (o WorkloadOptions) one(ctx context.Context, k kind, obj *unstructured.Unst
 	err := retry.RetryOnConflict(o.Backoff, func() error {
 		cur := obj
 		if !first {
-			fresh, err := o.Client.Resource(k.gvr).Namespace(obj.GetNamespace()).Get(ctx, obj.GetName(), metav1.GetOptions{})
+			fresh, err := o.Client.Resource(k.GVR).Namespace(obj.GetNamespace()).Get(ctx, obj.GetName(), metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
@@ -213,7 +196,7 @@ func (o WorkloadOptions) one(ctx context.Context, k kind, obj *unstructured.Unst
 		if err != nil {
 			return err
 		}
-		if _, err := o.Client.Resource(k.gvr).Namespace(obj.GetNamespace()).Update(ctx, upd, metav1.UpdateOptions{FieldManager: "regmigrate"}); err != nil {
+		if _, err := o.Client.Resource(k.GVR).Namespace(obj.GetNamespace()).Update(ctx, upd, metav1.UpdateOptions{FieldManager: "regmigrate"}); err != nil {
 			if apierrors.IsConflict(err) {
 				o.Logger.Info("conflict, retrying", "object", res.Ref())
 			}
@@ -224,7 +207,7 @@ func (o WorkloadOptions) one(ctx context.Context, k kind, obj *unstructured.Unst
 	})
 	switch {
 	case err != nil:
-		res.Action, res.Error = ActionFailed, explain(err, "update", k.name)
+		res.Action, res.Error = ActionFailed, explain(err, "update", k.Name)
 	case len(res.Changes) == 0:
 		res.Action = ActionUnchanged
 	case o.Rollback:
@@ -236,7 +219,7 @@ func (o WorkloadOptions) one(ctx context.Context, k kind, obj *unstructured.Unst
 }
 
 // plan lists the changes one object needs.
-func (o WorkloadOptions) plan(k kind, obj *unstructured.Unstructured, res *Object) (changes []Change, relevant bool) {
+func (o WorkloadOptions) plan(k workloads.Kind, obj *unstructured.Unstructured, res *Object) (changes []Change, relevant bool) {
 	spec := mustSpec(k, obj)
 	if spec == nil {
 		return nil, false
@@ -264,17 +247,17 @@ func (o WorkloadOptions) plan(k kind, obj *unstructured.Unstructured, res *Objec
 		res.Note = strings.Join(notes, "; ")
 		return changes, true
 	}
-	for _, c := range containerList(spec) {
-		to, ours, ok, why := o.Mapper.Map(c.image)
+	for _, c := range workloads.Containers(spec) {
+		to, ours, ok, why := o.Mapper.Map(c.Image)
 		if !ours {
 			continue
 		}
 		relevant = true
 		if !ok {
-			res.Unproven = append(res.Unproven, c.image+": "+why)
+			res.Unproven = append(res.Unproven, c.Image+": "+why)
 			continue
 		}
-		changes = append(changes, Change{Container: c.id, From: c.image, To: to})
+		changes = append(changes, Change{Container: c.ID, From: c.Image, To: to})
 	}
 	if _, ok := readRecord(obj); ok {
 		relevant = true // switched before: reported as unchanged
@@ -284,13 +267,13 @@ func (o WorkloadOptions) plan(k kind, obj *unstructured.Unstructured, res *Objec
 
 // apply changes the object in memory: images, the pull secret, the
 // annotation. It returns the pull secret it added.
-func (o WorkloadOptions) apply(k kind, obj *unstructured.Unstructured, changes []Change) (string, error) {
+func (o WorkloadOptions) apply(k workloads.Kind, obj *unstructured.Unstructured, changes []Change) (string, error) {
 	spec := mustSpec(k, obj)
 	want := map[string]Change{}
 	for _, c := range changes {
 		want[c.Container] = c
 	}
-	for _, field := range []string{"initContainers", "containers"} {
+	for _, field := range workloads.ContainerFields {
 		cs, _, _ := unstructured.NestedSlice(spec, field)
 		for _, c := range cs {
 			m, _ := c.(map[string]any)
@@ -358,39 +341,22 @@ func (o WorkloadOptions) apply(k kind, obj *unstructured.Unstructured, changes [
 		annotations[Annotation] = string(b)
 		obj.SetAnnotations(annotations)
 	}
-	if err := unstructured.SetNestedMap(obj.Object, spec, k.spec...); err != nil {
+	if err := unstructured.SetNestedMap(obj.Object, spec, k.Spec...); err != nil {
 		return "", err
 	}
 	return added, nil
 }
 
-type container struct{ id, image string }
-
-// containerList: init containers first, as the kubelet runs them.
-func containerList(spec map[string]any) []container {
-	var out []container
-	for _, field := range []string{"initContainers", "containers"} {
-		cs, _, _ := unstructured.NestedSlice(spec, field)
-		for _, c := range cs {
-			m, _ := c.(map[string]any)
-			name, _ := m["name"].(string)
-			img, _ := m["image"].(string)
-			out = append(out, container{field + "/" + name, img})
-		}
-	}
-	return out
-}
-
 func images(spec map[string]any) map[string]string {
 	m := map[string]string{}
-	for _, c := range containerList(spec) {
-		m[c.id] = c.image
+	for _, c := range workloads.Containers(spec) {
+		m[c.ID] = c.Image
 	}
 	return m
 }
 
-func mustSpec(k kind, obj *unstructured.Unstructured) map[string]any {
-	spec, ok, _ := unstructured.NestedMap(obj.Object, k.spec...)
+func mustSpec(k workloads.Kind, obj *unstructured.Unstructured) map[string]any {
+	spec, ok, _ := unstructured.NestedMap(obj.Object, k.Spec...)
 	if !ok {
 		return nil
 	}

@@ -21,18 +21,51 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageref"
 )
 
-// kinds and where their pod spec is.
-var kinds = []struct {
-	gvr  schema.GroupVersionResource
-	spec []string
-}{
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, []string{"spec", "template", "spec"}},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, []string{"spec", "template", "spec"}},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, []string{"spec", "template", "spec"}},
-	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}, []string{"spec", "template", "spec"}},
-	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, []string{"spec", "jobTemplate", "spec", "template", "spec"}},
-	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}, []string{"spec", "template", "spec"}},
-	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, []string{"spec"}},
+// Kind is a workload kind and where its pod spec is.
+type Kind struct {
+	GVR  schema.GroupVersionResource
+	Name string   // deployment, cronjob, ...
+	Spec []string // path to the pod spec
+	// Rewritable: changing the pod template changes the running pods (a
+	// controller rolls them). ReplicaSets, Jobs and Pods are not: an
+	// unowned one is reported by the cutover, not changed.
+	Rewritable bool
+}
+
+// Kinds are the workload kinds whose containers use images.
+var Kinds = []Kind{
+	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, "deployment", []string{"spec", "template", "spec"}, true},
+	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "statefulsets"}, "statefulset", []string{"spec", "template", "spec"}, true},
+	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, "daemonset", []string{"spec", "template", "spec"}, true},
+	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, "cronjob", []string{"spec", "jobTemplate", "spec", "template", "spec"}, true},
+	{schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}, "replicaset", []string{"spec", "template", "spec"}, false},
+	{schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}, "job", []string{"spec", "template", "spec"}, false},
+	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "pod", []string{"spec"}, false},
+}
+
+// Container is one container of a pod spec.
+type Container struct {
+	ID    string // containers/NAME or initContainers/NAME
+	Image string
+}
+
+// ContainerFields are the pod spec's container lists, init containers
+// first, as the kubelet runs them.
+var ContainerFields = []string{"initContainers", "containers"}
+
+// Containers lists a pod spec's containers, init containers first.
+func Containers(spec map[string]any) []Container {
+	var out []Container
+	for _, field := range ContainerFields {
+		cs, _, _ := unstructured.NestedSlice(spec, field)
+		for _, c := range cs {
+			m, _ := c.(map[string]any)
+			name, _ := m["name"].(string)
+			img, _ := m["image"].(string)
+			out = append(out, Container{field + "/" + name, img})
+		}
+	}
+	return out
 }
 
 // Images lists the images the workloads of namespaces (all when empty)
@@ -48,25 +81,20 @@ func Images(ctx context.Context, cfg *rest.Config, legacy imageref.Location, nam
 	}
 	found := map[string][]string{}
 	for _, ns := range namespaces {
-		for _, k := range kinds {
-			list, err := dyn.Resource(k.gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		for _, k := range Kinds {
+			list, err := dyn.Resource(k.GVR).Namespace(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
-				return nil, fmt.Errorf("listing %s in %q: %w", k.gvr.Resource, ns, err)
+				return nil, fmt.Errorf("listing %s in %q: %w", k.GVR.Resource, ns, err)
 			}
 			for _, obj := range list.Items {
-				spec, ok, _ := unstructured.NestedMap(obj.Object, k.spec...)
+				spec, ok, _ := unstructured.NestedMap(obj.Object, k.Spec...)
 				if !ok {
 					continue
 				}
-				where := strings.TrimSuffix(k.gvr.Resource, "s") + "/" + obj.GetNamespace() + "/" + obj.GetName()
-				for _, field := range []string{"initContainers", "containers"} {
-					cs, _, _ := unstructured.NestedSlice(spec, field)
-					for _, c := range cs {
-						m, _ := c.(map[string]any)
-						img, _ := m["image"].(string)
-						if onRegistry(img, legacy) {
-							found[img] = append(found[img], where)
-						}
+				where := k.Name + "/" + obj.GetNamespace() + "/" + obj.GetName()
+				for _, c := range Containers(spec) {
+					if onRegistry(c.Image, legacy) {
+						found[c.Image] = append(found[c.Image], where)
 					}
 				}
 			}
