@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/regmigrate/regmigrate/tests/kubeapi"
 )
 
 // stopGrace is how long a process has after its stop signal before SIGKILL.
@@ -86,19 +88,7 @@ func ours(pid int, dir string) bool {
 }
 
 // alive reports whether pid runs and is not a zombie.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
-}
+func alive(pid int) bool { return kubeapi.PIDAlive(pid) }
 
 // run runs a command to completion, returning its combined output in the error.
 func run(ctx context.Context, name string, args ...string) (string, error) {

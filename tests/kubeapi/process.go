@@ -62,7 +62,7 @@ func (p *proc) alive() bool {
 		return false
 	default:
 	}
-	return pidAlive(p.pid)
+	return PIDAlive(p.pid)
 }
 
 // stop sends SIGTERM to the process group, SIGKILL after StopGrace, and
@@ -92,8 +92,8 @@ func (p *proc) logTail(n int) string {
 	return string(b)
 }
 
-// pidAlive reports whether pid runs and is not a zombie.
-func pidAlive(pid int) bool {
+// PIDAlive reports whether pid runs and is not a zombie.
+func PIDAlive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
