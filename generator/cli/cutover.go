@@ -14,26 +14,23 @@ import (
 	"github.com/regmigrate/regmigrate/steps/switchmode"
 )
 
-// cutoverFlags bind switch-mode's configuration to cobra flags.
-type cutoverFlags struct {
-	cfg switchmodecmd.Config
-}
-
-func (f *cutoverFlags) bind(c *cobra.Command, prefix string) {
+// bindCutover binds switch-mode's configuration to cobra flags (prefix:
+// for the flags run already has under another meaning).
+func bindCutover(c *cobra.Command, prefix string, cfg *switchmodecmd.Config) {
 	fs := c.Flags()
-	fs.StringSliceVar(&f.cfg.Contexts, prefix+"context", nil, "kubeconfig contexts of the clusters to switch (repeatable; default: the current one)")
-	fs.BoolVar(&f.cfg.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
-	fs.StringVar(&f.cfg.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
-	fs.BoolVar(&f.cfg.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
-	fs.StringVar(&f.cfg.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the registry mode record ConfigMap")
-	fs.StringVar(&f.cfg.RecordName, "record-name", switchmode.DefaultName, "name of the registry mode record ConfigMap")
-	fs.StringVar(&f.cfg.Migration, "migration", "", "migration name to record")
-	fs.BoolVar(&f.cfg.Confirm, "confirm", false, "apply (default: dry run: print and write switch.json and switch.diff only)")
-	fs.BoolVar(&f.cfg.Force, "force", false, "switch to modern although verify did not pass")
+	fs.StringSliceVar(&cfg.Contexts, prefix+"context", nil, "kubeconfig contexts of the clusters to switch (repeatable; default: the current one)")
+	fs.BoolVar(&cfg.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
+	fs.StringVar(&cfg.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
+	fs.BoolVar(&cfg.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
+	fs.StringVar(&cfg.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the registry mode record ConfigMap")
+	fs.StringVar(&cfg.RecordName, "record-name", switchmode.DefaultName, "name of the registry mode record ConfigMap")
+	fs.StringVar(&cfg.Migration, "migration", "", "migration name to record")
+	fs.BoolVar(&cfg.Confirm, "confirm", false, "apply (default: dry run: print and write switch.json and switch.diff only)")
+	fs.BoolVar(&cfg.Force, "force", false, "switch to modern although verify did not pass")
 }
 
 func newCutoverCmd(env Env) *cobra.Command {
-	var f cutoverFlags
+	var cfg switchmodecmd.Config
 	var logFormat string
 	c := &cobra.Command{
 		Use:   "cutover",
@@ -50,20 +47,20 @@ exactly them. Nothing is written without --confirm.`,
   regmigrate cutover --kubeconfig all.yaml --context east --context west --verify-report east=e/report.json --verify-report west=w/report.json --all-clusters --confirm`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			f.cfg.LogFormat = logFormat
-			return runCutover(c.Context(), env, f.cfg)
+			cfg.LogFormat = logFormat
+			return runCutover(c.Context(), env, cfg)
 		},
 	}
-	f.bind(c, "")
+	bindCutover(c, "", &cfg)
 	fs := c.Flags()
-	fs.StringVar(&f.cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster(s) (default: $KUBECONFIG, ~/.kube/config)")
-	fs.StringArrayVar(&f.cfg.VerifyReports, "verify-report", nil, "the run's report.json: the proof (PATH, or CONTEXT=PATH per cluster; repeatable)")
-	fs.StringVar(&f.cfg.RunDir, "run-dir", "", "a run directory: its report.json is the proof and switch.json/switch.diff go there")
-	fs.StringVar(&f.cfg.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the report's folder)")
-	fs.StringVar(&f.cfg.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
-	fs.StringVar(&f.cfg.To, "to", "", "target registry as workloads should name it (default: the report's target)")
-	fs.StringSliceVar(&f.cfg.Namespaces, "namespace", nil, "namespaces whose workloads to switch (default: all)")
-	fs.BoolVar(&f.cfg.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster(s) (default: $KUBECONFIG, ~/.kube/config)")
+	fs.StringArrayVar(&cfg.VerifyReports, "verify-report", nil, "the run's report.json: the proof (PATH, or CONTEXT=PATH per cluster; repeatable)")
+	fs.StringVar(&cfg.RunDir, "run-dir", "", "a run directory: its report.json is the proof and switch.json/switch.diff go there")
+	fs.StringVar(&cfg.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the report's folder)")
+	fs.StringVar(&cfg.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
+	fs.StringVar(&cfg.To, "to", "", "target registry as workloads should name it (default: the report's target)")
+	fs.StringSliceVar(&cfg.Namespaces, "namespace", nil, "namespaces whose workloads to switch (default: all)")
+	fs.BoolVar(&cfg.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	return c
 }

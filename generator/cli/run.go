@@ -22,6 +22,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/workloads"
 )
 
@@ -169,7 +170,7 @@ type runFlags struct {
 	workloadsKubeconfig        string
 	workloadNamespaces         []string
 	cutover                    bool
-	cut                        cutoverFlags
+	cut                        switchmodecmd.Config
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -202,7 +203,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
 	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
 	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as `regmigrate cutover`; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
-	f.cut.bind(c, "cutover-")
+	bindCutover(c, "cutover-", &f.cut)
 	return c
 }
 
@@ -245,19 +246,19 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		if f.dryRun {
 			return usageError(errors.New("--cutover needs a real run: drop --dry-run"))
 		}
-		f.cut.cfg.Kubeconfig = f.workloadsKubeconfig
+		f.cut.Kubeconfig = f.workloadsKubeconfig
 		if m.Cluster != nil {
-			f.cut.cfg.Kubeconfig = m.Cluster.Kubeconfig
-			if len(f.cut.cfg.Contexts) == 0 && m.Cluster.Context != "" {
-				f.cut.cfg.Contexts = []string{m.Cluster.Context}
+			f.cut.Kubeconfig = m.Cluster.Kubeconfig
+			if len(f.cut.Contexts) == 0 && m.Cluster.Context != "" {
+				f.cut.Contexts = []string{m.Cluster.Context}
 			}
 		}
-		if f.cut.cfg.Kubeconfig == "" {
+		if f.cut.Kubeconfig == "" {
 			return usageError(errors.New("--cutover needs the cluster: give --kubeconfig (or --scope-from-workloads)"))
 		}
-		f.cut.cfg.RunDir, f.cut.cfg.Namespaces, f.cut.cfg.LogFormat = o.Out, f.workloadNamespaces, f.logFormat
-		if f.cut.cfg.Migration == "" {
-			f.cut.cfg.Migration = m.Metadata.Name
+		f.cut.RunDir, f.cut.Namespaces, f.cut.LogFormat = o.Out, f.workloadNamespaces, f.logFormat
+		if f.cut.Migration == "" {
+			f.cut.Migration = m.Metadata.Name
 		}
 	}
 	if f.workloadsKubeconfig != "" {
@@ -302,7 +303,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, o.Out, o.Out)}
 	}
 	if f.cutover {
-		return runCutover(c.Context(), env, f.cut.cfg)
+		return runCutover(c.Context(), env, f.cut)
 	}
 	return nil
 }

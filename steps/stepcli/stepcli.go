@@ -81,8 +81,11 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 }
 
 // Logger is the step's logger (JSON in pods, text on request).
-func (c *Common) Logger(env Env) *slog.Logger {
-	if c.logFormat == "text" {
+func (c *Common) Logger(env Env) *slog.Logger { return NewLogger(env, c.logFormat) }
+
+// NewLogger logs to stderr as JSON, or as text when format is "text".
+func NewLogger(env Env, format string) *slog.Logger {
+	if format == "text" {
 		return slog.New(slog.NewTextHandler(env.Stderr, nil))
 	}
 	return slog.New(slog.NewJSONHandler(env.Stderr, nil))

@@ -286,7 +286,7 @@ func (o WorkloadOptions) apply(k workloads.Kind, obj *unstructured.Unstructured,
 			spec[field] = cs
 		}
 	}
-	rec, had := readRecord(obj)
+	rec, _ := readRecord(obj) // the zero record when none
 	added := ""
 	if o.Rollback {
 		if rec.PullSecret != "" {
@@ -307,24 +307,17 @@ func (o WorkloadOptions) apply(k workloads.Kind, obj *unstructured.Unstructured,
 			spec["imagePullSecrets"] = append(ps, map[string]any{"name": o.PullSecret})
 			added = o.PullSecret
 		}
-		if !had {
-			rec = record{}
-		}
 		// Keep the first original of each container (a second switch after
 		// new images were proven adds to it).
-		seen := map[string]bool{}
-		for _, c := range rec.Changes {
-			seen[c.Container] = true
+		at := map[string]int{}
+		for i, c := range rec.Changes {
+			at[c.Container] = i
 		}
 		for _, c := range changes {
-			if !seen[c.Container] {
-				rec.Changes = append(rec.Changes, c)
+			if i, ok := at[c.Container]; ok {
+				rec.Changes[i].To = c.To
 			} else {
-				for i := range rec.Changes {
-					if rec.Changes[i].Container == c.Container {
-						rec.Changes[i].To = c.To
-					}
-				}
+				rec.Changes = append(rec.Changes, c)
 			}
 		}
 		if added != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/regmigrate/regmigrate/tests/kubeapi"
+	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
 // Postgres is the workflow archive's database.
@@ -48,7 +49,7 @@ func (n *Node) startStores(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	port, err := freePort(NodeIP)
+	port, err := regtest.FreePort(NodeIP)
 	if err != nil {
 		return err
 	}
@@ -128,7 +129,7 @@ func (n *Node) startPostgres(ctx context.Context) error {
 	}
 	p := Postgres{Host: "127.0.0.1", Database: "argo", User: "argo", Password: randomHex(12),
 		SocketDir: filepath.Join(RuntimeDir, "postgres"), DataDir: filepath.Join(RuntimeDir, "postgres", "data")}
-	if p.Port, err = freePort("127.0.0.1"); err != nil {
+	if p.Port, err = regtest.FreePort("127.0.0.1"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(p.SocketDir, 0o755); err != nil {
@@ -168,16 +169,6 @@ func (n *Node) startPostgres(ctx context.Context) error {
 	}
 	n.Postgres = p
 	return nil
-}
-
-// freePort returns a TCP port of host that was free a moment ago.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

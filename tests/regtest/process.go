@@ -128,7 +128,7 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 	for i := 0; ; i++ {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(o.Host); err != nil {
+			if port, err = FreePort(o.Host); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -343,8 +343,8 @@ func portFree(addr string) error {
 	return l.Close()
 }
 
-// freePort returns a TCP port of host that was free a moment ago.
-func freePort(host string) (int, error) {
+// FreePort returns a TCP port of host that was free a moment ago.
+func FreePort(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err

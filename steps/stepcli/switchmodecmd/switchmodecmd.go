@@ -8,8 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -113,11 +111,8 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 	if err := c.Check(); err != nil {
 		return 0, err
 	}
-	log := slog.New(slog.NewJSONHandler(env.Stderr, nil))
-	if c.LogFormat == "text" {
-		log = slog.New(slog.NewTextHandler(env.Stderr, nil))
-	}
-	contexts, err := c.contexts()
+	log := stepcli.NewLogger(env, c.LogFormat)
+	contexts, err := c.contexts(env.Getenv)
 	if err != nil {
 		return 0, stepcli.Usage{Err: err}
 	}
@@ -191,7 +186,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 
 // contexts are the clusters to switch: "" is the current context (or
 // in-cluster).
-func (c Config) contexts() ([]string, error) {
+func (c Config) contexts(getenv func(string) string) ([]string, error) {
 	if len(c.Contexts) > 0 {
 		return dedupe(c.Contexts), nil
 	}
@@ -200,7 +195,7 @@ func (c Config) contexts() ([]string, error) {
 	}
 	path := c.Kubeconfig
 	if path == "" {
-		path = os.Getenv("KUBECONFIG")
+		path = getenv("KUBECONFIG")
 	}
 	if path == "" {
 		return nil, errors.New("--all-clusters without --context needs --kubeconfig: its contexts are the clusters")
