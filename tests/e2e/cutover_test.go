@@ -3,12 +3,15 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -176,7 +179,7 @@ func (p *platform) images(o objRef) map[string]string {
 
 // verifyReport writes a run's report.json proving the platform's images
 // (all but never-copied), passing or not.
-func verifyReport(t *testing.T, dir string, passed bool) string {
+func verifyReport(t testing.TB, dir string, passed bool) string {
 	t.Helper()
 	img := func(src, digest string) report.Image {
 		return report.Image{Source: legacyReg + "/" + src, Target: newReg + "/" + src, Digest: digest, Status: contract.StatusCopied}
@@ -387,7 +390,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func proofOf(t *testing.T, path string) switchmode.Proof {
+func proofOf(t testing.TB, path string) switchmode.Proof {
 	t.Helper()
 	var r report.Report
 	b, err := os.ReadFile(path)
@@ -542,4 +545,65 @@ func mergeKubeconfigs(t *testing.T, path string, byContext map[string]string) st
 		t.Fatal(err)
 	}
 	return path
+}
+
+// BenchmarkCutoverDeployments: switching Deployments on a real
+// kube-apiserver, regmigrate's switch-mode beside what a person does by
+// hand (`kubectl set image` per Deployment), as objects/s.
+func BenchmarkCutoverDeployments(b *testing.B) {
+	c := kubeapi.Start(b)
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 100
+	if _, err := dyn.Resource(gvrNamespace).Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "bench"}}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("app%d", i)
+		ctrs := []any{
+			map[string]any{"name": "main", "image": legacyReg + "/shop/api:v1"},
+			map[string]any{"name": "side", "image": legacyReg + "/shop/migrate:v1"},
+		}
+		if _, err := dyn.Resource(gvrDeployment).Namespace("bench").Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": name},
+			"spec": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": name}},
+				"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": name}}, "spec": map[string]any{"containers": ctrs}}},
+		}}, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	proof := proofOf(b, verifyReport(b, b.TempDir(), true))
+	b.Run("regmigrate", func(b *testing.B) {
+		for b.Loop() {
+			start := time.Now()
+			objs, errs := switchmode.RewriteWorkloads(ctx, switchmode.WorkloadOptions{Client: dyn, Namespaces: []string{"bench"}, Mapper: switchmode.Mapper{Proof: proof}, Confirm: true})
+			if len(errs) > 0 || len(objs) != n || objs[0].Action != switchmode.ActionRewritten {
+				b.Fatalf("%d objects, %v", len(objs), errs)
+			}
+			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "objects/s")
+			b.StopTimer() // back to legacy for the next round
+			if _, errs := switchmode.RewriteWorkloads(ctx, switchmode.WorkloadOptions{Client: dyn, Namespaces: []string{"bench"}, Rollback: true, Confirm: true}); len(errs) > 0 {
+				b.Fatal(errs)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("kubectl-set-image", func(b *testing.B) {
+		const sample = 20 // a process per object is slow: a sample is enough for a rate
+		for i := 0; b.Loop(); i++ {
+			host := []string{newReg, legacyReg}[i%2] // alternate, so each round changes something
+			start := time.Now()
+			for j := range sample {
+				out, err := exec.Command("kubectl", "--kubeconfig", c.AdminKubeconfig, "-n", "bench", "set", "image", fmt.Sprintf("deployment/app%d", j),
+					"main="+host+"/shop/api:v1", "side="+host+"/shop/migrate:v1").CombinedOutput()
+				if err != nil {
+					b.Fatalf("kubectl set image: %v\n%s", err, out)
+				}
+			}
+			b.ReportMetric(float64(sample)/time.Since(start).Seconds(), "objects/s")
+		}
+	})
 }
