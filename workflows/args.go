@@ -40,6 +40,7 @@ func (p Plan) common() flags {
 	f.num("jobs", p.Copy.Jobs)
 	f.num("max-per-registry", p.Copy.MaxPerRegistry)
 	f.num("retries", p.Copy.Retries)
+	f.str("idle-timeout", p.Copy.IdleTimeout)
 	f.str("log-format", "json")
 	return f
 }

@@ -112,6 +112,7 @@ type Shards struct{ Size, MinSize, Max int }
 // Copy tunes the copy (0/empty: the step's default).
 type Copy struct {
 	Jobs, MaxPerRegistry, Retries int
+	IdleTimeout                   string // a Go duration; "" is the step's default
 	Platforms                     []string
 	NoReferrers, NoAttachments    bool
 }

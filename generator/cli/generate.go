@@ -131,7 +131,7 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		},
 		Shards: workflows.Shards{Size: m.Shards.Size, MinSize: m.Shards.MinSize, Max: m.Shards.Max},
 		Copy: workflows.Copy{
-			Jobs: m.Copy.Jobs, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+			Jobs: m.Copy.Jobs, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries, IdleTimeout: m.Copy.IdleTimeout,
 			Platforms: m.Copy.Platforms, NoReferrers: m.Copy.NoReferrers, NoAttachments: m.Copy.NoAttachments,
 		},
 		Strategy: m.Strategy, VerifyMode: m.Verify.Mode,

@@ -162,6 +162,7 @@ type runFlags struct {
 	out                        string
 	rediscover, dryRun         bool
 	jobs, maxPerReg, retries   int
+	idleTimeout                time.Duration
 	platforms                  []string
 	noReferrers, noAttachments bool
 	verifyMode                 string
@@ -193,6 +194,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("images copied at once (default %d)", 8))
 	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
 	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, fmt.Sprintf("end a request whose response or body stalls this long; retried (default %s)", registry.DefaultIdleTimeout))
 	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
@@ -227,6 +229,12 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	}
 	if c.Flags().Changed("retries") {
 		o.Connect.Retries = f.retries
+	}
+	if c.Flags().Changed("idle-timeout") {
+		if f.idleTimeout <= 0 {
+			return usageError(fmt.Errorf("--idle-timeout %s: want a positive duration such as 60s", f.idleTimeout))
+		}
+		o.Connect.IdleTimeout = f.idleTimeout
 	}
 	if c.Flags().Changed("platform") {
 		o.Platforms = f.platforms
@@ -378,6 +386,9 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.Connect = connect.Options{
 		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: dockerConfig, AuthFile: authFile,
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+	}
+	if m.Copy.IdleTimeout != "" {
+		o.Connect.IdleTimeout, _ = time.ParseDuration(m.Copy.IdleTimeout) // checked by the spec's validation
 	}
 	o.Export = export.Options{
 		From: from, To: to, Entries: entries, Filter: filter,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -86,12 +87,15 @@ type Auth struct {
 
 // Copy tunes the copy.
 type Copy struct {
-	Jobs           int      `json:"jobs,omitempty"`
-	MaxPerRegistry int      `json:"maxPerRegistry,omitempty"`
-	Retries        int      `json:"retries,omitempty"`
-	Platforms      []string `json:"platforms,omitempty"`
-	NoReferrers    bool     `json:"noReferrers,omitempty"`
-	NoAttachments  bool     `json:"noAttachments,omitempty"`
+	Jobs           int `json:"jobs,omitempty"`
+	MaxPerRegistry int `json:"maxPerRegistry,omitempty"`
+	Retries        int `json:"retries,omitempty"`
+	// IdleTimeout ends a request that stalls this long ("90s", "2m");
+	// default 60s.
+	IdleTimeout   string   `json:"idleTimeout,omitempty"`
+	Platforms     []string `json:"platforms,omitempty"`
+	NoReferrers   bool     `json:"noReferrers,omitempty"`
+	NoAttachments bool     `json:"noAttachments,omitempty"`
 }
 
 // Shards tunes sharding.
@@ -169,6 +173,11 @@ func (m *Migration) Validate() error {
 	}
 	if m.Copy.Jobs < 0 || m.Copy.MaxPerRegistry < 0 || m.Copy.Retries < 0 {
 		errs = append(errs, errors.New("copy.jobs, copy.maxPerRegistry and copy.retries must not be negative"))
+	}
+	if m.Copy.IdleTimeout != "" {
+		if d, err := time.ParseDuration(m.Copy.IdleTimeout); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("copy.idleTimeout %q: want a positive duration such as 60s or 2m", m.Copy.IdleTimeout))
+		}
 	}
 	if m.Shards.Size < 0 || m.Shards.MinSize < 0 || m.Shards.Max < 0 {
 		errs = append(errs, errors.New("shards.size, shards.minSize and shards.max must not be negative"))

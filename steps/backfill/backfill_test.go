@@ -51,7 +51,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("discovering the Image API of the double: %v", err)
 	}
-	e := &env{d: d, api: api, reg: registry.New(registry.Options{}), host: r.Host}
+	e := &env{d: d, api: api, reg: registry.New(registry.Options{Insecure: anyHost}), host: r.Host}
 	push := func(repo, tag string, img v1.Image) {
 		ref, _ := name.ParseReference(r.Host + "/" + repo + ":" + tag)
 		if err := remote.Write(ref, img); err != nil {
@@ -217,3 +217,7 @@ func TestDiscoveryNamesWhatIsMissing(t *testing.T) {
 		t.Fatalf("err %v: want ErrNoImageAPI saying to give --image-api", err)
 	}
 }
+
+// anyHost marks every registry insecure: the test registries speak plain
+// HTTP on loopback, which the client uses only when told.
+func anyHost(string) bool { return true }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/regmigrate/regmigrate/steps/credentials"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -33,7 +34,9 @@ type Options struct {
 	Getenv         func(string) string
 	MaxPerRegistry int
 	Retries        int
-	Logger         *slog.Logger
+	// IdleTimeout ends a stalled request (0: registry.DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Client returns a registry client for the options.
@@ -60,6 +63,9 @@ func Client(o Options) (*registry.Client, error) {
 			}
 		}
 	}
+	if o.IdleTimeout < 0 {
+		return nil, fmt.Errorf("idle timeout must be positive, got %s", o.IdleTimeout)
+	}
 	if o.MaxPerRegistry < 0 {
 		return nil, fmt.Errorf("max per registry must be at least 1, got %d", o.MaxPerRegistry)
 	}
@@ -71,6 +77,7 @@ func Client(o Options) (*registry.Client, error) {
 		Insecure:       func(host string) bool { return insecure[host] },
 		MaxPerRegistry: o.MaxPerRegistry,
 		RetryAttempts:  o.Retries,
+		IdleTimeout:    o.IdleTimeout,
 		Logger:         o.Logger,
 	}), nil
 }

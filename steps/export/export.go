@@ -143,6 +143,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			if o.From.Namespace != "" && !strings.HasPrefix(repo, o.From.Namespace+"/") {
 				continue
 			}
+			// A name outside the grammar fails alone and never enters the plan.
+			if p := imageref.NameProblem(repo, ""); p != "" {
+				addErr("%s catalog: %s: not copied", o.From.Registry, p)
+				continue
+			}
 			entries = append(entries, inputs.Entry{Source: imageref.Ref{Registry: o.From.Registry, Repository: repo}, AllTags: true})
 		}
 	}
@@ -207,6 +212,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		if e.AllTags {
 			for _, t := range tagsOf[repoKey{e.Source.Registry, e.Source.Repository}] {
+				if !imageref.ValidTag(t) {
+					addErr("%s/%s: %s: not copied", e.Source.Registry, e.Source.Repository, imageref.NameProblem(e.Source.Repository, t))
+					continue
+				}
 				// Signature and referrer tags travel with their image (mirror).
 				if AttachmentTag.MatchString(t) || !o.Filter.MatchTag(t) {
 					continue

@@ -39,7 +39,7 @@ func Parse(s string) (Ref, error) {
 		r.Digest = s[i+1:]
 		s = s[:i]
 		if !digestRE.MatchString(r.Digest) {
-			return r, fmt.Errorf("invalid digest %q in %q: want sha256:<64 hex>", r.Digest, orig)
+			return r, fmt.Errorf("invalid digest %q in %q: want sha256:<64 hex> or sha512:<128 hex>", r.Digest, orig)
 		}
 	}
 	if i := strings.LastIndex(s, ":"); i >= 0 && !strings.Contains(s[i:], "/") {
@@ -116,8 +116,46 @@ func (r Ref) String() string {
 // WithoutDigest drops the digest.
 func (r Ref) WithoutDigest() Ref { r.Digest = ""; return r }
 
-// ValidDigest reports whether d is a well-formed digest.
+// ValidDigest reports whether d is a well-formed digest of an algorithm
+// the OCI image spec registers (sha256, sha512).
 func ValidDigest(d string) bool { return digestRE.MatchString(d) }
+
+// MaxRepositoryLength is the longest repository name registries take
+// (the distribution reference grammar's limit).
+const MaxRepositoryLength = 255
+
+// ValidRepository reports whether s is a repository name by the
+// distribution spec's grammar: lowercase path components separated by '/'.
+func ValidRepository(s string) bool {
+	if s == "" || len(s) > MaxRepositoryLength {
+		return false
+	}
+	for _, p := range strings.Split(s, "/") {
+		if !repoComponent.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTag reports whether s is a tag by the distribution spec's grammar
+// ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}).
+func ValidTag(s string) bool { return tagRE.MatchString(s) }
+
+// ValidHost reports whether s is a registry host[:port].
+func ValidHost(s string) bool { return hostRE.MatchString(s) }
+
+// NameProblem says what is wrong with a repository or tag a registry or a
+// list named, or "" when both are valid (an empty tag is not checked).
+func NameProblem(repo, tag string) string {
+	if !ValidRepository(repo) {
+		return fmt.Sprintf("invalid repository name %q: the distribution spec allows lowercase letters, digits and . _ - separators in '/'-separated components, at most %d characters", repo, MaxRepositoryLength)
+	}
+	if tag != "" && !ValidTag(tag) {
+		return fmt.Sprintf("invalid tag %q in %s: the distribution spec allows [A-Za-z0-9_.-], at most 128, not starting with . or -", tag, repo)
+	}
+	return ""
+}
 
 // Location is HOST[:PORT][/NAMESPACE], as --from/--to take it.
 type Location struct {

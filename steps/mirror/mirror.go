@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
@@ -31,6 +33,9 @@ const DefaultJobs = 8
 
 // maxDepth bounds nested indexes and referrer chains.
 const maxDepth = 8
+
+// blobsPerImage bounds the blobs of one image handled at once.
+const blobsPerImage = 16
 
 // Options for Run.
 type Options struct {
@@ -418,27 +423,29 @@ func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byt
 		}
 		return total, nil
 	}
-	blobs := m.Blobs()
+	// Each blob once, a bounded number at a time: a manifest with tens of
+	// thousands of layers costs blobsPerImage goroutines, not one per layer
+	// (requests are bounded per registry by the client as well).
 	var (
-		wg    sync.WaitGroup
 		mu    sync.Mutex
 		total int64
-		first error
 	)
-	for _, d := range blobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			act, n, err := e.blobs.ensure(ctx, c, src.Registry, src.Repository, dst.Registry, dst.Repository, d)
-			mu.Lock()
-			defer mu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(blobsPerImage)
+	seen := map[string]bool{}
+	for _, d := range m.Blobs() {
+		if seen[d.Digest] {
+			continue
+		}
+		seen[d.Digest] = true
+		g.Go(func() error {
+			act, n, err := e.blobs.ensure(gctx, c, src.Registry, src.Repository, dst.Registry, dst.Repository, d)
 			if err != nil {
-				if first == nil {
-					first = fmt.Errorf("blob %s: %w", d.Digest, err)
-				}
-				return
+				return fmt.Errorf("blob %s: %w", d.Digest, err)
 			}
+			mu.Lock()
 			total += n
+			mu.Unlock()
 			switch act {
 			case blobUploaded:
 				e.uploaded.Add(1)
@@ -447,10 +454,11 @@ func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byt
 			default:
 				e.present.Add(1)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return total, first
+	err = g.Wait()
+	return total, err
 }
 
 // copyReferrers copies the OCI 1.1 referrers of digest (signatures, SBOMs,

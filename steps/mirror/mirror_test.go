@@ -117,7 +117,7 @@ func TestMirrorCopiesDigestsExactlyAndSkipsOnRerun(t *testing.T) {
 	items = append(items, item(t, src+"/team-b/multi:v2", dst+"/team-b/multi:v2", d))
 	want[dst+"/team-b/multi:v2"] = d
 
-	c := registry.New(registry.Options{})
+	c := registry.New(registry.Options{Insecure: anyHost})
 	res, err := mirror.Run(context.Background(), mirror.Options{Client: c, Items: items})
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestMirrorFailedImageDoesNotStopOthers(t *testing.T) {
 		item(t, src+"/ns/missing:v1", dst+"/ns/missing:v1", ""),
 		item(t, src+"/ns/ok:v1", dst+"/ns/ok:v1", d),
 	}
-	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{}), Items: items})
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{Insecure: anyHost}), Items: items})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestMirrorNestedIndexAndArtifact(t *testing.T) {
 		item(t, src+"/ns/nested:v1", dst+"/ns/nested:v1", d1),
 		item(t, src+"/ns/charts/mychart:0.1.0", dst+"/ns/charts/mychart:0.1.0", d2),
 	}
-	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{}), Items: items})
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{Insecure: anyHost}), Items: items})
 	if err != nil || res.Copied != 2 {
 		t.Fatalf("copied %d (err %v), want 2: %+v", res.Copied, err, res.Images)
 	}
@@ -219,7 +219,7 @@ func TestMirrorPlatformFilterWarnsAndChangesDigest(t *testing.T) {
 	base, _ := random.Layer(1024, types.DockerLayer)
 	d := pushIndex(t, src+"/ns/multi:v1", multiArch(t, base))
 	res, err := mirror.Run(context.Background(), mirror.Options{
-		Client: registry.New(registry.Options{}), Platforms: []string{"linux/arm64"},
+		Client: registry.New(registry.Options{Insecure: anyHost}), Platforms: []string{"linux/arm64"},
 		Items: []artifacts.Item{item(t, src+"/ns/multi:v1", dst+"/ns/multi:v1", d)},
 	})
 	if err != nil || res.Copied != 1 {
@@ -260,7 +260,7 @@ func TestMirrorCopiesReferrers(t *testing.T) {
 	push(t, src+"/ns/app@"+sd.String(), sbom)
 
 	res, err := mirror.Run(context.Background(), mirror.Options{
-		Client: registry.New(registry.Options{}),
+		Client: registry.New(registry.Options{Insecure: anyHost}),
 		Items:  []artifacts.Item{item(t, src+"/ns/app:v1", dst+"/ns/app:v1", d)},
 	})
 	if err != nil || res.Copied != 1 {
@@ -288,3 +288,7 @@ func mustRef(t *testing.T, s string) name.Reference {
 	}
 	return r
 }
+
+// anyHost marks every registry insecure: the test registries speak plain
+// HTTP on loopback, which the client uses only when told.
+func anyHost(string) bool { return true }

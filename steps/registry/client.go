@@ -1,11 +1,20 @@
 // Package registry is regmigrate's one way to talk to an OCI distribution
-// registry: go-containerregistry's authentication transports (basic and
-// bearer token exchange), TLS per registry, a request limit per registry,
-// and retries with exponential backoff and jitter. Every step uses it.
+// registry: authentication (basic, and bearer tokens that are refreshed
+// when they expire), TLS per registry, plain HTTP only for registries marked
+// insecure, redirects to object storage followed without credentials, a
+// request limit per registry, an idle timeout on every request, size caps on
+// everything a registry sends, and retries with exponential backoff and
+// jitter. Every step uses it.
 //
 // The client speaks the distribution API directly (HEAD/GET/PUT manifests,
 // HEAD/GET blobs, monolithic and mounted uploads, catalog and tag listing,
 // referrers) so that the copy engine controls exactly which bytes move.
+// Credentials come from a go-containerregistry keychain.
+//
+// Files: client.go (options, per-registry state), transport.go (one
+// request: slot, auth, redirects, idle timeout), auth.go (ping, challenges,
+// tokens), manifest.go, blob.go, list.go, referrers.go, names.go (what
+// goes into a request path), retry.go (errors and retries).
 package registry
 
 import (
@@ -15,16 +24,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Defaults, set here and nowhere else.
@@ -35,6 +40,12 @@ const (
 	DefaultRetryMax       = 20 * time.Second
 	DefaultPageSize       = 1000 // catalog and tag pages: ECR refuses n > 1000
 	DefaultUserAgent      = "regmigrate"
+	// DefaultIdleTimeout ends a request whose response headers or body
+	// bytes stop arriving (or whose upload stops being read) for this long.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxRedirects bounds the redirects followed for one request
+	// (the Go client's and containerd's limit).
+	DefaultMaxRedirects = 10
 )
 
 // Options configure a Client. The zero value works for anonymous HTTPS.
@@ -45,7 +56,9 @@ type Options struct {
 	// system roots.
 	TLSConfig func(host string) (*tls.Config, error)
 	// Insecure reports whether a registry may be reached over plain HTTP or
-	// with unverified TLS.
+	// with unverified TLS. Every other registry is spoken to over verified
+	// HTTPS only, whatever its address (loopback and private addresses
+	// included), and a TLS failure never falls back to HTTP.
 	Insecure func(host string) bool
 	// MaxPerRegistry bounds concurrent requests to one registry.
 	MaxPerRegistry int
@@ -53,13 +66,30 @@ type Options struct {
 	RetryAttempts int
 	RetryBase     time.Duration
 	RetryMax      time.Duration
-	UserAgent     string
+	// IdleTimeout ends a request that makes no progress for this long (no
+	// response headers, no body bytes, upload not read); the failure is
+	// retryable. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxRedirects bounds the redirects followed per request (default
+	// DefaultMaxRedirects).
+	MaxRedirects int
+	UserAgent    string
 	// Logger receives retries and warnings; nil discards.
 	Logger *slog.Logger
 	// PageSize is n for catalog and tag listing (at most 1000: ECR refuses more).
 	PageSize int
 	// Transport overrides the base transport (tests); TLSConfig is then ignored.
 	Transport http.RoundTripper
+}
+
+// InsecureHosts returns an Options.Insecure that allows exactly the given
+// hosts (host[:port]).
+func InsecureHosts(hosts ...string) func(string) bool {
+	set := map[string]bool{}
+	for _, h := range hosts {
+		set[h] = true
+	}
+	return func(h string) bool { return set[h] }
 }
 
 func (o *Options) setDefaults() {
@@ -74,6 +104,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = DefaultRetryMax
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxRedirects <= 0 {
+		o.MaxRedirects = DefaultMaxRedirects
 	}
 	if o.PageSize <= 0 || o.PageSize > DefaultPageSize {
 		o.PageSize = DefaultPageSize
@@ -107,17 +143,21 @@ func New(o Options) *Client {
 
 // hostState is what the client keeps per registry host.
 type hostState struct {
-	host   string
-	reg    name.Registry
-	base   http.RoundTripper
-	sem    chan struct{}
-	once   sync.Once
-	scheme string
-	ch     *transport.Challenge
-	chErr  error
+	host     string
+	insecure bool
+	base     http.RoundTripper
+	sem      chan struct{}
 
-	mu  sync.Mutex
-	rts map[string]http.RoundTripper // by scope key
+	pingMu sync.Mutex
+	pinged bool
+	scheme string    // https, or http for an insecure registry that speaks no TLS
+	ch     challenge // what /v2/ asked for
+
+	credMu sync.Mutex
+	creds  map[string]*credential // by repository ("" for the registry)
+
+	tokMu  sync.Mutex
+	tokens map[string]*token // by credential identity and scopes
 
 	refMu     sync.Mutex
 	referrers int // 0 unknown, 1 supported, -1 not supported
@@ -129,18 +169,14 @@ func (c *Client) host(host string) (*hostState, error) {
 	if h, ok := c.regs[host]; ok {
 		return h, nil
 	}
+	if !validHost(host) {
+		return nil, fmt.Errorf("registry %q: not a host[:port]", host)
+	}
 	insecure := c.o.Insecure(host)
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	reg, err := name.NewRegistry(host, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("registry %q: %w", host, err)
-	}
 	base := c.o.Transport
 	if base == nil {
 		var tc *tls.Config
+		var err error
 		if c.o.TLSConfig != nil {
 			if tc, err = c.o.TLSConfig(host); err != nil {
 				return nil, fmt.Errorf("TLS for %s: %w", host, err)
@@ -153,65 +189,39 @@ func (c *Client) host(host string) (*hostState, error) {
 			tc = tc.Clone()
 			tc.InsecureSkipVerify = true
 		}
-		base = newTransport(tc, c.o.MaxPerRegistry)
+		base = newTransport(tc, c.o.MaxPerRegistry, c.o.IdleTimeout)
 	}
-	base = transport.NewUserAgent(base, c.o.UserAgent)
 	h := &hostState{
-		host: host, reg: reg, base: base,
-		sem: make(chan struct{}, c.o.MaxPerRegistry),
-		rts: map[string]http.RoundTripper{},
+		host: host, insecure: insecure, base: base,
+		sem:    make(chan struct{}, c.o.MaxPerRegistry),
+		creds:  map[string]*credential{},
+		tokens: map[string]*token{},
 	}
 	c.regs[host] = h
 	return h, nil
 }
 
-func newTransport(tc *tls.Config, perHost int) *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		TLSClientConfig:       tc,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   perHost * 4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   15 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 5 * time.Minute,
-		DisableCompression:    true,
-	}
+// credential is what the keychain answered for a repository, resolved once.
+type credential struct {
+	cfg authn.AuthConfig
+	id  string // a hash of the credential, in memory only: keys tokens
 }
 
-// ping finds the scheme and the auth challenge once per registry.
-func (h *hostState) ping(ctx context.Context) error {
-	h.once.Do(func() {
-		ch, err := transport.Ping(ctx, h.reg, h.base)
-		if err != nil {
-			h.chErr = fmt.Errorf("reaching registry %s: %w", h.host, err)
-			return
-		}
-		h.ch = ch
-		h.scheme = "https"
-		if ch.Insecure {
-			h.scheme = "http"
-		}
-	})
-	return h.chErr
-}
-
-// roundTripper returns an authenticated transport for the given scopes.
-// The registry is pinged once; anonymous and basic-auth registries share
-// one transport per credential, bearer registries get one per scope set
-// (the token carries the scopes).
-func (c *Client) roundTripper(ctx context.Context, h *hostState, repo string, scopes ...string) (http.RoundTripper, error) {
-	if err := h.ping(ctx); err != nil {
-		return nil, err
+func (c *Client) credential(ctx context.Context, h *hostState, repo string) (*credential, error) {
+	h.credMu.Lock()
+	cr, ok := h.creds[repo]
+	h.credMu.Unlock()
+	if ok {
+		return cr, nil
 	}
-	var res authn.Resource = h.reg
+	var res authn.Resource
+	reg, err := name.NewRegistry(h.host, name.StrictValidation)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", h.host, err)
+	}
+	res = reg
 	if repo != "" {
-		if r, err := name.NewRepository(h.host+"/"+repo, nameOpts(h)...); err == nil {
+		if r, err := name.NewRepository(h.host + "/" + repo); err == nil {
 			res = r
 		}
 	}
@@ -219,59 +229,31 @@ func (c *Client) roundTripper(ctx context.Context, h *hostState, repo string, sc
 	if err != nil {
 		return nil, fmt.Errorf("resolving credentials for %s: %w", res.String(), err)
 	}
-	who, err := identity(ctx, auth)
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", res.String(), err)
+	cr = &credential{id: "anonymous"}
+	if auth != authn.Anonymous {
+		cfg, err := authn.Authorization(ctx, auth)
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", res.String(), err)
+		}
+		cr.cfg = *cfg
+		if !cr.anonymous() {
+			sum := sha256.Sum256([]byte(cfg.Username + "\x00" + cfg.Password + "\x00" + cfg.Auth + "\x00" + cfg.IdentityToken + "\x00" + cfg.RegistryToken))
+			cr.id = hex.EncodeToString(sum[:8])
+		}
 	}
-	bearer := strings.EqualFold(h.ch.Scheme, "bearer")
-	key := who
-	if bearer {
-		sort.Strings(scopes)
-		key += " " + strings.Join(scopes, " ")
-	}
-	h.mu.Lock()
-	rt, ok := h.rts[key]
-	h.mu.Unlock()
-	if ok {
-		return rt, nil
-	}
-	if bearer {
-		rt, err = transport.NewWithContext(ctx, h.reg, auth, h.base, scopes)
+	h.credMu.Lock()
+	if prev, ok := h.creds[repo]; ok {
+		cr = prev
 	} else {
-		rt, err = transport.FromToken(h.reg, auth, h.base, h.ch, &transport.Token{})
+		h.creds[repo] = cr
 	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticating to %s: %w", h.host, err)
-	}
-	h.mu.Lock()
-	if prev, ok := h.rts[key]; ok {
-		rt = prev
-	} else {
-		h.rts[key] = rt
-	}
-	h.mu.Unlock()
-	return rt, nil
+	h.credMu.Unlock()
+	return cr, nil
 }
 
-// identity keys transports by credential without keeping the secret: a
-// hash of the resolved auth configuration, in memory only.
-func identity(ctx context.Context, auth authn.Authenticator) (string, error) {
-	if auth == authn.Anonymous {
-		return "anonymous", nil
-	}
-	cfg, err := authn.Authorization(ctx, auth)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256([]byte(cfg.Username + "\x00" + cfg.Password + "\x00" + cfg.Auth + "\x00" + cfg.IdentityToken + "\x00" + cfg.RegistryToken))
-	return hex.EncodeToString(sum[:8]), nil
-}
-
-func nameOpts(h *hostState) []name.Option {
-	if h.reg.Scheme() == "http" {
-		return []name.Option{name.Insecure}
-	}
-	return nil
+func (cr *credential) anonymous() bool {
+	c := cr.cfg
+	return c.Username == "" && c.Password == "" && c.Auth == "" && c.IdentityToken == "" && c.RegistryToken == ""
 }
 
 // acquire takes a request slot for the registry, watching ctx.
@@ -290,5 +272,5 @@ func (h *hostState) release() { <-h.sem }
 func pullScope(repo string) string { return "repository:" + repo + ":pull" }
 func pushScope(repo string) string { return "repository:" + repo + ":pull,push" }
 
-// CatalogScope is the scope for listing the catalog.
+// catalogScope is the scope for listing the catalog.
 const catalogScope = "registry:catalog:*"

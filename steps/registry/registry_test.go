@@ -36,7 +36,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	reg := regtest.StartInProcess(t)
 	d := pushRandom(t, reg.Host+"/ns/app:v1")
 	px := faultproxy.New(t, "http://"+reg.Host, faultproxy.Fault{Method: "HEAD", PathRegex: regexp.MustCompile(`/manifests/`), Kind: faultproxy.Status429, Times: 1, RetryAfter: "1"})
-	c := registry.New(registry.Options{RetryBase: time.Millisecond})
+	c := registry.New(registry.Options{Insecure: anyHost, RetryBase: time.Millisecond})
 	start := time.Now()
 	got, err := c.HeadManifest(context.Background(), px.Host, "ns/app", "v1")
 	if err != nil {
@@ -70,7 +70,7 @@ func TestRetriesTransientFailuresButNotFinalOnes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			px := faultproxy.New(t, "http://"+reg.Host, tc.fault)
-			c := registry.New(registry.Options{RetryBase: time.Millisecond, RetryAttempts: 3})
+			c := registry.New(registry.Options{Insecure: anyHost, RetryBase: time.Millisecond, RetryAttempts: 3})
 			body, _, err := c.GetManifest(context.Background(), px.Host, "ns/app", d)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err %v, want error: %v", err, tc.wantErr)
@@ -88,7 +88,7 @@ func TestRetriesTransientFailuresButNotFinalOnes(t *testing.T) {
 func TestNotFoundIsFinalAndNamed(t *testing.T) {
 	t.Parallel()
 	reg := regtest.StartInProcess(t)
-	c := registry.New(registry.Options{})
+	c := registry.New(registry.Options{Insecure: anyHost})
 	_, err := c.HeadManifest(context.Background(), reg.Host, "ns/absent", "v1")
 	if !errors.Is(err, registry.ErrNotFound) || registry.IsRetryable(err) {
 		t.Fatalf("err %v: want ErrNotFound, not retryable", err)
@@ -103,7 +103,7 @@ func TestReferrersUnsupportedIsDetectedOnce(t *testing.T) {
 	reg := regtest.StartDistribution(t, regtest.Options{}) // distribution 2.8 has no referrers API
 	d := pushRandom(t, reg.Host+"/ns/app:v1")
 	px := faultproxy.New(t, "http://"+reg.Host)
-	c := registry.New(registry.Options{})
+	c := registry.New(registry.Options{Insecure: anyHost})
 	for range 3 {
 		if _, err := c.Referrers(context.Background(), px.Host, "ns/app", d); !errors.Is(err, registry.ErrUnsupported) {
 			t.Fatalf("err %v, want ErrUnsupported", err)
@@ -113,3 +113,7 @@ func TestReferrersUnsupportedIsDetectedOnce(t *testing.T) {
 		t.Errorf("%d GETs for 3 referrer lookups: the registry should be asked once (plus the ping)", n)
 	}
 }
+
+// anyHost marks every registry insecure: the test registries speak plain
+// HTTP on loopback, which the client uses only when told.
+func anyHost(string) bool { return true }

@@ -22,6 +22,9 @@ type StatusError struct {
 	Code       string // distribution error code, e.g. MANIFEST_UNKNOWN
 	Message    string
 	RetryAfter time.Duration
+	// tokenExpired: a bearer token refused mid-upload; a new one is
+	// fetched on the next attempt.
+	tokenExpired bool
 }
 
 func (e *StatusError) Error() string {
@@ -63,11 +66,25 @@ func IsRetryable(err error) bool {
 	if err == nil {
 		return false
 	}
+	if errors.Is(err, ErrInvalidDigest) || errors.Is(err, ErrInvalidName) || errors.Is(err, ErrTooLarge) {
+		return false // the registry would send the same again
+	}
+	var stall *StallError
+	if errors.As(err, &stall) {
+		return true
+	}
+	var re *RedirectError
+	if errors.As(err, &re) || isTLSError(err) {
+		return false // configuration: a retry meets the same
+	}
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
+		if se.tokenExpired {
+			return true
+		}
 		switch se.Status {
 		case http.StatusRequestTimeout, http.StatusTooManyRequests,
 			http.StatusInternalServerError, http.StatusBadGateway,
@@ -163,16 +180,4 @@ func checkResponse(resp *http.Response, want ...int) error {
 		}
 	}
 	return se
-}
-
-func shortURL(r *http.Request) string {
-	u := *r.URL
-	u.RawQuery = ""
-	u.User = nil
-	return u.String()
-}
-
-func drain(resp *http.Response) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
@@ -42,6 +43,7 @@ type Common struct {
 	authJSON  string
 	maxPerReg int
 	retries   int
+	idle      time.Duration
 	Jobs      int
 	logFormat string
 }
@@ -54,6 +56,7 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.authJSON, "auth", "", "image-migrator auth.json")
 	fs.IntVar(&c.maxPerReg, "max-per-registry", 0, "concurrent requests per registry")
 	fs.IntVar(&c.retries, "retries", 0, "attempts per request")
+	fs.DurationVar(&c.idle, "idle-timeout", 0, fmt.Sprintf("end a request that stalls this long (default %s)", registry.DefaultIdleTimeout))
 	fs.IntVar(&c.Jobs, "jobs", 0, "images at once")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
 }
@@ -76,7 +79,7 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 	}
 	return connect.Options{
 		Insecure: insecure, CertsDir: c.certsDir, DockerConfig: dockerConfig, AuthFile: authFile,
-		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, Logger: logger,
+		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, IdleTimeout: c.idle, Logger: logger,
 	}
 }
 

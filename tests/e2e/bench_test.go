@@ -50,7 +50,7 @@ func regmigrateCopy(b *testing.B, src, dst string, refs []string) {
 		entries = append(entries, inputs.Entry{Source: ref})
 	}
 	rep, err := runner.Run(context.Background(), runner.Options{
-		Client: registry.New(registry.Options{}),
+		Client: registry.New(registry.Options{Insecure: anyHost}),
 		Export: export.Options{From: imageref.Location{Registry: src}, To: imageref.Location{Registry: dst}, Entries: entries},
 		Out:    filepath.Join(b.TempDir(), "run"),
 	})

@@ -1,0 +1,234 @@
+package registry
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// HeadBlob reports whether repo holds the blob.
+func (c *Client) HeadBlob(ctx context.Context, host, repo, digest string) (bool, error) {
+	if err := checkRepo(repo); err != nil {
+		return false, err
+	}
+	if err := checkDigest(digest); err != nil {
+		return false, err
+	}
+	var ok bool
+	err := c.retry(ctx, "HEAD blob", func() error {
+		resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pullScope(repo)}, method: http.MethodHead,
+			path: "/v2/" + repo + "/blobs/" + digest})
+		if err != nil {
+			return err
+		}
+		defer drain(resp)
+		if resp.StatusCode == http.StatusNotFound {
+			ok = false
+			return nil
+		}
+		if err := checkResponse(resp, http.StatusOK); err != nil {
+			return err
+		}
+		ok = true
+		return nil
+	})
+	return ok, err
+}
+
+// Mount asks the registry to mount a blob from another repository of the
+// same registry. It reports false (and cancels the opened upload) when the
+// registry chose not to mount.
+func (c *Client) Mount(ctx context.Context, host, repo, digest, from string) (bool, error) {
+	for _, r := range []string{repo, from} {
+		if err := checkRepo(r); err != nil {
+			return false, err
+		}
+	}
+	if err := checkDigest(digest); err != nil {
+		return false, err
+	}
+	var mounted bool
+	err := c.retry(ctx, "mount blob", func() error {
+		q := url.Values{"mount": {digest}, "from": {from}}
+		resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pushScope(repo), pullScope(from)}, method: http.MethodPost,
+			path: "/v2/" + repo + "/blobs/uploads/?" + q.Encode()})
+		if err != nil {
+			return err
+		}
+		loc := resp.Header.Get("Location")
+		switch resp.StatusCode {
+		case http.StatusCreated:
+			drain(resp)
+			mounted = true
+			return nil
+		case http.StatusAccepted:
+			drain(resp)
+			mounted = false
+			c.cancelUpload(ctx, host, repo, resp.Request.URL, loc)
+			return nil
+		}
+		defer drain(resp)
+		return checkResponse(resp)
+	})
+	return mounted, err
+}
+
+func (c *Client) cancelUpload(ctx context.Context, host, repo string, base *url.URL, loc string) {
+	u, err := resolveLocation(base, loc)
+	if err != nil {
+		return
+	}
+	resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pushScope(repo)}, method: http.MethodDelete, path: u.String()})
+	if err != nil {
+		return
+	}
+	drain(resp)
+}
+
+func resolveLocation(base *url.URL, loc string) (*url.URL, error) {
+	if loc == "" {
+		return nil, fmt.Errorf("registry gave no upload Location")
+	}
+	l, err := url.Parse(loc)
+	if err != nil {
+		return nil, fmt.Errorf("bad upload Location %q: %w", loc, err)
+	}
+	return base.ResolveReference(l), nil
+}
+
+// CopyBlob streams one blob from the source repository to the target
+// repository (GET, then a monolithic upload of the same stream). It never
+// buffers the blob: memory stays flat whatever the layer size. The stream
+// is hashed on the way: a body that ends early is retried; content with
+// another digest aborts the upload (the target never completes it) and
+// fails for good (ErrInvalidDigest).
+func (c *Client) CopyBlob(ctx context.Context, srcHost, srcRepo, dstHost, dstRepo string, d Descriptor) (int64, error) {
+	for _, r := range []string{srcRepo, dstRepo} {
+		if err := checkRepo(r); err != nil {
+			return 0, err
+		}
+	}
+	if err := checkDigest(d.Digest); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := c.retry(ctx, "copy blob", func() error {
+		var err error
+		n, err = c.copyBlobOnce(ctx, srcHost, srcRepo, dstHost, dstRepo, d)
+		return err
+	})
+	return n, err
+}
+
+func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, dstRepo string, d Descriptor) (int64, error) {
+	// Open the upload first: a target that refuses should not cost a source read.
+	resp, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPost,
+		path: "/v2/" + dstRepo + "/blobs/uploads/"})
+	if err != nil {
+		return 0, err
+	}
+	loc := resp.Header.Get("Location")
+	base := resp.Request.URL
+	err = checkResponse(resp, http.StatusAccepted)
+	drain(resp)
+	if err != nil {
+		return 0, err
+	}
+	up, err := resolveLocation(base, loc)
+	if err != nil {
+		return 0, err
+	}
+	get, err := c.do(ctx, call{host: srcHost, repo: srcRepo, scopes: []string{pullScope(srcRepo)}, method: http.MethodGet,
+		path: "/v2/" + srcRepo + "/blobs/" + d.Digest, streamsInto: true})
+	if err != nil {
+		c.cancelUpload(ctx, dstHost, dstRepo, up, up.String())
+		return 0, err
+	}
+	// The source's slot is already free (streamsInto): the stream is
+	// bounded by the target's slot that the upload holds.
+	defer get.Body.Close()
+	if err := checkResponse(get, http.StatusOK); err != nil {
+		c.cancelUpload(ctx, dstHost, dstRepo, up, up.String())
+		return 0, fmt.Errorf("reading from the source: %w", err)
+	}
+	size := d.Size
+	if get.ContentLength >= 0 {
+		if size > 0 && get.ContentLength != size {
+			c.cancelUpload(ctx, dstHost, dstRepo, up, up.String())
+			return 0, fmt.Errorf("blob %s in %s/%s has %d bytes, the manifest says %d", d.Digest, srcHost, srcRepo, get.ContentLength, size)
+		}
+		size = get.ContentLength
+	}
+	h, err := newHasher(d.Digest)
+	if err != nil {
+		return 0, err
+	}
+	q := up.Query()
+	q.Set("digest", d.Digest)
+	up.RawQuery = q.Encode()
+	body := &verifyingReader{r: get.Body, h: h, want: d.Digest, size: size, where: srcHost + "/" + srcRepo}
+	put, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPut,
+		path: up.String(), stream: body, size: size, hdr: http.Header{"Content-Type": {"application/octet-stream"}}})
+	if body.err != nil {
+		if put != nil {
+			drain(put)
+		}
+		return 0, body.err
+	}
+	if err != nil {
+		if body.n < size {
+			return 0, &truncatedError{fmt.Sprintf("blob %s: upload ended after %d of %d bytes: %v", d.Digest, body.n, size, err)}
+		}
+		return 0, err
+	}
+	defer drain(put)
+	if err := checkResponse(put, http.StatusCreated, http.StatusNoContent); err != nil {
+		if body.n < size {
+			return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes", d.Digest, body.n, size)}
+		}
+		return 0, fmt.Errorf("writing to the target: %w", err)
+	}
+	return body.n, nil
+}
+
+// verifyingReader counts and hashes a blob stream. At its end it checks
+// length and digest and, when they are wrong, fails the read instead of
+// ending it, so the upload it feeds is never completed.
+type verifyingReader struct {
+	r     io.Reader
+	h     hash.Hash
+	want  string
+	size  int64
+	where string
+	n     int64
+	err   error
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.r.Read(p)
+	v.n += int64(n)
+	v.h.Write(p[:n])
+	if v.size >= 0 && v.n > v.size {
+		v.err = fmt.Errorf("%w: blob %s from %s is longer than its %d bytes", ErrInvalidDigest, v.want, v.where, v.size)
+		return 0, v.err
+	}
+	if err == io.EOF {
+		if v.n < v.size {
+			return n, io.ErrUnexpectedEOF
+		}
+		alg, _, _ := strings.Cut(v.want, ":")
+		if got := alg + ":" + hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+			v.err = fmt.Errorf("%w: blob %s from %s: its content has digest %s; the upload was abandoned", ErrInvalidDigest, v.want, v.where, got)
+			return n, v.err
+		}
+	}
+	return n, err
+}

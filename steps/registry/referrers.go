@@ -1,0 +1,68 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// Referrers returns the referrers index of digest in repo through the OCI
+// 1.1 referrers API. ErrUnsupported when the registry has no such API (then
+// referrers live under the tag-schema fallback tag, which regmigrate copies
+// as a tag). The answer is cached per registry after the first call. The
+// index is capped like a manifest, and every digest in it must be valid.
+func (c *Client) Referrers(ctx context.Context, host, repo, digest string) ([]Descriptor, error) {
+	if err := checkRepo(repo); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(digest); err != nil {
+		return nil, err
+	}
+	h, err := c.host(host)
+	if err != nil {
+		return nil, err
+	}
+	h.refMu.Lock()
+	state := h.referrers
+	h.refMu.Unlock()
+	if state < 0 {
+		return nil, ErrUnsupported
+	}
+	var idx Manifest
+	err = c.retry(ctx, "referrers", func() error {
+		idx = Manifest{}
+		_, err := c.getJSON(ctx, host, repo, []string{pullScope(repo)}, "/v2/"+repo+"/referrers/"+digest, maxManifestSize, &idx)
+		return err
+	})
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed || se.Status == http.StatusBadRequest) && state == 0 {
+			h.refMu.Lock()
+			h.referrers = -1
+			h.refMu.Unlock()
+			return nil, ErrUnsupported
+		}
+		return nil, err
+	}
+	for _, d := range idx.Manifests {
+		if err := checkDigest(d.Digest); err != nil {
+			return nil, err
+		}
+	}
+	h.refMu.Lock()
+	h.referrers = 1
+	h.refMu.Unlock()
+	return idx.Manifests, nil
+}
+
+// SupportsReferrers reports what the client learned about the registry:
+// 1 yes, -1 no, 0 not asked yet.
+func (c *Client) SupportsReferrers(host string) int {
+	h, err := c.host(host)
+	if err != nil {
+		return 0
+	}
+	h.refMu.Lock()
+	defer h.refMu.Unlock()
+	return h.referrers
+}
