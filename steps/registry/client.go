@@ -78,6 +78,9 @@ type Options struct {
 	Logger *slog.Logger
 	// PageSize is n for catalog and tag listing (at most 1000: ECR refuses more).
 	PageSize int
+	// MaxListEntries bounds one catalog or tag listing (default
+	// DefaultMaxListEntries): a registry listing without end is refused.
+	MaxListEntries int
 	// Transport overrides the base transport (tests); TLSConfig is then ignored.
 	Transport http.RoundTripper
 }
@@ -113,6 +116,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PageSize <= 0 || o.PageSize > DefaultPageSize {
 		o.PageSize = DefaultPageSize
+	}
+	if o.MaxListEntries <= 0 {
+		o.MaxListEntries = DefaultMaxListEntries
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = DefaultUserAgent

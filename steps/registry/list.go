@@ -16,8 +16,9 @@ import (
 // or a listing of more than MaxListEntries names, is refused (a registry
 // that streams an endless list would otherwise take all memory).
 const (
-	maxListPage    = 16 << 20
-	MaxListEntries = 2_000_000
+	maxListPage = 16 << 20
+	// DefaultMaxListEntries: ten times the largest registry we know of.
+	DefaultMaxListEntries = 2_000_000
 	// maxListPages bounds pages that bring nothing but a next link.
 	maxListPages = 100_000
 )
@@ -86,8 +87,8 @@ func (c *Client) paginate(ctx context.Context, host, repo string, scopes []strin
 				added++
 			}
 		}
-		if len(all) > MaxListEntries {
-			return nil, fmt.Errorf("%w: more than %d %s", ErrTooLarge, MaxListEntries, field)
+		if len(all) > c.o.MaxListEntries {
+			return nil, fmt.Errorf("%w: more than %d %s", ErrTooLarge, c.o.MaxListEntries, field)
 		}
 		if progress != nil {
 			progress(len(all))
