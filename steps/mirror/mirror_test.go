@@ -2,11 +2,16 @@ package mirror_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -292,3 +297,76 @@ func mustRef(t *testing.T, s string) name.Reference {
 // anyHost marks every registry insecure: the test registries speak plain
 // HTTP on loopback, which the client uses only when told.
 func anyHost(string) bool { return true }
+
+// everyBlob is a blob store that has every blob (a target that already
+// holds all layers): HEAD answers 200 for any digest.
+type everyBlob struct{}
+
+func (everyBlob) Get(context.Context, string, v1.Hash) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("x")), nil
+}
+func (everyBlob) Stat(context.Context, string, v1.Hash) (int64, error) { return 1, nil }
+
+// A manifest with tens of thousands of layers is copied with a bounded
+// number of goroutines: the blobs of one image are handled a few at a
+// time, not one goroutine each.
+// Not parallel: it counts the process's goroutines.
+func TestMirrorManyLayersUseBoundedGoroutines(t *testing.T) {
+	const layers = 20_000
+	src, dst := newRegistry(t), newRegistry(t, ggcrregistry.WithBlobHandler(everyBlob{}))
+	m := map[string]any{
+		"schemaVersion": 2, "mediaType": registry.MediaOCIManifest,
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": fakeDigest(-1), "size": 1},
+	}
+	ls := make([]map[string]any, layers)
+	for i := range ls {
+		ls[i] = map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": fakeDigest(i), "size": 1}
+	}
+	m["layers"] = ls
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := registry.New(registry.Options{Insecure: anyHost})
+	if err := c.PutManifest(context.Background(), src, "big/layers", "v1", registry.MediaOCIManifest, body); err != nil {
+		t.Fatal(err)
+	}
+	d := registry.Digest(body)
+
+	base := runtime.NumGoroutine()
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if n := int64(runtime.NumGoroutine()); n > peak.Load() {
+				peak.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: c, Items: []artifacts.Item{item(t, src+"/big/layers:v1", dst+"/big/layers:v1", d)}})
+	close(stop)
+	<-sampled
+	if err != nil || res.Copied != 1 {
+		t.Fatalf("copy of a %d-layer image: %v %+v", layers, err, res.Images)
+	}
+	if res.BlobsPresent != layers+1 {
+		t.Errorf("%d blobs found present, want %d", res.BlobsPresent, layers+1)
+	}
+	// The run itself may use its workers, the HTTP connections (a few
+	// goroutines each) and a bounded number of blobs in flight.
+	if grew := peak.Load() - int64(base); grew > 200 {
+		t.Fatalf("copying a %d-layer image took %d more goroutines: one per layer is not bounded", layers, grew)
+	}
+}
+
+// fakeDigest is a well-formed digest for test i.
+func fakeDigest(i int) string {
+	return fmt.Sprintf("sha256:%064x", i+1)
+}
