@@ -26,6 +26,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
 	"github.com/regmigrate/regmigrate/steps/registry"
+	"github.com/regmigrate/regmigrate/tests/faultproxy"
 	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
@@ -867,3 +868,53 @@ func TestWriteRunDirectory(t *testing.T) {
 // anyHost marks every registry insecure: the test registries speak plain
 // HTTP on loopback, which the client uses only when told.
 func anyHost(string) bool { return true }
+
+// Names from a catalog or a tag list that the distribution grammar does not
+// allow fail alone, with their reason: they never enter the plan, never
+// reach a request path, and the valid names still export.
+func TestOddNamesFailAloneAndNeverEnterThePlan(t *testing.T) {
+	t.Parallel()
+	up := regtest.StartInProcess(t)
+	seeded := pushAll(t, up, "ns/app:latest", "ns/app:v1")
+	odd := faultproxy.DefaultOddNames()
+	px := faultproxy.New(t, "http://"+up.Host, faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`/tags/list$|^/v2/_catalog$`), Kind: faultproxy.OddNames, Times: -1})
+	res := run(t, export.Options{
+		Client: newClient(0, nil),
+		From:   imageref.Location{Registry: px.Host},
+		To:     imageref.Location{Registry: dstHost},
+	})
+	var got []string
+	for _, it := range res.Items {
+		if imageref.NameProblem(it.Source.Repository, it.Source.Tag) != "" || imageref.NameProblem(it.Target.Repository, it.Target.Tag) != "" {
+			t.Errorf("an invalid name entered the plan: %s -> %s", it.Source, it.Target)
+		}
+		if it.Error != "" {
+			t.Errorf("%s: %s", it.Source, it.Error)
+		}
+		got = append(got, it.Source.Repository+":"+it.Source.Tag)
+	}
+	// The odd tags that are valid (UPPER, v9.9.9) are copied like any other.
+	want := sortedKeys(seeded)
+	for _, n := range odd {
+		if imageref.ValidTag(n) {
+			want = append(want, "ns/app:"+n)
+		}
+	}
+	checkOnce(t, "export", got, want)
+	errs := strings.Join(res.Errors, "\n")
+	for _, n := range odd {
+		if imageref.ValidTag(n) && imageref.ValidRepository(n) {
+			continue
+		}
+		// Each invalid tag or repository is named (as Go quotes it) in a scope error.
+		if !strings.Contains(errs, fmt.Sprintf("%q", n)) {
+			t.Errorf("invalid tag %q is not reported; scope errors:\n%s", n, errs)
+		}
+	}
+	for _, u := range px.RequestURIs() {
+		p, _, _ := strings.Cut(u, "?")
+		if strings.Contains(p, "/manifests/") && (strings.Contains(u, "y=1") || strings.Contains(p, "..") || strings.Contains(p, " ")) {
+			t.Errorf("a request carried an odd name: %s", u)
+		}
+	}
+}
