@@ -225,8 +225,16 @@ func TestRunFailedImageDoesNotStopOthersAndRerunFinishes(t *testing.T) {
 func TestRunTLSAndAuthNeverLeaksTheSecret(t *testing.T) {
 	t.Parallel()
 	src := regtest.StartDistribution(t, regtest.Options{TLS: true, Auth: true})
-	dst := regtest.StartDistribution(t, regtest.Options{})
+	dst := regtest.StartDistribution(t, regtest.Options{TLS: true})
 	seeded := seed(t, src, regtest.Corpus{Namespaces: []string{"secure"}, ReposPerNS: 1, TagsPerRepo: 2, LayerSize: 8 << 10})
+	// One certs.d folder for both registries (neither is insecure: no
+	// plain HTTP, verified TLS).
+	certs := t.TempDir()
+	for _, r := range []*regtest.Registry{src, dst} {
+		if err := os.Symlink(filepath.Join(r.CertsDir, r.Host), filepath.Join(certs, r.Host)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	cfgDir := t.TempDir()
 	authfile := filepath.Join(cfgDir, "config.json")
@@ -236,16 +244,16 @@ func TestRunTLSAndAuthNeverLeaksTheSecret(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "run")
 	// Without credentials: a clear failure, not a hang or a panic.
-	code, _, stderr := runCLI(t, nil, "run", "--from", src.Host, "--to", dst.Host, "--certs-dir", src.CertsDir, "--out", out+"-anon", "--progress", "none")
+	code, _, stderr := runCLI(t, nil, "run", "--from", src.Host, "--to", dst.Host, "--certs-dir", certs, "--out", out+"-anon", "--progress", "none")
 	if code == contract.ExitOK || !strings.Contains(stderr, "401") {
 		t.Errorf("anonymous run: exit %d, want a failure naming the 401 from the registry", code)
 	}
 
-	code, stdout, stderr := runCLI(t, map[string]string{"REGISTRY_AUTH_FILE": authfile}, "run", "--from", src.Host, "--to", dst.Host, "--certs-dir", src.CertsDir, "--out", out, "--progress", "none", "-v")
+	code, stdout, stderr := runCLI(t, map[string]string{"REGISTRY_AUTH_FILE": authfile}, "run", "--from", src.Host, "--to", dst.Host, "--certs-dir", certs, "--out", out, "--progress", "none", "-v")
 	if code != contract.ExitOK {
 		t.Fatalf("exit %d with credentials and the CA", code)
 	}
-	assertMirrored(t, dst.Host, seeded.Tags)
+	assertMirrored(t, dst.Host, seeded.Tags, remote.WithTransport(dst.Transport()))
 	leaks := stdout + stderr
 	filepath.Walk(out, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
@@ -262,4 +270,42 @@ func readFile(t *testing.T, p string) string {
 	t.Helper()
 	b, _ := os.ReadFile(p)
 	return string(b)
+}
+
+// A registry that stalls (no response, a body that stops) fails the images
+// it stalls within the idle timeout, as retryable failures; the other
+// images are copied, and a rerun finishes.
+func TestRunStalledRegistryEndsAndOthersFinish(t *testing.T) {
+	t.Parallel()
+	src := regtest.StartDistribution(t, regtest.Options{})
+	dst := regtest.StartDistribution(t, regtest.Options{})
+	seeded := seed(t, src, regtest.Corpus{Namespaces: []string{"good", "bad"}, ReposPerNS: 2, TagsPerRepo: 2, LayerSize: 16 << 10})
+	px := faultproxy.New(t, "http://"+src.Host,
+		faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`^/v2/bad/app0/blobs/`), Kind: faultproxy.StallHeaders, Times: -1},
+		faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`^/v2/bad/app1/manifests/sha256:`), Kind: faultproxy.StallBody, StallAfter: 20, Times: -1})
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"run", "--from", px.Host, "--to", dst.Host, "--insecure", "--out", out, "--progress", "none", "--retries", "2", "--idle-timeout", "400ms"}
+	code, _, _ := runCLI(t, nil, args...)
+	if code != contract.ExitRetryable {
+		t.Fatalf("exit %d, want %d (stalls are worth a rerun)", code, contract.ExitRetryable)
+	}
+	rep := readReport(t, out)
+	failed := 0
+	for _, im := range rep.Images {
+		if im.Status != contract.StatusFailed {
+			continue
+		}
+		failed++
+		if !strings.Contains(im.Source, "bad/app") || !strings.Contains(im.Error, "stalled") {
+			t.Errorf("%s failed with %q; only bad/app0 and bad/app1 stall", im.Source, im.Error)
+		}
+	}
+	if failed == 0 || rep.Copied != rep.Total-failed {
+		t.Fatalf("copied %d failed %d of %d: the images that do not stall must be copied", rep.Copied, failed, rep.Total)
+	}
+	px.SetFaults()
+	if code, _, _ := runCLI(t, nil, args...); code != contract.ExitOK {
+		t.Fatalf("rerun exit %d, want 0", code)
+	}
+	assertMirrored(t, dst.Host, seeded.Tags)
 }
