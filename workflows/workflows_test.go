@@ -53,7 +53,7 @@ func plans() map[string]workflows.Plan {
 				RepoRegex: "^team-.*/", ExcludeRepoRegex: "-tmp$", TagRegex: `^v\d+`, ExcludeTagRegex: "-rc$",
 			},
 			Shards:     workflows.Shards{Size: 500, MinSize: 20, Max: 200},
-			Copy:       workflows.Copy{Jobs: 16, MaxPerRegistry: 8, Retries: 6, Platforms: []string{"linux/amd64", "linux/arm64"}, NoReferrers: true, NoAttachments: true},
+			Copy:       workflows.Copy{Jobs: 16, MaxPerRegistry: 8, Retries: 6, IdleTimeout: "90s", Platforms: []string{"linux/amd64", "linux/arm64"}, NoReferrers: true, NoAttachments: true},
 			Strategy:   "copy",
 			Backfill:   &workflows.Backfill{ImageAPI: "image.alauda.io/v1", QPS: 200, Burst: 400},
 			VerifyMode: "digest",
