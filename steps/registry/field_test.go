@@ -10,11 +10,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -474,3 +477,110 @@ func copyBody(w http.ResponseWriter, resp *http.Response) (int64, error) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A TLS registry that redirects to plain HTTP on its own host would have
+// the client send its credentials in clear: refused.
+func TestRedirectToPlainHTTPOnTheRegistryItselfIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := guard(t)
+	var srv *httptest.Server
+	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		http.Redirect(w, r, "http://"+srv.Listener.Addr().String()+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	host := srv.Listener.Addr().String()
+	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	c := registry.New(registry.Options{TLSConfig: func(string) (*tls.Config, error) { return &tls.Config{RootCAs: pool}, nil }})
+	_, err := c.HeadBlob(ctx, host, "ns/app", "sha256:"+strings.Repeat("a", 64))
+	var re *registry.RedirectError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "plain HTTP") || registry.IsRetryable(err) {
+		t.Fatalf("err %v: want a final refusal of the plain-HTTP redirect", err)
+	}
+}
+
+// delayFirst delays the first request matching re by d, then proxies.
+func delayFirst(t *testing.T, upstream string, re *regexp.Regexp, d time.Duration) *httptest.Server {
+	var once sync.Once
+	next := proxyTo(t, upstream)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if re.MatchString(r.URL.Path) {
+			once.Do(func() { time.Sleep(d) })
+		}
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Bearer tokens of distribution v3 from a token issuer whose tokens live a
+// second or two: a long copy renews them before they lapse, and a token the
+// registry refuses in the middle of a blob upload is replaced and the
+// upload redone.
+func TestExpiringTokensAreRenewed(t *testing.T) {
+	t.Parallel()
+	up := regtest.StartInProcess(t)
+	_, layer := image(t, up.Host, "ns/app")
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration // what the issuer says a token lives
+		// the registry refuses a token this long after it was issued
+		// (JWT expiry has whole seconds: up to a second later)
+		refusedAfter time.Duration
+		sourceDelay  time.Duration // between opening the upload and sending it
+	}{
+		// renewed when three quarters of its life are over
+		{"renewed before it lapses", 2 * time.Second, 2 * time.Second, 2500 * time.Millisecond},
+		// the registry drops it sooner than the issuer said
+		{"refused mid-upload, then renewed", 4 * time.Second, time.Second, 2500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := guard(t)
+			ti := regtest.StartTokenIssuer(t, regtest.TokenOptions{TTL: tc.ttl, Leeway: regtest.DistributionLeeway + tc.ttl - tc.refusedAfter})
+			dst := regtest.StartDistribution(t, regtest.Options{Version: regtest.DistributionV3Version, TLS: true, Token: ti})
+			src := delayFirst(t, "http://"+up.Host, blobPath, tc.sourceDelay)
+			srcHost := strings.TrimPrefix(src.URL, "http://")
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			c := registry.New(registry.Options{
+				Insecure: registry.InsecureHosts(srcHost), Keychain: dst.Keychain(), TLSConfig: caOf(t, dst),
+				RetryBase: time.Millisecond,
+				Logger:    slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) }), &slog.HandlerOptions{Level: slog.LevelDebug})),
+			})
+			if _, err := c.HeadManifest(ctx, dst.Host, "ns/app", "v1"); !errors.Is(err, registry.ErrNotFound) {
+				t.Fatalf("HEAD on the empty target: %v, want not found", err)
+			}
+			before := ti.Issued()
+			n, err := c.CopyBlob(ctx, srcHost, "ns/app", dst.Host, "ns/app", layer)
+			if err != nil || n != layer.Size {
+				t.Fatalf("copy across a token expiry: %d %v", n, err)
+			}
+			if ti.Issued() <= before {
+				t.Fatal("no new token was issued: the test proves nothing")
+			}
+			if ok, err := c.HeadBlob(ctx, dst.Host, "ns/app", layer.Digest); !ok || err != nil {
+				t.Fatalf("the blob is not on the target: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.refusedAfter < tc.ttl && !strings.Contains(logs.String(), "TOKEN_EXPIRED") {
+				t.Errorf("the upload was not refused mid-stream: the test did not reach the case it is about\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// caOf trusts a TLS test registry's CA.
+func caOf(t *testing.T, r *regtest.Registry) func(string) (*tls.Config, error) {
+	t.Helper()
+	pem, err := os.ReadFile(r.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return func(string) (*tls.Config, error) { return &tls.Config{RootCAs: pool}, nil }
+}

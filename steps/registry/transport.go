@@ -239,8 +239,12 @@ func (c *Client) redirect(h *hostState, resp *http.Response, method string, stre
 	switch next.Scheme {
 	case "https":
 	case "http":
-		if !h.insecure {
-			return nil, "", &RedirectError{URL: from, Reason: fmt.Sprintf("to plain HTTP (%s): refused, the registry %s is not marked insecure", shortURLOf(next), h.host)}
+		// Plain HTTP to the registry itself would carry its credentials:
+		// only for an insecure registry. Another host (object storage
+		// behind the registry) gets no credentials, and what it serves is
+		// checked against its digest, as every client follows it.
+		if !h.insecure && next.Host == h.host {
+			return nil, "", &RedirectError{URL: from, Reason: fmt.Sprintf("to plain HTTP on the registry itself (%s): refused, the registry %s is not marked insecure", shortURLOf(next), h.host)}
 		}
 	default:
 		return nil, "", &RedirectError{URL: from, Reason: fmt.Sprintf("to %q: not HTTP(S)", next.Scheme)}
