@@ -44,6 +44,12 @@ func (c *Client) ListTags(ctx context.Context, host, repo string) ([]string, err
 // progress, when set, is called after each page with the count so far.
 func (c *Client) Catalog(ctx context.Context, host string, progress func(n int)) ([]string, error) {
 	repos, err := c.paginate(ctx, host, "", []string{catalogScope}, "/v2/_catalog", "repositories", progress)
+	var se *StatusError
+	if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed || errors.Is(err, ErrDenied)) {
+		// Many registries (olareg, GHCR, Docker Hub, ECR without the
+		// permission) do not list their repositories.
+		return nil, fmt.Errorf("listing the catalog of %s: %w: the registry does not list its repositories to these credentials; name what to migrate with --images FILE (or images.lists in the spec)", host, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing the catalog of %s: %w", host, err)
 	}
