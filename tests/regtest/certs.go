@@ -14,20 +14,20 @@ import (
 	"time"
 )
 
-// writeTLS creates, in dir, a fresh ECDSA CA (ca.pem) and a server
-// certificate it signs for 127.0.0.1, ::1, localhost and ip (cert.pem,
-// which holds the leaf followed by the CA, and key.pem).
-func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", "", err
-	}
-	now := time.Now()
+// ca is a throwaway ECDSA certificate authority.
+type ca struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte // the CA certificate, PEM
+}
 
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+func newCA() (*ca, error) {
+	now := time.Now()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
-	caTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "regtest CA", Organization: []string{"regmigrate tests"}},
 		NotBefore:             now.Add(-time.Hour),
@@ -37,30 +37,57 @@ func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err erro
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return "", "", "", err
+		return nil, err
 	}
+	return &ca{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
 
+// issue signs a certificate for a fresh key. A server certificate (ips not
+// empty) names 127.0.0.1, ::1, localhost and ips; one without ips only
+// signs (the token issuer's signing certificate).
+func (c *ca) issue(cn string, ips ...net.IP) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	now := time.Now()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", "", err
+		return nil, nil, err
 	}
-	leafTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: ip.String(), Organization: []string{"regmigrate tests"}},
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"regmigrate tests"}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, ip},
-		DNSNames:     []string{"localhost"},
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if len(ips) > 0 {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, ips...)
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+// writeServer writes, in dir, the CA (ca.pem) and a server certificate it
+// signs for 127.0.0.1, ::1, localhost and ip (cert.pem, which holds the
+// leaf followed by the CA, and key.pem).
+func (c *ca) writeServer(dir string, ip net.IP) (caFile, certFile, keyFile string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", "", err
+	}
+	leaf, key, err := c.issue(ip.String(), ip)
 	if err != nil {
 		return "", "", "", err
 	}
@@ -68,19 +95,17 @@ func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err erro
 	if err != nil {
 		return "", "", "", err
 	}
-
 	caFile = filepath.Join(dir, "ca.pem")
 	certFile = filepath.Join(dir, "cert.pem")
 	keyFile = filepath.Join(dir, "key.pem")
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
+	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
 	for _, f := range []struct {
 		path string
 		data []byte
 		perm os.FileMode
 	}{
-		{caFile, caPEM, 0o644},
-		{certFile, append(leafPEM, caPEM...), 0o644},
+		{caFile, c.pem, 0o644},
+		{certFile, append(leafPEM, c.pem...), 0o644},
 		{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
 	} {
 		if err := os.WriteFile(f.path, f.data, f.perm); err != nil {
@@ -88,6 +113,17 @@ func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err erro
 		}
 	}
 	return caFile, certFile, keyFile, nil
+}
+
+// writeTLS creates, in dir, a fresh ECDSA CA (ca.pem) and a server
+// certificate it signs for 127.0.0.1, ::1, localhost and ip (cert.pem,
+// which holds the leaf followed by the CA, and key.pem).
+func writeTLS(dir string, ip net.IP) (caFile, certFile, keyFile string, err error) {
+	c, err := newCA()
+	if err != nil {
+		return "", "", "", err
+	}
+	return c.writeServer(dir, ip)
 }
 
 // serial returns a random 128-bit certificate serial number.

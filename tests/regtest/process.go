@@ -50,8 +50,26 @@ type ProcOptions struct {
 	DataDir string // filesystem storage root; default <Dir>/data
 
 	// Binary is the registry program; default DefaultBinary, else
-	// docker-registry on $PATH.
+	// docker-registry on $PATH, unless Version says otherwise.
 	Binary string
+
+	// Version selects the registry when Binary is empty: "" for Debian's
+	// docker-registry (2.8), DistributionV3Version for distribution v3
+	// built from the Go module proxy (DistributionV3Binary). Both take the
+	// same configuration.
+	Version string
+
+	// Token, if set, replaces htpasswd with token authentication by this
+	// issuer (auth.token: realm, service, issuer, rootcertbundle); the
+	// registry's TLS certificate (TLS) then comes from the issuer's CA and
+	// Registry.CAFile, CertsDir, Username and Password cover both. Auth
+	// must be false.
+	Token *TokenIssuer
+
+	// S3, if set, replaces the filesystem storage (DataDir) with the S3
+	// driver on this fakes3 bucket, redirects to presigned URLs enabled
+	// (Registry.S3). Two registries given the same FakeS3 share storage.
+	S3 *FakeS3
 
 	LogLevel     string        // registry log level; default "info"
 	StartTimeout time.Duration // how long to wait for /v2/; default 30s
@@ -70,14 +88,29 @@ type ProcOptions struct {
 // If ctx ends or the registry fails to start, the process is stopped and the
 // error includes the end of its log.
 func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *exec.Cmd, error) {
-	bin, err := registryBinary(o.Binary)
-	if err != nil {
-		return nil, nil, err
-	}
 	if o.Dir == "" {
 		return nil, nil, errors.New("regtest: ProcOptions.Dir is required")
 	}
-	if o.DataDir == "" {
+	if o.Auth && o.Token != nil {
+		return nil, nil, errors.New("regtest: ProcOptions.Auth (htpasswd) and Token exclude each other")
+	}
+	if o.S3 != nil && o.DataDir != "" {
+		return nil, nil, errors.New("regtest: ProcOptions.DataDir and S3 exclude each other")
+	}
+	var bin string
+	var err error
+	switch {
+	case o.Binary != "" || o.Version == "":
+		bin, err = registryBinary(o.Binary)
+	case o.Version == DistributionV3Version:
+		bin, err = DistributionV3Binary(ctx)
+	default:
+		err = fmt.Errorf("regtest: ProcOptions.Version %q: want \"\" (Debian's 2.8) or %q", o.Version, DistributionV3Version)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.DataDir == "" && o.S3 == nil {
 		o.DataDir = filepath.Join(o.Dir, "data")
 	}
 	if o.LogLevel == "" {
@@ -94,6 +127,9 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 		o.StartTimeout = 30 * time.Second
 	}
 	for _, d := range []string{o.Dir, o.DataDir} {
+		if d == "" {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, nil, err
 		}
@@ -103,8 +139,13 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 		Scheme:  "http",
 		DataDir: o.DataDir,
 		LogFile: filepath.Join(o.Dir, "registry.log"),
+		S3:      o.S3,
 	}
-	var c conf
+	c := conf{token: o.Token}
+	if o.Token != nil {
+		r.Username, r.Password = o.Token.Username, o.Token.Password
+		r.CAFile = o.Token.CAFile // the issuer's CA, if it serves HTTPS
+	}
 	if o.Auth {
 		r.Username, r.Password = Username, randomHex(16)
 		c.htpasswd = filepath.Join(o.Dir, "htpasswd")
@@ -114,7 +155,13 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 	}
 	if o.TLS {
 		r.Scheme = "https"
-		if r.CAFile, c.cert, c.key, err = writeTLS(filepath.Join(o.Dir, "tls"), ip); err != nil {
+		if o.Token != nil {
+			// One CA for the registry and its token issuer.
+			r.CAFile, c.cert, c.key, err = o.Token.ca.writeServer(filepath.Join(o.Dir, "tls"), ip)
+		} else {
+			r.CAFile, c.cert, c.key, err = writeTLS(filepath.Join(o.Dir, "tls"), ip)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}
@@ -140,9 +187,15 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 		if err == nil {
 			if r.CAFile != "" {
 				r.CertsDir = filepath.Join(o.Dir, "certs.d")
-				if err := copyFile(r.CAFile, filepath.Join(r.CertsDir, r.Host, "ca.crt")); err != nil {
-					stopNow(cmd)
-					return nil, nil, err
+				hosts := []string{r.Host}
+				if o.Token != nil && o.Token.CAFile != "" {
+					hosts = append(hosts, o.Token.Host)
+				}
+				for _, h := range hosts {
+					if err := copyFile(r.CAFile, filepath.Join(r.CertsDir, h, "ca.crt")); err != nil {
+						stopNow(cmd)
+						return nil, nil, err
+					}
 				}
 			}
 			return r, cmd, nil
@@ -157,6 +210,7 @@ func StartDistributionProcess(ctx context.Context, o ProcOptions) (*Registry, *e
 type conf struct {
 	cert, key string // TLS server certificate (with chain) and key
 	htpasswd  string
+	token     *TokenIssuer
 }
 
 var errAddrInUse = errors.New("address already in use")
@@ -191,7 +245,7 @@ func startProcess(ctx context.Context, bin string, o ProcOptions, r *Registry, c
 		if strings.Contains(tail, "address already in use") {
 			err = fmt.Errorf("%w: %s", errAddrInUse, r.Host)
 		}
-		return nil, fmt.Errorf("docker-registry on %s: %w\n--- %s:\n%s", r.Host, err, r.LogFile, tail)
+		return nil, fmt.Errorf("%s on %s: %w\n--- %s:\n%s", filepath.Base(bin), r.Host, err, r.LogFile, tail)
 	}
 	return cmd, nil
 }
@@ -248,7 +302,8 @@ func stopNow(cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-// configYAML renders the distribution 2.x configuration.
+// configYAML renders the distribution configuration; 2.8 and v3.0.0 both
+// accept it.
 func configYAML(o ProcOptions, r *Registry, c conf) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `version: 0.1
@@ -258,9 +313,28 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: %q
-  delete:
+`, o.LogLevel)
+	if s3 := o.S3; s3 != nil {
+		// Redirects (storage.redirect.disable: false, the default) send
+		// blob GETs and HEADs to presigned URLs on the fakes3 host.
+		// Distribution 2.8 forces path-style URLs when regionendpoint is
+		// set and ignores forcepathstyle.
+		fmt.Fprintf(&b, `  s3:
+    region: %s
+    regionendpoint: %s
+    forcepathstyle: true
+    bucket: %s
+    accesskey: %s
+    secretkey: %s
+    secure: false
+    v4auth: true
+  redirect:
+    disable: false
+`, s3.Region, s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey)
+	} else {
+		fmt.Fprintf(&b, "  filesystem:\n    rootdirectory: %q\n", o.DataDir)
+	}
+	fmt.Fprintf(&b, `  delete:
     enabled: true
   maintenance:
     uploadpurging:
@@ -272,22 +346,27 @@ http:
   secret: %s
   headers:
     X-Content-Type-Options: [nosniff]
-`, o.LogLevel, o.DataDir, o.ReadOnly, r.Host, randomHex(16))
+`, o.ReadOnly, r.Host, randomHex(16))
 	if c.cert != "" {
 		fmt.Fprintf(&b, "  tls:\n    certificate: %q\n    key: %q\n", c.cert, c.key)
 	}
 	if c.htpasswd != "" {
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: regtest\n    path: %q\n", c.htpasswd)
 	}
+	if t := c.token; t != nil {
+		fmt.Fprintf(&b, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n",
+			t.Realm, t.Service, t.Issuer, t.RootCertBundle)
+	}
 	return b.String()
 }
 
 // registryEnv is the environment without REGISTRY_* variables, which
-// docker-registry reads as configuration overrides.
+// docker-registry reads as configuration overrides, nor AWS_* ones, which
+// the S3 driver's AWS SDK reads (AWS_CA_BUNDLE makes 2.8 panic at start).
 func registryEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGISTRY_") {
+		if !strings.HasPrefix(kv, "REGISTRY_") && !strings.HasPrefix(kv, "AWS_") {
 			env = append(env, kv)
 		}
 	}
