@@ -40,7 +40,8 @@ var servers = map[string]func(t *testing.T) *regtest.Registry{
 }
 
 // The project's corpus (Docker and OCI media types, multi-arch indexes, a
-// nested index, a cosign signature tag, a Helm chart, an OCI 1.1 referrer)
+// nested index, a cosign signature tag, a Helm chart, an OCI 1.1 referrer,
+// a zstd layer)
 // migrated between pairs of independent registry implementations, through a
 // migration.yaml as a user writes it (per-registry insecure, an authfile, a
 // certs.d folder), then read back with go-containerregistry (crane's library)
@@ -58,7 +59,7 @@ func TestRunBetweenRegistryImplementations(t *testing.T) {
 			src, dst := servers[pair[0]](t), servers[pair[1]](t)
 			seeded := seed(t, src, regtest.Corpus{
 				Namespaces: []string{"team-a", "team-b"}, ReposPerNS: 2, TagsPerRepo: 2, LayerSize: 16 << 10,
-				MultiArch: true, Nested: true, Signature: true, HelmChart: true, Referrer: true,
+				MultiArch: true, Nested: true, Signature: true, HelmChart: true, Referrer: true, Zstd: true,
 			})
 			var list string
 			if pair[0] == "olareg" {

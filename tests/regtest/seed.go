@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -24,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 )
@@ -62,6 +65,8 @@ const (
 //     /v2/<repo>/referrers/<digest> answers 404, e.g. distribution 2.8) the
 //     referrers tag-schema index is pushed too, at
 //     <ns0>/app0:sha256-<hex of the subject>.
+//   - Zstd: <ns0>/app0:zstd, an OCI image whose own layer is a
+//     zstd-compressed tar (application/vnd.oci.image.layer.v1.tar+zstd).
 type Corpus struct {
 	Namespaces  []string // at least one
 	ReposPerNS  int      // default 1
@@ -73,6 +78,7 @@ type Corpus struct {
 	HelmChart bool
 	Referrer  bool
 	Nested    bool
+	Zstd      bool
 }
 
 // Seeded is what Seed pushed.
@@ -146,6 +152,7 @@ func Seed(ctx context.Context, host string, opt []remote.Option, c Corpus) (Seed
 		{c.Signature, func() error { return s.seedSignature(ctx, ns0, "v0") }},
 		{c.HelmChart, func() error { return s.seedChart(ctx, c.Namespaces[0]+"/charts/mychart") }},
 		{c.Referrer, func() error { return s.seedReferrer(ctx, ns0, fmt.Sprintf("v%d", c.TagsPerRepo-1)) }},
+		{c.Zstd, func() error { return s.seedZstd(ctx, ns0) }},
 	}
 	for _, st := range steps {
 		if !st.on {
@@ -603,4 +610,34 @@ func tarGz(files map[string]string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// seedZstd pushes repo:zstd, an OCI image on the corpus base with a layer
+// of its own compressed with zstd.
+func (s *seeder) seedZstd(ctx context.Context, repo string) error {
+	tgz, err := tarGz(map[string]string{"zstd.txt": "compressed with zstd"})
+	if err != nil {
+		return err
+	}
+	gz, err := gzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		return err
+	}
+	plain, err := io.ReadAll(gz)
+	if err != nil {
+		return err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(plain)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		return err
+	}
+	img, err := s.image(repo+":zstd", true, "amd64", s.shared[1])
+	if err != nil {
+		return err
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		return err
+	}
+	return s.pushImage(ctx, repo, "zstd", img)
 }
