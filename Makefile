@@ -17,6 +17,8 @@ help: ## this list
 test-deps: deps ## alias of deps
 
 deps: deps-demo ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
+	@command -v skopeo >/dev/null || { echo "installing skopeo from Debian (the tests read what regmigrate writes with it)"; \
+	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq skopeo) >/dev/null || { echo "apt-get failed: install skopeo by hand" >&2; exit 1; }; }
 	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
 	@$(GO) run ./tests/regtest/cmd/build-registries   # distribution v3.0.0 and fakes3, cached outside the repo (cold: 2m37s on 2 cores, empty Go build cache)
 

@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,7 +70,7 @@ func TestRunBetweenRegistryImplementations(t *testing.T) {
 				// GHCR or Docker Hub.
 				list = writeFile(t, filepath.Join(t.TempDir(), "images.txt"), strings.Join(sortedRefs(seeded.Tags), "\n")+"\n")
 			}
-			spec := writeSpec(t, src, dst, list)
+			spec, authFile := writeSpec(t, src, dst, list)
 			out := filepath.Join(t.TempDir(), "run")
 			if code, _, _ := runCLI(t, nil, "run", "-f", spec, "--out", out, "--progress", "none"); code != contract.ExitOK {
 				t.Fatalf("exit %d, want 0", code)
@@ -77,6 +80,7 @@ func TestRunBetweenRegistryImplementations(t *testing.T) {
 				t.Fatalf("report: verified %v, copied %d, failed %d", rep.Verified, rep.Copied, rep.Failed)
 			}
 			assertDeep(t, dst, seeded)
+			assertSkopeoReads(t, dst, authFile, seeded)
 			// A rerun finds everything in place.
 			if code, _, _ := runCLI(t, nil, "run", "-f", spec, "--out", out, "--progress", "none"); code != contract.ExitOK {
 				t.Fatalf("rerun exit %d, want 0", code)
@@ -115,14 +119,15 @@ func TestRunBetweenRegistryImplementations(t *testing.T) {
 
 // writeSpec writes migration.yaml with an authfile and a certs.d folder for
 // the two registries, and marks plain-HTTP ones insecure.
-func writeSpec(t *testing.T, src, dst *regtest.Registry, list string) string {
+func writeSpec(t *testing.T, src, dst *regtest.Registry, list string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs.d")
 	auths := map[string]any{}
 	for _, r := range []*regtest.Registry{src, dst} {
 		if r.Username != "" {
-			auths[r.Host] = map[string]string{"username": r.Username, "password": r.Password}
+			// as `docker login` writes it (skopeo reads only this form)
+			auths[r.Host] = map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))}
 		}
 		if r.CertsDir != "" {
 			if err := os.MkdirAll(certs, 0o755); err != nil {
@@ -152,7 +157,7 @@ auth:
 	if list != "" {
 		spec += "images:\n  lists: [" + list + "]\n"
 	}
-	return writeFile(t, filepath.Join(dir, "migration.yaml"), spec)
+	return writeFile(t, filepath.Join(dir, "migration.yaml"), spec), authFile
 }
 
 // assertDeep reads every seeded tag and untagged manifest back from the
@@ -249,4 +254,54 @@ func digestRef(t *testing.T, r *regtest.Registry, repo, digest string) name.Dige
 		t.Fatal(err)
 	}
 	return d
+}
+
+// assertSkopeoReads has skopeo (containers/image, a client no one here
+// wrote) read what regmigrate wrote: every tag's manifest with the source
+// digest, and the images of a Docker manifest list, an OCI index, the zstd
+// image and the Helm chart down to their blobs (skopeo checks each against
+// its digest).
+func assertSkopeoReads(t *testing.T, r *regtest.Registry, authFile string, seeded regtest.Seeded) {
+	t.Helper()
+	bin, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Fatalf("skopeo is not installed (make deps installs Debian's skopeo): %v", err)
+	}
+	args := []string{"--authfile", authFile}
+	if r.Scheme == "http" {
+		args = append(args, "--tls-verify=false")
+	} else {
+		args = append(args, "--cert-dir", filepath.Join(r.CertsDir, r.Host))
+	}
+	skopeo := func(a ...string) []byte {
+		cmd := exec.Command(bin, a...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var stderrBuf strings.Builder
+		cmd.Stderr = &stderrBuf
+		out, err := cmd.Output()
+		if err != nil {
+			t.Errorf("skopeo %s: %v\n%s", strings.Join(a, " "), err, stderrBuf.String())
+		}
+		return out
+	}
+	for ref, want := range seeded.Tags {
+		raw := skopeo(append([]string{"inspect", "--raw"}, append(args, "docker://"+r.Host+"/"+ref)...)...)
+		if raw == nil {
+			continue
+		}
+		if got := fmt.Sprintf("sha256:%x", sha256.Sum256(raw)); got != want {
+			t.Errorf("skopeo reads %s as %s, the source has %s", ref, got, want)
+		}
+	}
+	// (skopeo 1.9 cannot copy a nested index: it reads that one raw, above.)
+	for _, ref := range []string{"team-a/app0:v0", "team-b/app0:v0", "team-a/app0:zstd", "team-a/charts/mychart:0.1.0"} {
+		dir := filepath.Join(t.TempDir(), "oci")
+		a := []string{"copy", "--all", "--quiet", "--src-authfile", authFile}
+		if r.Scheme == "http" {
+			a = append(a, "--src-tls-verify=false")
+		} else {
+			a = append(a, "--src-cert-dir", filepath.Join(r.CertsDir, r.Host))
+		}
+		skopeo(append(a, "docker://"+r.Host+"/"+ref, "oci:"+dir+":x")...)
+	}
 }
