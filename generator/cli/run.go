@@ -363,12 +363,20 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	if err != nil {
 		return o, nil, err
 	}
+	// Insecure source or target: the registries the lists and rules name on
+	// that side too (image-migrator's rules carry their own source hosts).
 	var insecure []string
 	if m.Source.Insecure {
 		insecure = append(insecure, from.Registry)
+		for _, e := range entries {
+			insecure = append(insecure, e.Source.Registry)
+		}
 	}
 	if m.Target.Insecure {
 		insecure = append(insecure, to.Registry)
+		for _, e := range entries {
+			insecure = append(insecure, e.Target.Registry)
+		}
 	}
 	authFile := m.Auth.AuthFile
 	if authFile == "" {

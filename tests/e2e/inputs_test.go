@@ -250,8 +250,10 @@ metadata:
   name: shards
 source:
   registry: %s
+  insecure: true
 target:
   registry: %s
+  insecure: true
 filters:
   includeNamespaces: [alpha]
 shards:
