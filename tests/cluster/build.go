@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 	"github.com/regmigrate/regmigrate/tests/kubeapi"
 )
 
@@ -28,7 +29,7 @@ var (
 // BinDir is the fixed, versioned folder outside the repository that keeps
 // the Kubernetes and Argo binaries: <CacheDir>/e2e-k8s-<v>-argo-<v>/bin.
 func BinDir() (string, error) {
-	cache, err := kubeapi.CacheDir()
+	cache, err := buildcache.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -69,7 +70,7 @@ func buildArgo(ctx context.Context, dir string, logf func(string, ...any)) error
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	unlock, err := kubeapi.LockFile(ctx, filepath.Join(dir, "build.lock"))
+	unlock, err := buildcache.Lock(ctx, filepath.Join(dir, "build.lock"))
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 	"github.com/regmigrate/regmigrate/tests/kubeapi"
 )
 
@@ -83,7 +84,7 @@ type Timing struct {
 
 // DefaultDir is the default state folder.
 func DefaultDir() (string, error) {
-	cache, err := kubeapi.CacheDir()
+	cache, err := buildcache.Dir()
 	if err != nil {
 		return "", err
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +12,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 )
 
 // Versions of what the harness runs. kube-apiserver is built from the Go
@@ -26,20 +26,6 @@ const (
 
 // EtcdInstallHint tells how to get etcd.
 const EtcdInstallHint = "install Debian's etcd-server: `apt-get install -y etcd-server` (puts etcd in /usr/bin)"
-
-// CacheDir is the folder, outside the repository, that keeps built binaries
-// and the state of `cluster-api up`: $REGMIGRATE_CACHE, else
-// $HOME/.cache/regmigrate (os.UserCacheDir()/regmigrate).
-func CacheDir() (string, error) {
-	if d := os.Getenv("REGMIGRATE_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache folder: set REGMIGRATE_CACHE or HOME: %w", err)
-	}
-	return filepath.Join(d, "regmigrate"), nil
-}
 
 // EtcdBinary finds etcd on PATH.
 func EtcdBinary() (string, error) {
@@ -55,7 +41,7 @@ func EtcdBinary() (string, error) {
 // BuildK8s). A cold build takes many minutes (see the package
 // documentation); logf receives progress lines and may be nil.
 func APIServerBinary(ctx context.Context, logf func(format string, args ...any)) (string, error) {
-	cache, err := CacheDir()
+	cache, err := buildcache.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -74,7 +60,7 @@ func APIServerBinary(ctx context.Context, logf func(format string, args ...any))
 // requires k8s.io/kubernetes and every staging module at their matching
 // versions (k8s.io/kubernetes replaces them with ./staging, so `go install`
 // refuses it), then `go build -trimpath` with CGO_ENABLED=0 and
-// GOFLAGS=-mod=mod (GoBuildEnv), the same for every folder, so that builds
+// GOFLAGS=-mod=mod (buildcache.GoEnv), the same for every folder, so that builds
 // into different folders share the Go build cache. An exclusive lock on
 // <dir>/build.lock makes concurrent callers wait for one build rather than
 // start their own. The go command's output goes to <dir>/build.log.
@@ -89,7 +75,7 @@ func BuildK8s(ctx context.Context, dir string, logf func(format string, args ...
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := LockFile(ctx, filepath.Join(dir, "build.lock"))
+	unlock, err := buildcache.Lock(ctx, filepath.Join(dir, "build.lock"))
 	if err != nil {
 		return "", err
 	}
@@ -179,7 +165,7 @@ func buildK8s(ctx context.Context, dir, bin string, names []string) error {
 	return nil
 }
 
-// GoCommand runs `go ARGS...` in dir with GoBuildEnv, appending a line per
+// GoCommand runs `go ARGS...` in dir with buildcache.GoEnv, appending a line per
 // command and its output to log; stdout, if not nil, receives the standard
 // output instead.
 func GoCommand(ctx context.Context, dir string, log io.Writer, stdout *bytes.Buffer, args ...string) error {
@@ -189,7 +175,7 @@ func GoCommand(ctx context.Context, dir string, log io.Writer, stdout *bytes.Buf
 	}
 	fmt.Fprintf(log, "[%s] go %s\n", time.Now().Format(time.TimeOnly), strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, GoBuildEnv(), log, log
+	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, buildcache.GoEnv(), log, log
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
@@ -227,46 +213,6 @@ func stagingModules(goModPath string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no ./staging replacements found", goModPath)
 	}
 	return mods, nil
-}
-
-// GoBuildEnv is the environment for the go command building a wrapper
-// module: no workspace, no inherited GOFLAGS, no cgo, no toolchain switching.
-func GoBuildEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "GOFLAGS", "GOWORK", "CGO_ENABLED", "GOTOOLCHAIN", "GOOS", "GOARCH":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local")
-}
-
-// LockFile takes an exclusive flock on path, waiting for it as long as ctx
-// allows.
-func LockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s (another build running?): %w", path, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 func allExecutable(dir string, names []string) bool {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 )
 
 func TestStagingModules(t *testing.T) {
@@ -35,17 +37,17 @@ replace k8s.io/kubectl => ./staging/src/k8s.io/kubectl
 
 func TestBuildLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "build.lock")
-	unlock, err := LockFile(context.Background(), path)
+	unlock, err := buildcache.Lock(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	if _, err := LockFile(ctx, path); err == nil {
+	if _, err := buildcache.Lock(ctx, path); err == nil {
 		t.Fatal("second lock taken while the first is held")
 	}
 	unlock()
-	unlock2, err := LockFile(context.Background(), path)
+	unlock2, err := buildcache.Lock(context.Background(), path)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
@@ -62,7 +64,7 @@ func TestMissingEtcdSaysWhatToInstall(t *testing.T) {
 
 func TestCacheDir(t *testing.T) {
 	t.Setenv("REGMIGRATE_CACHE", "/somewhere/else")
-	if d, _ := CacheDir(); d != "/somewhere/else" {
-		t.Errorf("CacheDir = %s", d)
+	if d, _ := buildcache.Dir(); d != "/somewhere/else" {
+		t.Errorf("buildcache.Dir = %s", d)
 	}
 }

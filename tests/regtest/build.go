@@ -2,15 +2,15 @@ package regtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 )
 
 // DistributionV3Version is the CNCF distribution release that
@@ -23,22 +23,6 @@ const distributionV3Package = "github.com/distribution/distribution/v3/cmd/regis
 // BuildHint tells how to build, once, the programs regtest builds from
 // source.
 const BuildHint = "run `make deps` (go run ./tests/regtest/cmd/build-registries), which needs the Go module proxy"
-
-// CacheDir is the folder, outside the repository, that keeps built
-// binaries: $REGMIGRATE_CACHE, else os.UserCacheDir()/regmigrate
-// ($HOME/.cache/regmigrate). It is the folder tests/kubeapi.CacheDir names;
-// regtest keeps its own copy so that it does not import the Kubernetes
-// harness.
-func CacheDir() (string, error) {
-	if d := os.Getenv("REGMIGRATE_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache folder: set REGMIGRATE_CACHE or HOME: %w", err)
-	}
-	return filepath.Join(d, "regmigrate"), nil
-}
 
 // DistributionV3Binary returns the path of the CNCF distribution registry
 // DistributionV3Version, <CacheDir>/distribution-v3.0.0/bin/registry,
@@ -53,7 +37,7 @@ func CacheDir() (string, error) {
 // 2m32s on 2 cores (5m22s beside a kube-apiserver build); a cached one
 // costs a stat.
 func DistributionV3Binary(ctx context.Context) (string, error) {
-	cache, err := CacheDir()
+	cache, err := buildcache.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +77,7 @@ func buildOnce(ctx context.Context, dir, bin string, build func(log *os.File) er
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, "build.lock"))
+	unlock, err := buildcache.Lock(ctx, filepath.Join(dir, "build.lock"))
 	if err != nil {
 		return err
 	}
@@ -131,52 +115,11 @@ func goCommand(ctx context.Context, dir string, log *os.File, env []string, args
 	fmt.Fprintf(log, "[%s] %s go %s\n", time.Now().Format(time.TimeOnly), strings.Join(env, " "), strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	cmd.Env = append(goEnv(), env...)
+	cmd.Env = append(buildcache.GoEnv(), env...)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go %s: %w", args[0], err)
 	}
 	return nil
-}
-
-// goEnv is the environment for the go command building something that is
-// not regmigrate: no workspace, no inherited GOFLAGS, no cgo, no toolchain
-// switching, no cross compiling.
-func goEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "GOFLAGS", "GOWORK", "CGO_ENABLED", "GOTOOLCHAIN", "GOOS", "GOARCH", "GOBIN":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0", "GOTOOLCHAIN=local")
-}
-
-// lockFile takes an exclusive flock on path, waiting for it as long as ctx
-// allows.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s (another build running?): %w", path, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 func isExecutable(path string) bool {

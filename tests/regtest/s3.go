@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 )
 
 // S3Host is how clients reach fakes3 by default: "localhost", another host
@@ -234,7 +236,7 @@ func FakeS3Binary(ctx context.Context) (string, error) {
 		fmt.Fprintf(h, "%s %d\n", f, len(b))
 		h.Write(b)
 	}
-	cache, err := CacheDir()
+	cache, err := buildcache.Dir()
 	if err != nil {
 		return "", err
 	}

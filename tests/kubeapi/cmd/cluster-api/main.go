@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/regmigrate/regmigrate/tests/buildcache"
 	"github.com/regmigrate/regmigrate/tests/kubeapi"
 )
 
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *stateDir == "" {
-		cache, err := kubeapi.CacheDir()
+		cache, err := buildcache.Dir()
 		if err != nil {
 			return err
 		}
