@@ -17,10 +17,12 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/progress"
@@ -196,7 +198,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			if err != nil {
 				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", in.Shard.ID, err)
 			}
-			if err := backfill.WriteResult(sd, b); err != nil {
+			if err := backfillresult.Write(sd, b); err != nil {
 				return report.Report{}, err
 			}
 			inputs[i].Backfill = &b
@@ -305,13 +307,7 @@ func verifyShard(ctx context.Context, c *registry.Client, api *imageapi.Client, 
 		return nil, err
 	}
 	if api != nil {
-		var tags []verify.TagExpect
-		for _, e := range exp {
-			if e.Digest != "" {
-				tags = append(tags, verify.TagExpect{Target: e.Target, Digest: e.Digest})
-			}
-		}
-		v.ImageAPI = verify.NewAPIResult(verify.ImageAPI(ctx, api, tags, 0))
+		v.ImageAPI = verify.NewAPIResult(imagecheck.Checker{API: api}.CheckTags(ctx, verify.TagExpects(exp)))
 	}
 	return &v, artifacts.WriteJSON(dir.ShardDir(in.Shard.ID)+"/"+contract.VerifyResult, v)
 }

@@ -4,6 +4,7 @@
 // manifest list, its children). It is idempotent: a tag that already points
 // at the expected digest and reference is skipped. Seed 000 does this with
 // several `ac` calls per image; this does it with bounded concurrency.
+// Its result (backfill.json) is package backfillresult.
 package backfill
 
 import (
@@ -21,7 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
-	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -38,13 +39,6 @@ const (
 
 // DefaultJobs is the number of images backfilled at once.
 const DefaultJobs = 16
-
-// Actions per image.
-const (
-	ActionApplied = "applied"
-	ActionSkipped = "skipped"
-	ActionFailed  = "failed"
-)
 
 // Options for Run.
 type Options struct {
@@ -66,41 +60,6 @@ type Options struct {
 	ProgressEvery int
 }
 
-// ImageResult is one tag's outcome.
-type ImageResult struct {
-	Image     string `json:"image"` // ns/stream:tag
-	Digest    string `json:"digest,omitempty"`
-	Reference string `json:"reference,omitempty"`
-	Action    string `json:"action"`
-	Reason    string `json:"reason,omitempty"` // why skipped
-	Error     string `json:"error,omitempty"`
-	Retryable bool   `json:"retryable,omitempty"`
-}
-
-// Result is backfill.json, with seed 000's counters.
-type Result struct {
-	API     string        `json:"api"`
-	Total   int           `json:"total"`
-	Success int           `json:"success"`
-	Applied int           `json:"applied"`
-	Skipped int           `json:"skipped"`
-	Failed  int           `json:"failed"`
-	Images  []ImageResult `json:"images"`
-}
-
-// ExitCode maps the result to the step's exit code.
-func (r Result) ExitCode() int {
-	if r.Failed == 0 {
-		return contract.ExitOK
-	}
-	for _, im := range r.Images {
-		if im.Action == ActionFailed && !im.Retryable {
-			return contract.ExitFailed
-		}
-	}
-	return contract.ExitRetryable
-}
-
 type engine struct {
 	o       Options
 	mu      sync.Mutex
@@ -114,16 +73,16 @@ type streamOnce struct {
 }
 
 // Run backfills the items. Per-image failures are in the result.
-func Run(ctx context.Context, o Options) (Result, error) {
+func Run(ctx context.Context, o Options) (backfillresult.Result, error) {
 	if o.API == nil || o.Registry == nil {
-		return Result{}, errors.New("backfill: needs an Image API client and a registry client")
+		return backfillresult.Result{}, errors.New("backfill: needs an Image API client and a registry client")
 	}
 	switch o.Strategy {
 	case "":
 		o.Strategy = StrategyCopy
 	case StrategyCopy, StrategyReuseStorage:
 	default:
-		return Result{}, fmt.Errorf("backfill: strategy %q: want %s or %s", o.Strategy, StrategyCopy, StrategyReuseStorage)
+		return backfillresult.Result{}, fmt.Errorf("backfill: strategy %q: want %s or %s", o.Strategy, StrategyCopy, StrategyReuseStorage)
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = DefaultJobs
@@ -132,7 +91,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &engine{o: o, streams: map[string]*streamOnce{}}
-	res := Result{API: o.API.GroupVersion().String(), Total: len(o.Items), Images: make([]ImageResult, len(o.Items))}
+	res := backfillresult.Result{API: o.API.GroupVersion().String(), Strategy: o.Strategy, Total: len(o.Items), Images: make([]backfillresult.ImageResult, len(o.Items))}
 	idx := make(chan int)
 	var wg sync.WaitGroup
 	var done atomic.Int64
@@ -144,7 +103,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				r := e.one(ctx, o.Items[i])
 				res.Images[i] = r
 				o.Progress.Add(r.Action, 0)
-				if o.Verbose || r.Action == ActionFailed {
+				if o.Verbose || r.Action == backfillresult.ActionFailed {
 					o.Logger.Info("backfill", "image", r.Image, "action", r.Action, "digest", r.Digest, "err", r.Error)
 				}
 				if n := done.Add(1); o.ProgressEvery > 0 && n%int64(o.ProgressEvery) == 0 {
@@ -160,10 +119,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	wg.Wait()
 	for _, r := range res.Images {
 		switch r.Action {
-		case ActionApplied:
+		case backfillresult.ActionApplied:
 			res.Applied++
 			res.Success++
-		case ActionSkipped:
+		case backfillresult.ActionSkipped:
 			res.Skipped++
 			res.Success++
 		default:
@@ -173,16 +132,16 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, ctx.Err()
 }
 
-func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
+func (e *engine) one(ctx context.Context, it artifacts.Item) backfillresult.ImageResult {
 	t := it.Target
-	r := ImageResult{Image: t.Repository + ":" + t.Tag}
+	r := backfillresult.ImageResult{Image: t.Repository + ":" + t.Tag}
 	ns, stream, err := imageapi.StreamName(t.Repository)
 	if err != nil {
-		r.Action, r.Reason = ActionSkipped, err.Error()
+		r.Action, r.Reason = backfillresult.ActionSkipped, err.Error()
 		return r
 	}
-	fail := func(err error) ImageResult {
-		r.Action, r.Error, r.Retryable = ActionFailed, err.Error(), retryable(err)
+	fail := func(err error) backfillresult.ImageResult {
+		r.Action, r.Error, r.Retryable = backfillresult.ActionFailed, err.Error(), retryable(err)
 		return r
 	}
 	// Where the metadata is read: the target (copy) or the legacy registry.
@@ -229,7 +188,7 @@ func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
 		return fail(fmt.Errorf("ImageStream %s/%s: %w", ns, stream, explain(err, "get and create imagestreams", ns)))
 	}
 	if cur, found := tags[t.Tag]; found && cur.Digest == digest && cur.Reference == m.Reference {
-		r.Action = ActionSkipped
+		r.Action = backfillresult.ActionSkipped
 		return r
 	}
 	out, err := e.apply(ctx, m)
@@ -237,7 +196,7 @@ func (e *engine) one(ctx context.Context, it artifacts.Item) ImageResult {
 	if err != nil {
 		return fail(fmt.Errorf("ImageStreamMapping %s/%s:%s: %w", ns, stream, t.Tag, explain(err, "create imagestreammappings", ns)))
 	}
-	r.Action = ActionApplied
+	r.Action = backfillresult.ActionApplied
 	return r
 }
 
@@ -336,9 +295,4 @@ func retryable(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) ||
 		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) ||
 		registry.IsRetryable(errors.Unwrap(err))
-}
-
-// WriteResult writes backfill.json.
-func WriteResult(dir string, r Result) error {
-	return artifacts.WriteJSON(filepath.Join(dir, contract.BackfillJSON), r)
 }

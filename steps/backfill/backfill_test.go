@@ -19,7 +19,9 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/verify"
@@ -90,7 +92,7 @@ func item(t *testing.T, ref, digest string) artifacts.Item {
 	return artifacts.Item{Source: src, Target: r}
 }
 
-func (e *env) run(t *testing.T, items []artifacts.Item, metadata string) backfill.Result {
+func (e *env) run(t *testing.T, items []artifacts.Item, metadata string) backfillresult.Result {
 	t.Helper()
 	res, err := backfill.Run(context.Background(), backfill.Options{API: e.api, Registry: e.reg, Items: items, MetadataDir: metadata})
 	if err != nil {
@@ -156,7 +158,7 @@ func TestBackfillAppliesThenSkipsThenReappliesAChangedDigest(t *testing.T) {
 	if len(is.Status.Tags) != 1 || len(is.Status.Tags[0].Items) != 2 || is.Status.Tags[0].Items[0].Image != dg.String() {
 		t.Errorf("tag history %+v, want the new digest first of two events", is.Status.Tags)
 	}
-	checks := verify.ImageAPI(context.Background(), e.api, []verify.TagExpect{{Target: changed[1].Target, Digest: dg.String()}, {Target: changed[0].Target, Digest: dg.String()}}, 2)
+	checks := imagecheck.Checker{API: e.api, Jobs: 2}.CheckTags(context.Background(), []verify.TagExpect{{Target: changed[1].Target, Digest: dg.String()}, {Target: changed[0].Target, Digest: dg.String()}})
 	if checks[0].Status != verify.Passed || checks[1].Status != verify.Failed {
 		t.Errorf("verify: %+v, want the re-applied tag to pass and a wrong expectation to fail", checks)
 	}
@@ -181,9 +183,9 @@ func TestBackfillFailuresAreRetriedOrReportedPerImage(t *testing.T) {
 	if res.Failed != 1 || res.Applied != 2 {
 		t.Fatalf("%+v: want 1 failed, 2 applied", res)
 	}
-	var failed backfill.ImageResult
+	var failed backfillresult.ImageResult
 	for _, im := range res.Images {
-		if im.Action == backfill.ActionFailed {
+		if im.Action == backfillresult.ActionFailed {
 			failed = im
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
-	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
@@ -28,6 +28,9 @@ type Image struct {
 	// Retryable: the failure was transient (429, 5xx, resets); a rerun may fix it.
 	Retryable bool   `json:"retryable,omitempty"`
 	Shard     string `json:"shard"`
+	// ImageAPI is the ImageStreamTag check's verdict (passed or failed);
+	// empty when no cluster was checked.
+	ImageAPI string `json:"imageAPI,omitempty"`
 }
 
 // Shard sums one shard.
@@ -59,11 +62,15 @@ type Report struct {
 	VerifyPassed int       `json:"verifyPassed"`
 	VerifyFailed int       `json:"verifyFailed"`
 	// Backfill says whether and where the Image API was backfilled.
-	Backfill        string   `json:"backfill,omitempty"`
-	BackfillApplied int      `json:"backfillApplied"`
-	BackfillSkipped int      `json:"backfillSkipped"`
-	BackfillFailed  int      `json:"backfillFailed"`
-	Warnings        []string `json:"warnings,omitempty"`
+	Backfill        string `json:"backfill,omitempty"`
+	BackfillApplied int    `json:"backfillApplied"`
+	BackfillSkipped int    `json:"backfillSkipped"`
+	BackfillFailed  int    `json:"backfillFailed"`
+	// ImageAPIPassed and ImageAPIFailed count the ImageStreamTags checked
+	// (digest and TARGET/ns/stream@digest) when a cluster was named.
+	ImageAPIPassed int      `json:"imageAPIPassed"`
+	ImageAPIFailed int      `json:"imageAPIFailed"`
+	Warnings       []string `json:"warnings,omitempty"`
 	// ScopeErrors are problems with the scope itself (a listed repository
 	// missing on the source): the run cannot be complete.
 	ScopeErrors []string `json:"scopeErrors,omitempty"`
@@ -77,7 +84,7 @@ type ShardInput struct {
 	Mirror mirror.Result
 	Verify *verify.Result // nil when not verified (dry run)
 	// Backfill is the Image API backfill (nil when no cluster was named).
-	Backfill *backfill.Result
+	Backfill *backfillresult.Result
 }
 
 // Build merges shard results. An image that verify failed is failed.
@@ -97,7 +104,7 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 				}
 			}
 		}
-		backfilled := map[string]backfill.ImageResult{}
+		backfilled := map[string]backfillresult.ImageResult{}
 		if s.Backfill != nil {
 			r.BackfillApplied += s.Backfill.Applied
 			r.BackfillSkipped += s.Backfill.Skipped
@@ -121,12 +128,20 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 				}
 			}
 			if t, err := imageref.Parse(im.Target); err == nil {
-				if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfill.ActionFailed && line.Status != contract.StatusFailed {
+				if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfillresult.ActionFailed && line.Status != contract.StatusFailed {
 					line.Status, line.Error, line.Retryable = contract.StatusFailed, "backfill: "+b.Error, b.Retryable
 				}
 			}
-			if c, ok := apiVerdict[im.Target]; ok && c.Status != verify.Passed && line.Status != contract.StatusFailed {
-				line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
+			if c, ok := apiVerdict[im.Target]; ok {
+				line.ImageAPI = c.Status
+				if c.Status == verify.Passed {
+					r.ImageAPIPassed++
+				} else {
+					r.ImageAPIFailed++
+					if line.Status != contract.StatusFailed {
+						line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
+					}
+				}
 			}
 			switch line.Status {
 			case contract.StatusCopied:
@@ -205,7 +220,11 @@ func (r Report) Markdown() string {
 	fmt.Fprintf(&b, "- source: `%s`\n- target: `%s`\n- started: %s\n- finished: %s\n", r.Source, r.Target, r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339))
 	fmt.Fprintf(&b, "- result: **%s**\n\n", r.SummaryLine())
 	if r.Backfill != "" {
-		fmt.Fprintf(&b, "- Image API backfill: %s\n\n", r.Backfill)
+		fmt.Fprintf(&b, "- Image API backfill: %s\n", r.Backfill)
+		if r.ImageAPIPassed+r.ImageAPIFailed > 0 {
+			fmt.Fprintf(&b, "- Image API check: %d ImageStreamTags passed, %d failed\n", r.ImageAPIPassed, r.ImageAPIFailed)
+		}
+		fmt.Fprintln(&b)
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintf(&b, "> warning: %s\n\n", w)

@@ -1,6 +1,8 @@
 // Package verify proves a migration: every image in scope resolves on the
 // target to the expected digest, and (deep) every child manifest and every
-// blob it references is present there.
+// blob it references is present there. The ImageStreamTag check is package
+// imagecheck (it needs a Kubernetes client); its verdicts are kept here, in
+// Result.ImageAPI, so that verify.json and the report link no Kubernetes.
 package verify
 
 import (
@@ -52,6 +54,25 @@ type Expect struct {
 	Copied bool
 }
 
+// TagExpect is one ImageStreamTag to check (package imagecheck checks
+// them through a cluster's Image API).
+type TagExpect struct {
+	Target imageref.Ref // TARGET/ns/stream:tag
+	Digest string
+}
+
+// TagExpects are the ImageStreamTags behind expectations: every image with
+// an expected digest.
+func TagExpects(exp []Expect) []TagExpect {
+	var tags []TagExpect
+	for _, e := range exp {
+		if e.Digest != "" {
+			tags = append(tags, TagExpect{Target: e.Target, Digest: e.Digest})
+		}
+	}
+	return tags
+}
+
 // Options for Run.
 type Options struct {
 	Client  *registry.Client
@@ -88,7 +109,7 @@ type Result struct {
 	ImageAPI *APIResult `json:"imageAPI,omitempty"`
 }
 
-// APIResult sums the Image API checks.
+// APIResult sums the Image API checks (ImageStreamTags).
 type APIResult struct {
 	Total  int     `json:"total"`
 	Passed int     `json:"passed"`

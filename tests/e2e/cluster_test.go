@@ -18,6 +18,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
@@ -140,7 +141,7 @@ func TestConcurrentShardsOfOneNamespaceDoNotConflict(t *testing.T) {
 	}
 	c := registry.New(registry.Options{Insecure: anyHost})
 	parts := 4
-	results := make([]backfill.Result, parts)
+	results := make([]backfillresult.Result, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
 		wg.Add(1)
@@ -158,7 +159,7 @@ func TestConcurrentShardsOfOneNamespaceDoNotConflict(t *testing.T) {
 	for _, r := range results {
 		applied += r.Applied
 		for _, im := range r.Images {
-			if im.Action == backfill.ActionFailed {
+			if im.Action == backfillresult.ActionFailed {
 				t.Errorf("%s failed: %s", im.Image, im.Error)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/mirror"
@@ -84,7 +85,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		MetadataDir: filepath.Join(f.ShardDir, contract.MetadataDir), Progress: ph, Logger: log, Verbose: f.Verbose, ProgressEvery: f.Every,
 	})
 	ph.Finish()
-	if werr := backfill.WriteResult(f.ShardDir, res); werr != nil {
+	if werr := backfillresult.Write(f.ShardDir, res); werr != nil {
 		return 0, werr
 	}
 	if err := stepcli.WriteOutputs(env, map[string]int{"applied": res.Applied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
