@@ -104,6 +104,32 @@ func (c *Client) pingScheme(ctx context.Context, h *hostState, scheme string) (c
 	return challenge{}, checkResponse(resp)
 }
 
+// learnChallenge reports whether a 401 is worth one more attempt with new
+// credentials: the registry is a bearer registry (a token expired or lacks
+// a scope), or it challenged a request although its /v2/ did not (it then
+// becomes a basic or bearer registry for this client).
+func (h *hostState) learnChallenge(resp *http.Response) bool {
+	ch := parseChallenge(resp.Header.Values("WWW-Authenticate"))
+	h.pingMu.Lock()
+	defer h.pingMu.Unlock()
+	if h.ch.bearer() {
+		return true
+	}
+	if ch.scheme == "" || (ch.bearer() && ch.realm == "") || ch.scheme == h.ch.scheme {
+		return false
+	}
+	h.ch = ch
+	return true
+}
+
+// challenge returns what the registry asked for (safe while
+// learnChallenge may change it).
+func (h *hostState) challenge() challenge {
+	h.pingMu.Lock()
+	defer h.pingMu.Unlock()
+	return h.ch
+}
+
 // parseChallenge reads the first Basic or Bearer challenge.
 func parseChallenge(values []string) challenge {
 	for _, v := range values {
@@ -188,7 +214,7 @@ func addScopes(have, more []string) []string {
 // authorization returns the Authorization header for a request to the
 // registry itself ("" for anonymous access).
 func (c *Client) authorization(ctx context.Context, h *hostState, cr *credential, scopes []string) (string, error) {
-	switch h.ch.scheme {
+	switch h.challenge().scheme {
 	case "basic":
 		if cr.cfg.RegistryToken != "" {
 			return "Bearer " + cr.cfg.RegistryToken, nil
@@ -279,9 +305,10 @@ const maxTokenResponse = 1 << 20
 // (or anonymously). Credentials go only over HTTPS, unless the registry is
 // marked insecure.
 func (c *Client) fetchToken(ctx context.Context, h *hostState, cr *credential, scopes []string, refresh string) (string, string, time.Duration, error) {
-	realm, err := url.Parse(h.ch.realm)
+	ch := h.challenge()
+	realm, err := url.Parse(ch.realm)
 	if err != nil || (realm.Scheme != "https" && realm.Scheme != "http") || realm.Host == "" {
-		return "", "", 0, fmt.Errorf("authenticating to %s: bad token realm %q", h.host, h.ch.realm)
+		return "", "", 0, fmt.Errorf("authenticating to %s: bad token realm %q", h.host, ch.realm)
 	}
 	if realm.Scheme == "http" && !h.insecure && !cr.anonymous() {
 		return "", "", 0, fmt.Errorf("authenticating to %s: the token realm %s is plain HTTP: credentials are not sent over HTTP unless the registry is marked insecure (--insecure)", h.host, shortURLOf(realm))
@@ -290,17 +317,17 @@ func (c *Client) fetchToken(ctx context.Context, h *hostState, cr *credential, s
 		refresh = cr.cfg.IdentityToken
 	}
 	if refresh != "" {
-		v, next, life, err := c.tokenRequest(ctx, h, cr, realm, scopes, refresh)
+		v, next, life, err := c.tokenRequest(ctx, h, cr, realm, ch.service, scopes, refresh)
 		var se *StatusError
 		if err == nil || !errors.As(err, &se) || (se.Status != http.StatusNotFound && se.Status != http.StatusMethodNotAllowed) {
 			return v, next, life, err
 		}
 		// Not every token server implements OAuth2: fall back to GET.
 	}
-	return c.tokenRequest(ctx, h, cr, realm, scopes, "")
+	return c.tokenRequest(ctx, h, cr, realm, ch.service, scopes, "")
 }
 
-func (c *Client) tokenRequest(ctx context.Context, h *hostState, cr *credential, realm *url.URL, scopes []string, refresh string) (string, string, time.Duration, error) {
+func (c *Client) tokenRequest(ctx context.Context, h *hostState, cr *credential, realm *url.URL, service string, scopes []string, refresh string) (string, string, time.Duration, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	wd := newWatchdog(c.o.IdleTimeout, realm.Host, cancel)
@@ -309,8 +336,8 @@ func (c *Client) tokenRequest(ctx context.Context, h *hostState, cr *credential,
 	var err error
 	if refresh != "" {
 		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "client_id": {c.o.UserAgent}}
-		if h.ch.service != "" {
-			form.Set("service", h.ch.service)
+		if service != "" {
+			form.Set("service", service)
 		}
 		if len(scopes) > 0 {
 			form.Set("scope", strings.Join(scopes, " "))
@@ -322,8 +349,8 @@ func (c *Client) tokenRequest(ctx context.Context, h *hostState, cr *credential,
 	} else {
 		u := *realm
 		q := u.Query()
-		if h.ch.service != "" {
-			q.Set("service", h.ch.service)
+		if service != "" {
+			q.Set("service", service)
 		}
 		for _, s := range scopes {
 			q.Add("scope", s)

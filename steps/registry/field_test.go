@@ -584,3 +584,34 @@ func caOf(t *testing.T, r *regtest.Registry) func(string) (*tls.Config, error) {
 	pool.AppendCertsFromPEM(pem)
 	return func(string) (*tls.Config, error) { return &tls.Config{RootCAs: pool}, nil }
 }
+
+// Some registries let /v2/ in anonymously and challenge only the
+// repositories: the client learns the challenge on the first 401 and sends
+// its credentials from then on.
+func TestAChallengeAfterAnAnonymousPingIsAnswered(t *testing.T) {
+	t.Parallel()
+	ctx := guard(t)
+	up := regtest.StartInProcess(t)
+	digest, _ := image(t, up.Host, "ns/app")
+	guarded := basicAuth(proxyTo(t, "http://"+up.Host), "migrator", "s3cret-pass")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c := registry.New(registry.Options{Insecure: anyHost, Keychain: withCreds(host).Keychain()})
+	for range 2 {
+		d, err := c.HeadManifest(ctx, host, "ns/app", "v1")
+		if err != nil || d.Digest != digest {
+			t.Fatalf("HEAD behind a late challenge: %q %v", d.Digest, err)
+		}
+	}
+	anon := registry.New(registry.Options{Insecure: anyHost})
+	if _, err := anon.HeadManifest(ctx, host, "ns/app", "v1"); !errors.Is(err, registry.ErrDenied) {
+		t.Fatalf("without credentials: %v, want ErrDenied", err)
+	}
+}

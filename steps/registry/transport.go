@@ -154,8 +154,10 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			return fail(wd.explain(fmt.Errorf("%s %s: %w", method, shortURL(req), err)))
 		}
 		// A bearer token the registry no longer takes (expired, or missing
-		// a scope): get a new one and send the request again, once.
-		if own && resp.StatusCode == http.StatusUnauthorized && h.ch.bearer() && !refreshed {
+		// a scope): get a new one and send the request again, once. A
+		// registry whose /v2/ let us in anonymously may still challenge
+		// here: learn its challenge then.
+		if own && resp.StatusCode == http.StatusUnauthorized && !refreshed && h.learnChallenge(resp) {
 			refreshed = true
 			more := challengeScopes(resp)
 			drain(resp)
