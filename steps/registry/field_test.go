@@ -9,10 +9,12 @@ package registry_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
@@ -613,5 +615,49 @@ func TestAChallengeAfterAnAnonymousPingIsAnswered(t *testing.T) {
 	anon := registry.New(registry.Options{Insecure: anyHost})
 	if _, err := anon.HeadManifest(ctx, host, "ns/app", "v1"); !errors.Is(err, registry.ErrDenied) {
 		t.Fatalf("without credentials: %v, want ErrDenied", err)
+	}
+}
+
+// sha512 is a digest algorithm the OCI spec registers: a blob addressed by
+// it is copied and checked like a sha256 one (distribution v3 stores it).
+func TestSHA512BlobsAreCopiedAndChecked(t *testing.T) {
+	t.Parallel()
+	ctx := guard(t)
+	src := regtest.StartDistribution(t, regtest.Options{Version: regtest.DistributionV3Version})
+	dst := regtest.StartDistribution(t, regtest.Options{Version: regtest.DistributionV3Version})
+	content := bytes.Repeat([]byte("sha512 "), 10000)
+	sum := sha512.Sum512(content)
+	digest := fmt.Sprintf("sha512:%x", sum)
+	// Upload it by hand, monolithically, as a client of sha512 would.
+	resp, err := http.Post(src.URL()+"/v2/ns/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	q := loc.Query()
+	q.Set("digest", digest)
+	loc.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodPut, loc.String(), bytes.NewReader(content))
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the registry did not take a sha512 blob: %v %v", err, resp.Status)
+	}
+	resp.Body.Close()
+
+	c := registry.New(registry.Options{Insecure: anyHost, RetryBase: time.Millisecond})
+	d := registry.Descriptor{Digest: digest, Size: int64(len(content))}
+	if n, err := c.CopyBlob(ctx, src.Host, "ns/app", dst.Host, "ns/app", d); err != nil || n != d.Size {
+		t.Fatalf("copy of a sha512 blob: %d %v", n, err)
+	}
+	if ok, err := c.HeadBlob(ctx, dst.Host, "ns/app", digest); !ok || err != nil {
+		t.Fatalf("the sha512 blob is not on the target: %v", err)
+	}
+	// The same blob through a proxy that flips a byte: refused, not stored.
+	px := faultproxy.New(t, "http://"+src.Host, faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`/blobs/sha512:`), Kind: faultproxy.AlteredBody, Times: -1})
+	if _, err := c.CopyBlob(ctx, px.Host, "ns/app", dst.Host, "ns/other", d); !errors.Is(err, registry.ErrInvalidDigest) {
+		t.Fatalf("altered sha512 blob: %v, want ErrInvalidDigest", err)
+	}
+	if ok, _ := c.HeadBlob(ctx, dst.Host, "ns/other", digest); ok {
+		t.Fatal("an altered sha512 blob was stored")
 	}
 }
