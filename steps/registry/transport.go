@@ -165,7 +165,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			scopes = addScopes(scopes, more)
 			if k.stream != nil {
 				return fail(&StatusError{Method: method, URL: shortURL(req), Status: http.StatusUnauthorized, Code: "TOKEN_EXPIRED",
-					Message: "the registry refused the token during a streamed upload; a new token was requested", tokenExpired: true})
+					Message: "the registry refused the token during a streamed upload; the next attempt fetches a new one", tokenExpired: true})
 			}
 			continue
 		}
