@@ -1,6 +1,8 @@
 // Package runner runs the whole pipeline on one machine, in-process, with
 // the same step packages the Argo pods run: export, mirror every shard,
-// verify, report. The run directory has the artifact layout of DESIGN.md.
+// backfill, then pipeline.VerifyShard per shard and pipeline.Aggregate for
+// the report, as the verify step does. The run directory has the artifact
+// layout of DESIGN.md.
 package runner
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -140,8 +143,9 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		o.Logger.Info("reusing the plan of a previous run", "dir", o.Out, "images", plan.Total, "shards", len(plan.Shards))
 	}
 
-	// Mirror and verify every shard; shards share the blob tracker (each
-	// unique blob is read once) and one bound on images in flight.
+	// Mirror every shard, then backfill and verify them; shards share the
+	// blob tracker (each unique blob is read once) and one bound on images
+	// in flight. Each shard directory ends with this run's results only.
 	blobs := mirror.NewBlobs()
 	cache := verify.NewCache()
 	mph := o.Progress.Start("mirror", plan.Total)
@@ -155,10 +159,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		go func() {
 			defer wg.Done()
 			var in report.ShardInput
-			var err error
-			if reuse {
-				in = planOnly(sh, shards[sh.ID], mph)
-			} else {
+			err := clearResults(dir.ShardDir(sh.ID))
+			switch {
+			case err != nil:
+			case reuse:
+				in, err = planOnly(dir, sh, shards[sh.ID], mph)
+			default:
 				in, err = runShard(ctx, o, c, dir, sh, shards[sh.ID], blobs, sem, mph)
 			}
 			inputs[i] = in
@@ -183,7 +189,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	}
 	if api != nil {
 		bph := o.Progress.Start("backfill", plan.Total)
-		for i, in := range inputs {
+		for _, in := range inputs {
 			var todo []artifacts.Item
 			for j, im := range in.Mirror.Images {
 				if im.Status != contract.StatusFailed {
@@ -201,23 +207,28 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			if err := backfillresult.Write(sd, b); err != nil {
 				return report.Report{}, err
 			}
-			inputs[i].Backfill = &b
 		}
 		bph.Finish()
 	}
 	if !o.DryRun {
-		vph := o.Progress.Start("verify", plan.Total)
-		for i := range inputs {
+		var tags pipeline.TagChecker
+		if api != nil {
+			tags = imagecheck.Checker{API: api}
+		}
+		vph := o.Progress.Start("verify", 0)
+		for _, sh := range plan.Shards {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := verifyShard(ctx, c, api, dir, inputs[i], o.VerifyMode, !reuse, cache, blobs, vph)
+				_, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
+					ShardDir: dir.ShardDir(sh.ID), Client: c, Mode: o.VerifyMode, Observed: !reuse,
+					Known: blobs.Has, Cache: cache, ImageAPI: tags, Progress: vph, Logger: o.Logger.With("shard", sh.ID),
+				})
 				if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, err)
 					mu.Unlock()
 				}
-				inputs[i].Verify = v
 			}()
 		}
 		wg.Wait()
@@ -226,18 +237,8 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			return report.Report{}, firstErr
 		}
 	}
-	rep := report.Build(plan, inputs)
-	rep.DryRun = o.DryRun
-	rep.ScopeErrors = exportErrs
-	rep.Started, rep.Finished = started, time.Now()
-	rep.Backfill = "skipped: no cluster named (give --kubeconfig to backfill Image API metadata)"
-	if api != nil {
-		rep.Backfill = fmt.Sprintf("%s (%s strategy): %d applied, %d skipped, %d failed", api.GroupVersion(), o.Strategy, rep.BackfillApplied, rep.BackfillSkipped, rep.BackfillFailed)
-	}
-	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
-		return rep, err
-	}
-	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+	rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: o.Out, DryRun: o.DryRun, Started: started})
+	if err != nil {
 		return rep, err
 	}
 	return rep, ctx.Err()
@@ -297,24 +298,22 @@ func runShard(ctx context.Context, o Options, c *registry.Client, dir artifacts.
 	return in, artifacts.WriteJSON(sd+"/"+contract.MirrorResult, res)
 }
 
-func verifyShard(ctx context.Context, c *registry.Client, api *imageapi.Client, dir artifacts.Dir, in report.ShardInput, mode string, copied bool, cache *verify.Cache, blobs *mirror.Blobs, ph *progress.Phase) (*verify.Result, error) {
-	exp, err := verify.FromMirror(in.Mirror.Images, copied)
-	if err != nil {
-		return nil, err
+// clearResults removes a previous run's backfill.json and verify.json from
+// a shard directory this run reuses: the aggregate reads what the shard
+// directory holds, and a phase this run skips must not leave an old verdict.
+func clearResults(shardDir string) error {
+	for _, f := range []string{contract.BackfillJSON, contract.VerifyResult} {
+		if err := os.Remove(filepath.Join(shardDir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clearing the previous results of %s: %w", shardDir, err)
+		}
 	}
-	v, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Mode: mode, Known: blobs.Has, Cache: cache, Progress: ph})
-	if err != nil {
-		return nil, err
-	}
-	if api != nil {
-		v.ImageAPI = verify.NewAPIResult(imagecheck.Checker{API: api}.CheckTags(ctx, verify.TagExpects(exp)))
-	}
-	return &v, artifacts.WriteJSON(dir.ShardDir(in.Shard.ID)+"/"+contract.VerifyResult, v)
+	return nil
 }
 
 // planOnly is the reuse-storage "copy": nothing moves; every resolved image
-// is in place already (the registries share storage).
-func planOnly(sh artifacts.Shard, items []artifacts.Item, ph *progress.Phase) report.ShardInput {
+// is in place already (the registries share storage). It writes the
+// shard's mirror.json as mirror-shard would.
+func planOnly(dir artifacts.Dir, sh artifacts.Shard, items []artifacts.Item, ph *progress.Phase) (report.ShardInput, error) {
 	var res mirror.Result
 	for _, it := range items {
 		im := mirror.ImageResult{Source: it.Source.WithoutDigest().String(), Target: it.Target.String(), Digest: it.Source.Digest, Status: contract.StatusSkipped}
@@ -328,7 +327,8 @@ func planOnly(sh artifacts.Shard, items []artifacts.Item, ph *progress.Phase) re
 		ph.Add(im.Status, 0)
 	}
 	res.Total = len(items)
-	return report.ShardInput{Shard: sh, Mirror: res}
+	in := report.ShardInput{Shard: sh, Mirror: res}
+	return in, artifacts.WriteJSON(filepath.Join(dir.ShardDir(sh.ID), contract.MirrorResult), res)
 }
 
 // recordResolved rewrites the plan with what the copy step resolved.

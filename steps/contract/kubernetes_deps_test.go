@@ -47,6 +47,7 @@ func TestResultsAndCopyStepsLinkNoKubernetes(t *testing.T) {
 		"steps/verify":           kubernetes,
 		"steps/report":           kubernetes,
 		"steps/backfillresult":   kubernetes,
+		"steps/pipeline":         kubernetes,
 		"steps/cmd/export":       kubernetes,
 		"steps/cmd/mirror-shard": kubernetes,
 	})

@@ -49,7 +49,7 @@ type Shard struct {
 type Report struct {
 	Source       string    `json:"source"`
 	Target       string    `json:"target"`
-	Started      time.Time `json:"started"`
+	Started      time.Time `json:"started,omitzero"` // zero when the aggregate ran apart from the run (Argo)
 	Finished     time.Time `json:"finished"`
 	DryRun       bool      `json:"dryRun,omitempty"`
 	Total        int       `json:"total"`
@@ -209,15 +209,23 @@ func (r Report) SummaryLine() string {
 	if !r.Verified {
 		verified = fmt.Sprintf("%d not verified", r.Total-r.VerifyPassed)
 	}
-	return fmt.Sprintf("Images(%d) migration finished, %d images tasks failed: %d copied, %d skipped, %d failed, %s moved, %s (%s)",
-		r.Total, r.Failed, r.Copied, r.Skipped, r.Failed, progress.HumanBytes(r.Bytes), verified, r.Finished.Sub(r.Started).Round(10*time.Millisecond))
+	line := fmt.Sprintf("Images(%d) migration finished, %d images tasks failed: %d copied, %d skipped, %d failed, %s moved, %s",
+		r.Total, r.Failed, r.Copied, r.Skipped, r.Failed, progress.HumanBytes(r.Bytes), verified)
+	if !r.Started.IsZero() { // the verify step's aggregate does not know when the run started
+		line += fmt.Sprintf(" (%s)", r.Finished.Sub(r.Started).Round(10*time.Millisecond))
+	}
+	return line
 }
 
 // Markdown renders report.md.
 func (r Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# regmigrate report\n\n")
-	fmt.Fprintf(&b, "- source: `%s`\n- target: `%s`\n- started: %s\n- finished: %s\n", r.Source, r.Target, r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339))
+	fmt.Fprintf(&b, "- source: `%s`\n- target: `%s`\n", r.Source, r.Target)
+	if !r.Started.IsZero() {
+		fmt.Fprintf(&b, "- started: %s\n", r.Started.Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "- finished: %s\n", r.Finished.Format(time.RFC3339))
 	fmt.Fprintf(&b, "- result: **%s**\n\n", r.SummaryLine())
 	if r.Backfill != "" {
 		fmt.Fprintf(&b, "- Image API backfill: %s\n", r.Backfill)

@@ -1,4 +1,6 @@
-// Package verifycmd is the verify step's command line.
+// Package verifycmd is the verify step's command line: per shard
+// (--shard-dir) pipeline.VerifyShard, for the run (--run-dir)
+// pipeline.Aggregate, the same calls `regmigrate run` makes.
 package verifycmd
 
 import (
@@ -7,13 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
-	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
-	"github.com/regmigrate/regmigrate/steps/export"
-	"github.com/regmigrate/regmigrate/steps/mirror"
-	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
@@ -51,79 +49,40 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		return 0, err
 	}
 	if f.RunDir != "" {
-		return aggregate(env, artifacts.Dir(f.RunDir))
+		return aggregate(env, f.RunDir)
 	}
 	log, c, err := f.Client(env)
 	if err != nil {
 		return 0, err
 	}
-	exp, err := expectations(f.ShardDir)
-	if err != nil {
+	ph := stepcli.ProgressFor(env).Start("verify", 0)
+	res, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
+		ShardDir: f.ShardDir, Client: c, Mode: f.Mode, Jobs: f.Jobs, Progress: ph, Logger: log,
+	})
+	ph.Finish()
+	if errors.Is(err, pipeline.ErrMissingInput) {
 		return 0, stepcli.Usage{Err: err}
 	}
-	ph := stepcli.ProgressFor(env).Start("verify", len(exp))
-	res, err := verify.Run(ctx, verify.Options{Client: c, Expects: exp, Mode: f.Mode, Jobs: f.Jobs, Progress: ph, Logger: log})
-	ph.Finish()
 	if err != nil {
-		return 0, err
-	}
-	if err := artifacts.WriteJSON(filepath.Join(f.ShardDir, contract.VerifyResult), res); err != nil {
 		return 0, err
 	}
 	fmt.Fprintf(env.Stdout, "verify: %d passed, %d failed\n", res.Passed, res.Failed)
+	if res.ImageAPI != nil {
+		fmt.Fprintf(env.Stdout, "verify: %d ImageStreamTags passed, %d failed\n", res.ImageAPI.Passed, res.ImageAPI.Failed)
+	}
 	if !res.OK() {
 		return contract.ExitFailed, nil
 	}
 	return contract.ExitOK, nil
 }
 
-// expectations come from mirror.json (the digests now on the target), else
-// from the shard's plan.
-func expectations(shardDir string) ([]verify.Expect, error) {
-	var mr mirror.Result
-	if err := artifacts.ReadJSON(filepath.Join(shardDir, contract.MirrorResult), &mr); err == nil {
-		// A separate pod: nothing this process saw proves a tag, so every
-		// tag is resolved again.
-		return verify.FromMirror(mr.Images, false)
-	}
-	items, err := artifacts.ReadMapping(filepath.Join(shardDir, contract.ShardMapping))
-	if err != nil {
-		return nil, err
-	}
-	exp := make([]verify.Expect, 0, len(items))
-	for _, it := range items {
-		exp = append(exp, verify.Expect{Target: it.Target, Digest: it.Source.Digest})
-	}
-	return exp, nil
-}
-
-// aggregate builds report.json/md from the shards' results.
-func aggregate(env stepcli.Env, dir artifacts.Dir) (int, error) {
-	var plan artifacts.Plan
-	if err := artifacts.ReadJSON(dir.Path(contract.ShardsFile), &plan); err != nil {
+// aggregate writes report.json and report.md from the shards' results.
+func aggregate(env stepcli.Env, runDir string) (int, error) {
+	rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: runDir})
+	if errors.Is(err, pipeline.ErrMissingInput) {
 		return 0, stepcli.Usage{Err: err}
 	}
-	var ins []report.ShardInput
-	for _, s := range plan.Shards {
-		in := report.ShardInput{Shard: s}
-		if err := artifacts.ReadJSON(filepath.Join(dir.ShardDir(s.ID), contract.MirrorResult), &in.Mirror); err != nil {
-			return 0, fmt.Errorf("shard %s has no mirror result: %w", s.ID, err)
-		}
-		var v verify.Result
-		if err := artifacts.ReadJSON(filepath.Join(dir.ShardDir(s.ID), contract.VerifyResult), &v); err == nil {
-			in.Verify = &v
-		}
-		ins = append(ins, in)
-	}
-	rep := report.Build(plan, ins)
-	var exp export.Summary
-	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err == nil {
-		rep.ScopeErrors = exp.Errors
-	}
-	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
-		return 0, err
-	}
-	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+	if err != nil {
 		return 0, err
 	}
 	fmt.Fprintln(env.Stdout, rep.SummaryLine())

@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/backfillresult"
+	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/verify"
+)
+
+// NoBackfill is the report's backfill line when no shard was backfilled.
+const NoBackfill = "skipped: no cluster named (give --kubeconfig to backfill Image API metadata)"
+
+// AggregateOptions for Aggregate.
+type AggregateOptions struct {
+	// RunDir holds shards.json, export.json and shards/<id>/{mirror.json,
+	// backfill.json, verify.json}; report.json and report.md are written
+	// there.
+	RunDir string
+	// DryRun: nothing was copied, backfilled or verified, so verify.json
+	// and backfill.json (a previous run's, if any) are not read.
+	DryRun bool
+	// Started and Finished go into the report; Finished zero is now.
+	Started, Finished time.Time
+}
+
+// Aggregate builds the run's report from every shard's results and writes
+// report.json and report.md. Image failures are in the report (see
+// Report.ExitCode); the error is for a run directory that cannot be read
+// or written.
+func Aggregate(o AggregateOptions) (report.Report, error) {
+	dir := artifacts.Dir(o.RunDir)
+	var plan artifacts.Plan
+	if err := artifacts.ReadJSON(dir.Path(contract.ShardsFile), &plan); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w: no %s in %s (run export first)", ErrMissingInput, contract.ShardsFile, o.RunDir)
+		}
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
+	ins := make([]report.ShardInput, 0, len(plan.Shards))
+	var backfilled []backfillresult.Result
+	for _, s := range plan.Shards {
+		in, err := readShard(dir, s, !o.DryRun)
+		if err != nil {
+			return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+		}
+		if in.Backfill != nil {
+			backfilled = append(backfilled, *in.Backfill)
+		}
+		ins = append(ins, in)
+	}
+	rep := report.Build(plan, ins)
+	rep.DryRun = o.DryRun
+	var exp export.Summary
+	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
+	rep.ScopeErrors = exp.Errors
+	rep.Backfill = backfillLine(o.DryRun, backfilled, rep)
+	rep.Started, rep.Finished = o.Started, o.Finished
+	if rep.Finished.IsZero() {
+		rep.Finished = time.Now()
+	}
+	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
+		return rep, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
+	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+		return rep, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
+	return rep, nil
+}
+
+// readShard reads one shard's results: mirror.json always, backfill.json
+// and verify.json when results says so and they are there.
+func readShard(dir artifacts.Dir, s artifacts.Shard, results bool) (report.ShardInput, error) {
+	in := report.ShardInput{Shard: s}
+	sd := dir.ShardDir(s.ID)
+	if err := artifacts.ReadJSON(filepath.Join(sd, contract.MirrorResult), &in.Mirror); err != nil {
+		return in, fmt.Errorf("shard %s has no mirror result: %w", s.ID, err)
+	}
+	if !results {
+		return in, nil
+	}
+	var v verify.Result
+	switch err := artifacts.ReadJSON(filepath.Join(sd, contract.VerifyResult), &v); {
+	case err == nil:
+		in.Verify = &v
+	case !errors.Is(err, fs.ErrNotExist):
+		return in, fmt.Errorf("shard %s: %w", s.ID, err)
+	}
+	switch b, err := backfillresult.Read(sd); {
+	case err == nil:
+		in.Backfill = &b
+	case !errors.Is(err, fs.ErrNotExist):
+		return in, fmt.Errorf("shard %s: %w", s.ID, err)
+	}
+	return in, nil
+}
+
+// backfillLine says whether and where the Image API was backfilled.
+func backfillLine(dryRun bool, results []backfillresult.Result, rep report.Report) string {
+	switch {
+	case dryRun:
+		return "skipped: dry run"
+	case len(results) == 0:
+		return NoBackfill
+	}
+	var apis []string
+	for _, r := range results {
+		api := r.API
+		if r.Strategy != "" {
+			api += " (" + r.Strategy + " strategy)"
+		}
+		if !slices.Contains(apis, api) {
+			apis = append(apis, api)
+		}
+	}
+	return fmt.Sprintf("%s: %d applied, %d skipped, %d failed", strings.Join(apis, ", "), rep.BackfillApplied, rep.BackfillSkipped, rep.BackfillFailed)
+}
