@@ -1,6 +1,7 @@
 // Package manifests holds regmigrate's kustomize install manifests: base/
 // (the regmigrate namespace, the ServiceAccount the generated Workflows run
-// as, least-privilege RBAC for the backfill step and Argo's executor, and an
+// as, least-privilege RBAC for the Image API steps (backfill, verify's
+// ImageStreamTag check), switch-mode and Argo's executor, and an
 // example artifact repository) and one overlay per platform setting the
 // Image API group (overlays/acp: image.alauda.io, overlays/openshift:
 // image.openshift.io).

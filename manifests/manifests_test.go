@@ -186,7 +186,9 @@ func TestRender(t *testing.T) {
 				t.Errorf("rendered %v\nwant       %v", got, want)
 			}
 
-			// The backfill step's Image API access, in this platform's group.
+			// The Image API access of the backfill step and of verify's
+			// ImageStreamTag check (get imagestreamtags and images), in
+			// this platform's group.
 			cr := decode[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", backfillRole))
 			for i, r := range cr.Rules {
 				if !slices.Equal(r.APIGroups, []string{tc.group}) {

@@ -77,24 +77,37 @@ func (p Plan) mirrorArgs() []string {
 	return f
 }
 
+// cluster are the cluster flags backfill-shard and verify share
+// (clusterflags.Flags). No --kubeconfig: in a pod the ServiceAccount is the
+// credential.
+func (f *flags) cluster(b *Backfill) {
+	f.str("image-api", b.ImageAPI)
+	if b.QPS != 0 {
+		f.str("qps", strconv.FormatFloat(float64(b.QPS), 'g', -1, 32))
+	}
+	f.num("burst", b.Burst)
+}
+
 func (p Plan) backfillArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
 	f.str("strategy", p.Strategy)
-	if b := p.Backfill; b != nil {
-		f.str("image-api", b.ImageAPI)
-		if b.QPS != 0 {
-			f.str("qps", strconv.FormatFloat(float64(b.QPS), 'g', -1, 32))
-		}
-		f.num("burst", b.Burst)
+	if p.Backfill != nil {
+		f.cluster(p.Backfill)
 	}
 	return f
 }
 
+// verifyShardArgs: with a cluster, verify also checks the ImageStreamTags
+// backfill wrote, through the same Image API.
 func (p Plan) verifyShardArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
 	f.str("mode", p.VerifyMode)
+	if p.Backfill != nil {
+		f.boolean("check-image-api", true)
+		f.cluster(p.Backfill)
+	}
 	return f
 }
 

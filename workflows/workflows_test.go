@@ -205,12 +205,18 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 		},
 		contract.StepBackfill: func(a []string, w io.Writer) error {
 			f, err := backfillcmd.Parse(a, w)
-			if err == nil && f.Kubeconfig != "" {
-				err = fmt.Errorf("--kubeconfig %q: in a pod the ServiceAccount is the credential", f.Kubeconfig)
+			if err == nil && f.Cluster.Kubeconfig != "" {
+				err = fmt.Errorf("--kubeconfig %q: in a pod the ServiceAccount is the credential", f.Cluster.Kubeconfig)
 			}
 			return err
 		},
-		contract.StepVerify: func(a []string, w io.Writer) error { _, err := verifycmd.Parse(a, w); return err },
+		contract.StepVerify: func(a []string, w io.Writer) error {
+			f, err := verifycmd.Parse(a, w)
+			if err == nil && f.Cluster.Kubeconfig != "" {
+				err = fmt.Errorf("--kubeconfig %q: in a pod the ServiceAccount is the credential", f.Cluster.Kubeconfig)
+			}
+			return err
+		},
 		contract.StepSwitchMode: func(a []string, w io.Writer) error {
 			c, err := switchmodecmd.Parse(a, w)
 			if err == nil && (c.Kubeconfig != "" || !c.Confirm || c.Force) {
@@ -250,6 +256,57 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 	for bin := range parsers {
 		if !seen[bin] {
 			t.Errorf("no container runs %s", bin)
+		}
+	}
+}
+
+// TestVerifyChecksTheImageStreamTagsBackfillWrote: with a cluster, every
+// shard's verify checks ImageStreamTags through the same Image API as its
+// backfill (the args parsed by the steps' own parsers); without one it
+// names no cluster.
+func TestVerifyChecksTheImageStreamTagsBackfillWrote(t *testing.T) {
+	for name, p := range plans() {
+		for kind, build := range map[string]func(workflows.Plan) (*wfv1.Workflow, error){"workflow": workflows.Workflow, "cutover": workflows.Cutover} {
+			wf, err := build(p)
+			if err != nil {
+				t.Fatalf("%s-%s: %v", name, kind, err)
+			}
+			var verifies []*verifycmd.Flags
+			var backfills []*backfillcmd.Flags
+			for _, tmpl := range wf.Spec.Templates {
+				c := tmpl.Container
+				if c == nil {
+					continue
+				}
+				switch path.Base(c.Command[0]) {
+				case contract.StepVerify:
+					f, err := verifycmd.Parse(c.Args, io.Discard)
+					if err != nil {
+						t.Fatalf("%s-%s/%s: %v", name, kind, tmpl.Name, err)
+					}
+					if f.ShardDir != "" {
+						verifies = append(verifies, f)
+					} else if f.CheckImageAPI {
+						t.Errorf("%s-%s/%s: the aggregate checks no cluster", name, kind, tmpl.Name)
+					}
+				case contract.StepBackfill:
+					f, err := backfillcmd.Parse(c.Args, io.Discard)
+					if err != nil {
+						t.Fatalf("%s-%s/%s: %v", name, kind, tmpl.Name, err)
+					}
+					backfills = append(backfills, f)
+				}
+			}
+			if len(verifies) != 1 || len(backfills) != map[bool]int{true: 1, false: 0}[p.Backfill != nil] {
+				t.Fatalf("%s-%s: %d per-shard verify and %d backfill templates", name, kind, len(verifies), len(backfills))
+			}
+			v := verifies[0]
+			if v.CheckImageAPI != (p.Backfill != nil) {
+				t.Errorf("%s-%s: verify --check-image-api=%v, want %v (backfilled: %v)", name, kind, v.CheckImageAPI, p.Backfill != nil, p.Backfill != nil)
+			}
+			if p.Backfill != nil && v.Cluster != backfills[0].Cluster {
+				t.Errorf("%s-%s: verify's cluster %+v, backfill's %+v: want the same Image API", name, kind, v.Cluster, backfills[0].Cluster)
+			}
 		}
 	}
 }

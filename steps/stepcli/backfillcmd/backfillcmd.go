@@ -13,23 +13,19 @@ import (
 	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
-	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/clusterflags"
 )
 
 // Flags are backfill-shard's flags, parsed.
 type Flags struct {
 	stepcli.Common
-	ShardDir   string
-	Strategy   string
-	Kubeconfig string // empty: in-cluster (the workflow's ServiceAccount)
-	Context    string
-	ImageAPI   string
-	QPS        float64
-	Burst      int
-	Verbose    bool
-	Every      int
+	Cluster  clusterflags.Flags
+	ShardDir string
+	Strategy string
+	Verbose  bool
+	Every    int
 }
 
 // Parse parses backfill-shard's arguments.
@@ -40,11 +36,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	f.Common.Bind(fs)
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mapping.txt (and mirror.json), writes backfill.json and metadata/")
 	fs.StringVar(&f.Strategy, "strategy", backfill.StrategyCopy, "copy (inspect the target) or reuse-storage (inspect the legacy registry)")
-	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: in-cluster ServiceAccount)")
-	fs.StringVar(&f.Context, "context", "", "kubeconfig context")
-	fs.StringVar(&f.ImageAPI, "image-api", "", "GROUP/VERSION (default: discovered)")
-	fs.Float64Var(&f.QPS, "qps", imageapi.DefaultQPS, "client QPS towards the apiserver")
-	fs.IntVar(&f.Burst, "burst", imageapi.DefaultBurst, "client burst")
+	f.Cluster.Bind(fs)
 	fs.BoolVar(&f.Verbose, "verbose", false, "log every image")
 	fs.IntVar(&f.Every, "progress-every", 100, "log a progress line every N images (0: none)")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
@@ -66,11 +58,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cfg, err := imageapi.Config(f.Kubeconfig, f.Context, float32(f.QPS), f.Burst)
-	if err != nil {
-		return 0, stepcli.Usage{Err: err}
-	}
-	api, err := imageapi.New(cfg, f.ImageAPI)
+	api, err := f.Cluster.Client()
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 // Package verifycmd is the verify step's command line: per shard
-// (--shard-dir) pipeline.VerifyShard, for the run (--run-dir)
-// pipeline.Aggregate, the same calls `regmigrate run` makes.
+// (--shard-dir) pipeline.VerifyShard, with the ImageStreamTag check when
+// --check-image-api names a cluster as backfill-shard does; for the run
+// (--run-dir) pipeline.Aggregate. They are the calls `regmigrate run` makes.
 package verifycmd
 
 import (
@@ -9,10 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/clusterflags"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
@@ -22,6 +26,10 @@ type Flags struct {
 	ShardDir string
 	RunDir   string
 	Mode     string
+	// CheckImageAPI checks every ImageStreamTag of the shard through the
+	// cluster the Cluster flags name (in-cluster without --kubeconfig).
+	CheckImageAPI bool
+	Cluster       clusterflags.Flags
 }
 
 // Parse parses verify's arguments.
@@ -33,11 +41,19 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "verify one shard: reads mirror.json (or mapping.txt), writes verify.json")
 	fs.StringVar(&f.RunDir, "run-dir", "", "aggregate: read every shard's results, write report.json and report.md")
 	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (deep-check everything) or digest")
+	fs.BoolVar(&f.CheckImageAPI, "check-image-api", false, "also check every ImageStreamTag of the shard (digest and TARGET/ns/stream@digest) in the cluster below")
+	f.Cluster.Bind(fs)
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if (f.ShardDir == "") == (f.RunDir == "") {
 		return nil, stepcli.Usage{Err: errors.New("give exactly one of --shard-dir and --run-dir")}
+	}
+	if f.CheckImageAPI && f.RunDir != "" {
+		return nil, stepcli.Usage{Err: errors.New("--check-image-api checks a shard: give it with --shard-dir")}
+	}
+	if given := clusterflags.Given(fs); len(given) > 0 && !f.CheckImageAPI {
+		return nil, stepcli.Usage{Err: fmt.Errorf("%s name a cluster to check: add --check-image-api", strings.Join(given, ", "))}
 	}
 	return f, nil
 }
@@ -55,9 +71,17 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	var tags pipeline.TagChecker
+	if f.CheckImageAPI {
+		api, err := f.Cluster.Client()
+		if err != nil {
+			return 0, err
+		}
+		tags = imagecheck.Checker{API: api, Jobs: f.Jobs}
+	}
 	ph := stepcli.ProgressFor(env).Start("verify", 0)
 	res, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
-		ShardDir: f.ShardDir, Client: c, Mode: f.Mode, Jobs: f.Jobs, Progress: ph, Logger: log,
+		ShardDir: f.ShardDir, Client: c, Mode: f.Mode, Jobs: f.Jobs, ImageAPI: tags, Progress: ph, Logger: log,
 	})
 	ph.Finish()
 	if errors.Is(err, pipeline.ErrMissingInput) {
