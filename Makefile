@@ -48,8 +48,9 @@ demo: deps-demo build ## a real migration between two throwaway registries on an
 .PHONY: test test-unit
 test: test-unit e2e ## everything: format check, vet, every test against real registries and kube-apiservers, then the Argo end to end on a real cluster
 
-test-unit: deps ## format check, vet and every Go test (real registries and kube-apiservers on loopback), without the Argo cluster
+test-unit: deps ## format check, go mod tidy check, vet and every Go test (real registries and kube-apiservers on loopback), without the Argo cluster
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/argoe2e/...
 	$(GO) test $(TEST_FLAGS) ./...
