@@ -183,26 +183,23 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// The plan files now get the digests the copy resolved and the
 	// attachments it found, so that a rerun, verify and the backfill read
 	// one complete plan.
-	resolved, err := recordResolved(dir, &plan, inputs, exportErrs)
-	if err != nil {
+	if err := recordResolved(dir, &plan, inputs, exportErrs); err != nil {
 		return report.Report{}, fmt.Errorf("writing the resolved plan: %w", err)
 	}
 	if api != nil {
 		bph := o.Progress.Start("backfill", plan.Total)
-		for _, in := range inputs {
-			var todo []artifacts.Item
-			for j, im := range in.Mirror.Images {
-				if im.Status != contract.StatusFailed {
-					todo = append(todo, resolved[in.Shard.ID][j])
-				}
+		for _, sh := range plan.Shards {
+			sd := dir.ShardDir(sh.ID)
+			todo, err := pipeline.BackfillItems(sd)
+			if err != nil {
+				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", sh.ID, err)
 			}
-			sd := dir.ShardDir(in.Shard.ID)
 			b, err := backfill.Run(ctx, backfill.Options{
 				API: api, Registry: c, Items: todo, Strategy: o.Strategy,
 				MetadataDir: filepath.Join(sd, contract.MetadataDir), Progress: bph, Logger: o.Logger, Verbose: o.Cluster.Verbose,
 			})
 			if err != nil {
-				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", in.Shard.ID, err)
+				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", sh.ID, err)
 			}
 			if err := backfillresult.Write(sd, b); err != nil {
 				return report.Report{}, err
@@ -332,7 +329,7 @@ func planOnly(dir artifacts.Dir, sh artifacts.Shard, items []artifacts.Item, ph 
 }
 
 // recordResolved rewrites the plan with what the copy step resolved.
-func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.ShardInput, exportErrs []string) (map[string][]artifacts.Item, error) {
+func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.ShardInput, exportErrs []string) error {
 	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exportErrs}
 	res.Plan.Total = 0
 	for i, in := range inputs {
@@ -340,11 +337,11 @@ func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.Sha
 		for _, im := range in.Mirror.Images {
 			src, err := imageref.Parse(im.Source)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			dst, err := imageref.Parse(im.Target)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			it := artifacts.Item{Source: src, Target: dst}
 			if len(in.Mirror.Warnings) == 0 { // a platform filter makes the target digest differ from the source's
@@ -361,5 +358,5 @@ func recordResolved(dir artifacts.Dir, plan *artifacts.Plan, inputs []report.Sha
 		res.Items = append(res.Items, items...)
 	}
 	*plan = res.Plan
-	return res.Shards, export.Write(dir, res)
+	return export.Write(dir, res)
 }

@@ -201,3 +201,30 @@ func TestVerifyShardChecksTheTargetAndTheImageStreamTags(t *testing.T) {
 		t.Errorf("verify.json %+v (%v): want the result with its ImageStreamTag checks", onDisk, err)
 	}
 }
+
+func TestBackfillItemsAreWhatIsOnTheTarget(t *testing.T) {
+	t.Parallel()
+	sd := t.TempDir()
+	dg := "sha256:" + strings.Repeat("b", 64)
+	write(t, filepath.Join(sd, contract.MirrorResult), mirror.Result{Images: []mirror.ImageResult{
+		{Source: "src.example/team/app:v1", Target: "dst.example/team/app:v1", Digest: dg, Status: contract.StatusCopied},
+		{Source: "src.example/team/app:v2", Target: "dst.example/team/app:v2", Digest: dg, Status: contract.StatusSkipped},
+		{Source: "src.example/team/app:sha256-" + strings.Repeat("b", 64) + ".sig", Target: "dst.example/team/app:sha256-" + strings.Repeat("b", 64) + ".sig", Digest: dg, Status: contract.StatusCopied},
+		{Source: "src.example/team/app:v3", Target: "dst.example/team/app:v3", Status: contract.StatusFailed, Error: "gone"},
+	}})
+	items, err := pipeline.BackfillItems(sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 3 {
+		t.Fatalf("%d items, want the copied, the skipped and the attachment the copy found, not the failed one: %+v", len(items), items)
+	}
+	for _, it := range items {
+		if it.Source.Digest != dg || it.Target.Digest != "" || it.Target.Registry != "dst.example" {
+			t.Errorf("item %+v: want the target tag and the digest now on the target", it)
+		}
+	}
+	if _, err := pipeline.BackfillItems(t.TempDir()); !errors.Is(err, pipeline.ErrMissingInput) {
+		t.Errorf("BackfillItems of an empty folder: %v, want ErrMissingInput", err)
+	}
+}

@@ -9,11 +9,10 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
-	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 	"github.com/regmigrate/regmigrate/steps/stepcli/clusterflags"
 )
@@ -34,7 +33,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs := flag.NewFlagSet(contract.StepBackfill, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.Common.Bind(fs)
-	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mapping.txt (and mirror.json), writes backfill.json and metadata/")
+	fs.StringVar(&f.ShardDir, "shard-dir", "", "the shard's folder: reads mirror.json (else mapping.txt), writes backfill.json and metadata/")
 	fs.StringVar(&f.Strategy, "strategy", backfill.StrategyCopy, "copy (inspect the target) or reuse-storage (inspect the legacy registry)")
 	f.Cluster.Bind(fs)
 	fs.BoolVar(&f.Verbose, "verbose", false, "log every image")
@@ -62,11 +61,13 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	items, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
-	if err != nil {
+	items, err := pipeline.BackfillItems(f.ShardDir)
+	if errors.Is(err, pipeline.ErrMissingInput) {
 		return 0, stepcli.Usage{Err: err}
 	}
-	items = withCopiedDigests(f.ShardDir, items)
+	if err != nil {
+		return 0, err
+	}
 	ph := stepcli.ProgressFor(env).Start("backfill", len(items))
 	res, err := backfill.Run(ctx, backfill.Options{
 		API: api, Registry: c, Items: items, Strategy: f.Strategy, Jobs: f.Jobs,
@@ -85,29 +86,4 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	// seed 000's summary line
 	fmt.Fprintf(env.Stdout, "[metadata] done total=%d success=%d applied=%d skipped=%d failed=%d\n", res.Total, res.Success, res.Applied, res.Skipped, res.Failed)
 	return res.ExitCode(), nil
-}
-
-// withCopiedDigests leaves out what mirror-shard failed to copy and takes
-// the digests it resolved, when mirror.json is there.
-func withCopiedDigests(shardDir string, items []artifacts.Item) []artifacts.Item {
-	var mr mirror.Result
-	if err := artifacts.ReadJSON(filepath.Join(shardDir, contract.MirrorResult), &mr); err != nil {
-		return items
-	}
-	byTarget := map[string]mirror.ImageResult{}
-	for _, im := range mr.Images {
-		byTarget[im.Target] = im
-	}
-	var out []artifacts.Item
-	for _, it := range items {
-		im, ok := byTarget[it.Target.String()]
-		if ok && im.Status == contract.StatusFailed {
-			continue
-		}
-		if ok && it.Source.Digest == "" {
-			it.Source.Digest = im.Digest
-		}
-		out = append(out, it)
-	}
-	return out
 }
