@@ -97,7 +97,7 @@ func TestStepsRejectBadFlagsWithUsageExit(t *testing.T) {
 		{contract.StepVerify, []string{"--shard-dir", "a", "--run-dir", "b"}},
 		{contract.StepVerify, []string{"--run-dir", "b", "--check-image-api"}},
 		{contract.StepVerify, []string{"--shard-dir", "a", "--kubeconfig", "k"}}, // a cluster, but no --check-image-api
-		{contract.StepVerify, []string{"--run-dir", t.TempDir()}},                 // no shards.json: export did not run
+		{contract.StepVerify, []string{"--run-dir", t.TempDir()}},                // no shards.json: export did not run
 		{contract.StepMirror, []string{"--shard-dir", "a", "--bogus"}},
 	} {
 		if code := runStep(t, nil, tc.step, tc.args...); code != contract.ExitUsage {
