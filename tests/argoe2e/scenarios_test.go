@@ -170,14 +170,25 @@ func scenarioMigration(t *testing.T, e *env) {
 		}
 	}
 	var rep struct {
-		Total, Copied, Skipped, Failed int
-		Verified                       bool
+		Total, Copied, Skipped, Failed                   int
+		Verified                                         bool
+		Backfill                                         string
+		BackfillApplied, BackfillSkipped, BackfillFailed int
+		ImageAPIPassed, ImageAPIFailed                   int
 	}
 	if err := json.Unmarshal(e.s3Get(t, run+contract.ReportJSON), &rep); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Total != len(seeded.Tags) || rep.Copied != len(seeded.Tags) || rep.Failed != 0 || !rep.Verified || copied != len(seeded.Tags) {
 		t.Errorf("report.json in S3: %+v; shards copied %d; want %d copied and verified", rep, copied, len(seeded.Tags))
+	}
+	// The aggregate carries the backfill and the verify pods' ImageStreamTag
+	// checks, as the local run's report does.
+	if !strings.HasPrefix(rep.Backfill, imageAPI+"/v1") || rep.BackfillFailed != 0 || rep.BackfillApplied+rep.BackfillSkipped != rep.Total {
+		t.Errorf("report.json in S3: backfill %q %d applied %d skipped %d failed; want every tag through %s", rep.Backfill, rep.BackfillApplied, rep.BackfillSkipped, rep.BackfillFailed, imageAPI)
+	}
+	if rep.ImageAPIPassed != rep.Total || rep.ImageAPIFailed != 0 {
+		t.Errorf("report.json in S3: ImageStreamTag checks %d passed %d failed; want all %d passed", rep.ImageAPIPassed, rep.ImageAPIFailed, rep.Total)
 	}
 }
 
