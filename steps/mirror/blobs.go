@@ -49,13 +49,6 @@ func (b *Blobs) isPresent(host, repo, digest string) bool {
 	return ok
 }
 
-func (b *Blobs) markPresent(host, repo, digest string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.present[host+"/"+repo+"@"+digest] = struct{}{}
-	b.homes[host+"@"+digest] = repo
-}
-
 // ensure makes dstRepo on dstHost hold the blob: already there, mounted
 // from a repository known to hold it, or streamed from the source once.
 func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo string, d registry.Descriptor) (blobAction, int64, error) {

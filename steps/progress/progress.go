@@ -64,16 +64,6 @@ func (r *Reporter) Start(name string, total int) *Phase {
 	return p
 }
 
-// SetTotal updates the total once known.
-func (p *Phase) SetTotal(n int) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	p.total = n
-	p.mu.Unlock()
-}
-
 // Grow adds n items to the total (work found on the way).
 func (p *Phase) Grow(n int) {
 	if p == nil {

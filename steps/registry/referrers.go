@@ -54,15 +54,3 @@ func (c *Client) Referrers(ctx context.Context, host, repo, digest string) ([]De
 	h.refMu.Unlock()
 	return idx.Manifests, nil
 }
-
-// SupportsReferrers reports what the client learned about the registry:
-// 1 yes, -1 no, 0 not asked yet.
-func (c *Client) SupportsReferrers(host string) int {
-	h, err := c.host(host)
-	if err != nil {
-		return 0
-	}
-	h.refMu.Lock()
-	defer h.refMu.Unlock()
-	return h.referrers
-}

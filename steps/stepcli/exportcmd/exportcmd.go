@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -30,11 +29,6 @@ type Flags struct {
 	ShardSize, MinShardSize int
 	MaxShards               int
 }
-
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 
 // Parse parses export's arguments.
 func Parse(args []string, stderr io.Writer) (*Flags, error) {
