@@ -259,3 +259,22 @@ func TestStepImageTagDefaultsOnlyToARelease(t *testing.T) {
 		t.Errorf("invalid tag: %v", err)
 	}
 }
+
+// TestValidateIsSafeForConcurrentUse: Argo's validator keeps a global
+// counter; Validate serializes it (the race detector checks, as in
+// parallel tests that submit).
+func TestValidateIsSafeForConcurrentUse(t *testing.T) {
+	wf, err := workflows.Workflow(plans()["backfill"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- workflows.Validate(wf.DeepCopy()) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
