@@ -131,7 +131,7 @@ func TestRender(t *testing.T) {
 	// What the generated Workflow expects of the cluster, read from the
 	// generator rather than restated here.
 	wf, err := workflows.Workflow(workflows.Plan{
-		Namespace: namespace, Source: "legacy.example:5000", Target: "registry.example",
+		Namespace: namespace, Source: "legacy.example:5000", Target: "registry.example", ImageTag: "v1.2.3",
 		ArtifactRepositoryRef: &workflows.ArtifactRepositoryRef{ConfigMap: artifactRepos, Key: "audit"},
 	})
 	if err != nil {

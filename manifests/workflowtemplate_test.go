@@ -13,9 +13,12 @@ var update = flag.Bool("update", false, "rewrite base/workflowtemplate.yaml from
 
 // examplePlan is the migration the base's WorkflowTemplate carries: edit
 // the source and target with a kustomize patch, or generate your own with
-// `regmigrate generate --template`.
+// `regmigrate generate --template`. Its step images are placeholders
+// (ghcr.io/regmigrate/<step>:dev): no release is published yet, so a run
+// from it needs the images patched to those `make images REGISTRY=...`
+// pushed.
 var examplePlan = workflows.Plan{
-	Name: "regmigrate-example", Namespace: "regmigrate",
+	Name: "regmigrate-example", Namespace: "regmigrate", ImageTag: "dev",
 	Source: "legacy-registry.example:5000", Target: "registry-v2.example:5000",
 	CredentialsSecret:     "regmigrate-registry-auth",
 	ArtifactRepositoryRef: &workflows.ArtifactRepositoryRef{ConfigMap: "artifact-repositories", Key: "audit"},

@@ -50,10 +50,10 @@ func (p Plan) exportArgs() []string {
 	f.str("from", p.Source)
 	f.str("to", p.Target)
 	for i, l := range p.Scope.Lists {
-		f.str("images", inputPath(i, l))
+		f.str("images", inputPath(i, l.Name))
 	}
-	if p.Scope.Rules != "" {
-		f.str("rules", inputPath(len(p.Scope.Lists), p.Scope.Rules))
+	if r := p.Scope.Rules; r != nil {
+		f.str("rules", inputPath(len(p.Scope.Lists), r.Name))
 	}
 	f.str("out", RunDir)
 	f.list("namespace", p.Scope.IncludeNamespaces)

@@ -11,9 +11,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
+	"regexp"
 	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -56,7 +57,9 @@ type Plan struct {
 	Source, Target string   // HOST[:PORT][/NAMESPACE]; Source may be empty with image lists
 	Insecure       []string // registries (host[:port]) reachable over plain HTTP / unverified TLS
 
-	// Step images are ImagePrefix/<step>:ImageTag (default tag: contract.Version).
+	// Step images are ImagePrefix/<step>:ImageTag. The default tag is
+	// contract.Version when it is a release; a development build has no
+	// default (ErrNoImageTag): its images were never published.
 	ImagePrefix, ImageTag string
 
 	// ArtifactRepositoryRef names the artifact repository (ConfigMap and
@@ -95,16 +98,44 @@ type Retry struct {
 	MaxDuration string
 }
 
-// Scope is where export reads the images from. Lists and Rules are keys in
-// the artifact repository (the files uploaded next to the runs), not local
-// paths: a pod cannot read the generating machine's files.
+// Scope is where export reads the images from. Lists and Rules are the
+// files' contents: they travel inside the Workflow (raw input artifacts of
+// the export step), since a pod cannot read the generating machine's files.
 type Scope struct {
-	Lists                                []string
-	Rules                                string
+	Lists                                []Input
+	Rules                                *Input
 	IncludeNamespaces, ExcludeNamespaces []string
 	RepoRegex, ExcludeRepoRegex          string
 	TagRegex, ExcludeTagRegex            string
 }
+
+// Input is a file of the generating machine carried inside the Workflow.
+type Input struct {
+	Name string // the file's base name (kept readable in the pod's path)
+	Data string
+}
+
+// MaxInlineInputs bounds the image lists and rules carried inside the
+// Workflow, counted as they are stored (JSON-encoded). Argo hands a pod its
+// template in the ARGO_TEMPLATE environment variable; above 128 KiB the
+// controller moves it into a ConfigMap it creates, which its stock RBAC
+// (configmaps: get, list, watch) refuses. 100 KiB keeps the export step's
+// template under that with room for the artifact repository's location,
+// and the Workflow (the spec, plus the export node's inputs per attempt in
+// its status) far under etcd's 1.5 MiB request limit.
+const MaxInlineInputs = 100 << 10
+
+// InputsAdvice says what to do when the lists and rules do not fit.
+const InputsAdvice = "list repositories rather than tags (a line ns/repo copies every tag), " +
+	"split the migration into several specs with a part of the lists each, " +
+	"or use the source catalog with filters (namespaces, repository and tag expressions)"
+
+// ErrInputsTooLarge: the image lists and rules do not fit in the Workflow.
+var ErrInputsTooLarge = errors.New("the image lists and rules are too large to travel inside the Workflow")
+
+// ErrNoImageTag: no step image tag was given and this build's version is
+// no release, so there is no published tag to default to.
+var ErrNoImageTag = errors.New("no tag for the step images, and this is a development build whose images were never published")
 
 // Shards are export's sharding knobs (0: the step's default).
 type Shards struct{ Size, MinSize, Max int }
@@ -134,15 +165,23 @@ func (p Plan) withDefaults() (Plan, error) {
 	if p.Target == "" {
 		errs = append(errs, errors.New("plan: the target registry is empty"))
 	}
-	if p.Source == "" && len(p.Scope.Lists) == 0 && p.Scope.Rules == "" {
+	if p.Source == "" && len(p.Scope.Lists) == 0 && p.Scope.Rules == nil {
 		errs = append(errs, errors.New("plan: neither a source registry nor image lists"))
 	}
 	if p.ImagePrefix == "" {
 		p.ImagePrefix = DefaultImagePrefix
 	}
 	p.ImagePrefix = strings.TrimSuffix(p.ImagePrefix, "/")
-	if p.ImageTag == "" {
+	if p.ImageTag == "" && contract.IsRelease(contract.Version) {
 		p.ImageTag = contract.Version
+	}
+	if p.ImageTag == "" {
+		errs = append(errs, fmt.Errorf("plan: %w (version %q)", ErrNoImageTag, contract.Version))
+	} else if !imageTag.MatchString(p.ImageTag) {
+		errs = append(errs, fmt.Errorf("plan: step image tag %q: want letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", p.ImageTag))
+	}
+	if err := p.Scope.checkInputs(); err != nil {
+		errs = append(errs, err)
 	}
 	if p.ServiceAccount == "" {
 		p.ServiceAccount = DefaultServiceAccount
@@ -162,13 +201,57 @@ func (p Plan) withDefaults() (Plan, error) {
 	return p, errors.Join(errs...)
 }
 
+// imageTag is the OCI distribution spec's tag grammar.
+var imageTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
 // image is a step's image reference.
 func (p Plan) image(step string) string {
 	return fmt.Sprintf("%s/%s:%s", p.ImagePrefix, step, p.ImageTag)
 }
 
-// inputPath is where an input list is placed in the export pod; the index
-// keeps two lists with the same base name apart.
-func inputPath(i int, key string) string {
-	return fmt.Sprintf("%s/%d-%s", InputsDir, i, path.Base(key))
+// inputs are the lists, then the rules.
+func (s Scope) inputs() []Input {
+	in := append([]Input(nil), s.Lists...)
+	if s.Rules != nil {
+		in = append(in, *s.Rules)
+	}
+	return in
+}
+
+// checkInputs refuses inputs that do not fit (MaxInlineInputs) and
+// content Argo would take for its own expressions.
+func (s Scope) checkInputs() error {
+	var errs []error
+	total := 0
+	var sizes []string
+	for _, in := range s.inputs() {
+		b, _ := json.Marshal(in.Data)
+		n := len(b) - 2 // the quotes
+		total += n
+		sizes = append(sizes, fmt.Sprintf("%s %s", in.Name, kib(n)))
+		if i := strings.Index(in.Data, "{{"); i >= 0 {
+			line := 1 + strings.Count(in.Data[:i], "\n")
+			errs = append(errs, fmt.Errorf("%s, line %d: \"{{\" would be read by Argo as an expression: remove it (no image reference holds braces)", in.Name, line))
+		}
+	}
+	if total > MaxInlineInputs {
+		errs = append(errs, fmt.Errorf("%w: %s inside the Workflow (%s), at most %s fit: %s",
+			ErrInputsTooLarge, kib(total), strings.Join(sizes, ", "), kib(MaxInlineInputs), InputsAdvice))
+	}
+	return errors.Join(errs...)
+}
+
+func kib(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/1024) }
+
+// inputPath is where an input is placed in the export pod; the index keeps
+// two files with the same base name apart, and the name keeps only
+// characters that need no quoting.
+func inputPath(i int, name string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == '.' || r == '-' || r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, name)
+	return fmt.Sprintf("%s/%d-%s", InputsDir, i, strings.TrimLeft(clean, "."))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/templateresolution"
@@ -15,10 +16,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// validating serializes Argo's validator: it counts its placeholders in a
+// package-level generator without a lock (workflow/validate's
+// placeholderGenerator, v3.7), so two validations at once race.
+var validating sync.Mutex
+
 // Validate runs Argo's own validation on a Workflow, CronWorkflow or
 // WorkflowTemplate, offline (lint mode: arguments may be left for submit;
-// no templateRef can be resolved since no cluster is asked).
+// no templateRef can be resolved since no cluster is asked). It is safe
+// for concurrent use.
 func Validate(obj any) error {
+	validating.Lock()
+	defer validating.Unlock()
 	wt, cwt := offlineTemplates{}, &templateresolution.NullClusterWorkflowTemplateGetter{}
 	switch o := obj.(type) {
 	case *wfv1.Workflow:

@@ -44,9 +44,13 @@ const (
 	RetryExpression = "asInt(lastRetry.exitCode) == 75"
 )
 
-// Keys of the run directory in the artifact repository (key-only
-// artifacts: bucket and credentials come from the repository). Directories
-// are uploaded unarchived, so their keys end with "/".
+// Keys of the run directory in the artifact repository, the same for
+// every kind of repository (keyOnly). Directories are uploaded unarchived,
+// so their keys end with "/". The shards write into the folder export
+// wrote and the report reads it whole: the fan-in works by key, as Argo's
+// own map-reduce example does; artifacts left to the repository's
+// keyFormat would land under each pod's own key, where no later step could
+// find a fanned-out shard's results.
 const (
 	runKey      = "{{workflow.name}}/run/"
 	rollbackKey = "{{workflow.name}}/rollback/"
@@ -241,12 +245,11 @@ func (p Plan) stepTemplates() []wfv1.Template {
 	shardOut := wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artShard, ShardDir, shardKey)}}
 
 	exportIn := wfv1.Inputs{}
-	for i, l := range p.Scope.Lists {
-		exportIn.Artifacts = append(exportIn.Artifacts, inArtifact(fmt.Sprintf("%s-%d", artInputs, i), inputPath(i, l), l))
-	}
-	if p.Scope.Rules != "" {
-		n := len(p.Scope.Lists)
-		exportIn.Artifacts = append(exportIn.Artifacts, inArtifact(fmt.Sprintf("%s-%d", artInputs, n), inputPath(n, p.Scope.Rules), p.Scope.Rules))
+	for i, in := range p.Scope.inputs() {
+		exportIn.Artifacts = append(exportIn.Artifacts, wfv1.Artifact{
+			Name: fmt.Sprintf("%s-%d", artInputs, i), Path: inputPath(i, in.Name),
+			ArtifactLocation: wfv1.ArtifactLocation{Raw: &wfv1.RawArtifact{Data: in.Data}},
+		})
 	}
 
 	ts := []wfv1.Template{
@@ -359,16 +362,37 @@ func (p Plan) volumes() []corev1.Volume {
 func dirArtifact(name, p, key string) wfv1.Artifact {
 	return wfv1.Artifact{
 		Name: name, Path: p,
-		ArtifactLocation: wfv1.ArtifactLocation{S3: &wfv1.S3Artifact{Key: key}},
+		ArtifactLocation: keyOnly(key),
 		Archive:          &wfv1.ArchiveStrategy{None: &wfv1.NoneStrategy{}},
 		ArtifactGC:       &wfv1.ArtifactGC{Strategy: wfv1.ArtifactGCNever},
 	}
 }
 
 // inArtifact is an input read from the artifact repository: a folder of
-// the run directory or a file uploaded next to the runs.
+// the run directory.
 func inArtifact(name, p, key string) wfv1.Artifact {
-	return wfv1.Artifact{Name: name, Path: p, ArtifactLocation: wfv1.ArtifactLocation{S3: &wfv1.S3Artifact{Key: key}}}
+	return wfv1.Artifact{Name: name, Path: p, ArtifactLocation: keyOnly(key)}
+}
+
+// keyOnly is a location that names only a key: Argo's key-only artifact
+// (docs/key-only-artifacts.md, v3.0+). Whatever kind the Workflow's
+// artifact repository is (S3, MinIO, GCS, Azure), the controller gives the
+// pod the repository's location (addArchiveLocation) and the executor
+// replaces this location with it, keeping only the key
+// (ArtifactLocation.Relocate): no bucket, endpoint or credentials are
+// written here. Argo's schema has no kind-neutral key field, so the key
+// rides in the s3 field as in Argo's own examples;
+// TestArtifactsTakeTheRepositorysLocation relocates every artifact with
+// Argo's code onto each kind of repository.
+//
+// One difference between Argo's drivers (v3.7): the gcs driver reads a
+// folder by its key with the final "/" cleaned off, as a bare prefix, so
+// the folder of a shard whose id starts another's (ns-team, ns-team-a)
+// also receives the other's files, in a subfolder. The s3 driver (also for
+// MinIO and GCS's S3-compatible endpoint) and the azure driver keep the
+// "/".
+func keyOnly(key string) wfv1.ArtifactLocation {
+	return wfv1.ArtifactLocation{S3: &wfv1.S3Artifact{Key: key}}
 }
 
 // Template is the migration as a WorkflowTemplate: the same DAG, kept in

@@ -62,7 +62,13 @@ func plans() map[string]workflows.Plan {
 		// image lists and rules instead of a catalog, reuse-storage
 		"lists": {
 			Name: "from-lists", Target: "newreg.example:5000",
-			Scope:    workflows.Scope{Lists: []string{"inputs/ac-images.txt", "inputs/mapping.txt"}, Rules: "inputs/images.json"},
+			Scope: workflows.Scope{
+				Lists: []workflows.Input{
+					{Name: "ac-images.txt", Data: "NAME                  TAG     DIGEST\nteam-a/web            v1      sha256:" + strings.Repeat("a", 64) + "\n"},
+					{Name: "mapping.txt", Data: "legacy.example:5000/team-b/api:v2=newreg.example:5000/platform/api:v2\n"},
+				},
+				Rules: &workflows.Input{Name: "images.json", Data: `{"legacy.example:5000/team-c/db": "newreg.example:5000/team-c/db"}` + "\n"},
+			},
 			Strategy: "reuse-storage", Backfill: &workflows.Backfill{},
 			ImageTag: "v1.2.3",
 		},

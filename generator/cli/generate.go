@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/regmigrate/regmigrate/generator/spec"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/workflows"
 )
@@ -31,8 +35,9 @@ func newGenerateCmd(env Env) *cobra.Command {
 		Use:   "generate",
 		Short: "Print the Argo Workflow (or the CronWorkflow for delta syncs, or the cutover Workflow), validated",
 		Example: `  regmigrate generate -f migration.yaml --secret registry-auth > workflow.yaml
+  argo submit -n regmigrate workflow.yaml        # or: kubectl create -f workflow.yaml (not apply: the name is generated)
   regmigrate generate -f migration.yaml --cron '0 2 * * *' --timezone Asia/Shanghai
-  regmigrate generate -f migration.yaml --cutover`,
+  regmigrate generate -f migration.yaml --cutover --image-prefix registry.example/regmigrate --image-tag v1.2.3`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runGenerate(c, env, &f) },
 	}
@@ -49,10 +54,10 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.BoolVar(&f.cutover, "cutover", false, "print the cutover Workflow: last delta, full verify, approval, switch-mode")
 	fs.BoolVar(&f.rollback, "rollback", false, "print the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
 	fs.BoolVar(&f.template, "template", false, "print the migration as a WorkflowTemplate (runs are submitted from it)")
-	fs.StringVar(&f.imagePrefix, "image-prefix", workflows.DefaultImagePrefix, "step images are PREFIX/<step>:TAG")
-	fs.StringVar(&f.imageTag, "image-tag", "", "tag of the step images (default: this regmigrate's version)")
+	fs.StringVar(&f.imagePrefix, "image-prefix", "", "step images are PREFIX/<step>:TAG (default "+workflows.DefaultImagePrefix+"; argo.imagePrefix in the spec)")
+	fs.StringVar(&f.imageTag, "image-tag", "", "tag of the step images (default: this regmigrate's version if it is a release; argo.imageTag in the spec)")
 	fs.StringVar(&f.namespace, "namespace-for-workflow", "", "namespace of the generated object (default: the submitter's)")
-	fs.StringVar(&f.secret, "secret", "", "name of a kubernetes.io/dockerconfigjson Secret with the registries' credentials (mounted, never printed)")
+	fs.StringVar(&f.secret, "secret", "", "name of an existing kubernetes.io/dockerconfigjson Secret with the registries' credentials (mounted, never printed)")
 	fs.StringVar(&f.serviceAccount, "service-account", workflows.DefaultServiceAccount, "ServiceAccount the steps run as")
 	fs.StringVar(&f.artifactRepositoryRef, "artifact-repository-ref", "", "artifact repository as CONFIGMAP[:KEY] (default: the namespace's default)")
 	fs.Int64Var(&f.parallelism, "parallelism", 0, "pods at once in the workflow (0: no bound)")
@@ -61,7 +66,11 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 }
 
 func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
-	obj, err := buildObject(c, f)
+	g, err := prepare(c, f, false, false)
+	if err != nil {
+		return err
+	}
+	obj, err := g.object()
 	if err != nil {
 		return err
 	}
@@ -73,41 +82,18 @@ func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
 	return err
 }
 
-// buildObject builds and validates the object generate prints and submit
-// creates.
-func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
-	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template) + btoi(f.rollback); n > 1 {
-		return nil, usageError(fmt.Errorf("--cron, --cutover, --rollback and --template: give one"))
-	}
-	m, err := f.spec(c)
-	if err != nil {
-		return nil, err
-	}
-	p, err := planFor(m)
-	if err != nil {
-		return nil, usageError(err)
-	}
-	p.ImagePrefix, p.ImageTag = f.imagePrefix, f.imageTag
-	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
-	p.Parallelism, p.ShardParallelism, p.Timezone = f.parallelism, f.shardsAtOnce, f.timezone
-	p.Retry = workflows.Retry{Limit: f.retryLimit, Backoff: workflows.DefaultRetryBackoff, Factor: workflows.DefaultRetryFactor, MaxDuration: workflows.DefaultRetryMaxDuration}
-	if f.artifactRepositoryRef != "" {
-		cm, key, _ := strings.Cut(f.artifactRepositoryRef, ":")
-		p.ArtifactRepositoryRef = &workflows.ArtifactRepositoryRef{ConfigMap: cm, Key: key}
-	}
-	var obj any
-	switch {
-	case f.cron != "":
-		obj, err = workflows.CronWorkflow(p, f.cron)
-	case f.cutover:
-		obj, err = workflows.Cutover(p)
-	case f.rollback:
-		obj, err = workflows.Rollback(p)
-	case f.template:
-		obj, err = workflows.Template(p)
-	default:
-		obj, err = workflows.Workflow(p)
-	}
+// generation is what generate prints and submit creates: the merged spec,
+// the plan and the kind of object.
+type generation struct {
+	migration *spec.Migration
+	plan      workflows.Plan
+	build     func(workflows.Plan) (any, error)
+}
+
+// object builds the object from the plan and validates it with Argo's
+// validator.
+func (g *generation) object() (any, error) {
+	obj, err := g.build(g.plan)
 	if err != nil {
 		return nil, usageError(err)
 	}
@@ -117,10 +103,124 @@ func buildObject(c *cobra.Command, f *generateFlags) (any, error) {
 	return obj, nil
 }
 
-// planFor turns a spec into a plan. Local paths become keys in the
-// artifact repository (inputs/<file name>): a pod reads the uploaded
-// copies, never the generating machine's files. Credentials files are not
-// carried over: the steps read the --secret.
+// prepare merges the spec and the flags into a plan. submitting says the
+// command is submit; createSecret that submit will create the credentials
+// Secret (--create-secret) and name it in the plan.
+func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) (*generation, error) {
+	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template) + btoi(f.rollback); n > 1 {
+		return nil, usageError(fmt.Errorf("--cron, --cutover, --rollback and --template: give one"))
+	}
+	m, err := f.spec(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCredentials(m.Auth, f.secret, submitting, createSecret, !f.rollback); err != nil {
+		return nil, usageError(err)
+	}
+	p, err := planFor(m)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	if p.ImagePrefix, p.ImageTag, err = stepImages(c.Flags().Changed, f, m.Argo, contract.Version); err != nil {
+		return nil, usageError(err)
+	}
+	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
+	p.Parallelism, p.ShardParallelism, p.Timezone = f.parallelism, f.shardsAtOnce, f.timezone
+	p.Retry = workflows.Retry{Limit: f.retryLimit, Backoff: workflows.DefaultRetryBackoff, Factor: workflows.DefaultRetryFactor, MaxDuration: workflows.DefaultRetryMaxDuration}
+	if f.artifactRepositoryRef != "" {
+		cm, key, _ := strings.Cut(f.artifactRepositoryRef, ":")
+		p.ArtifactRepositoryRef = &workflows.ArtifactRepositoryRef{ConfigMap: cm, Key: key}
+	}
+	g := &generation{migration: m, plan: p}
+	switch {
+	case f.cron != "":
+		g.build = func(p workflows.Plan) (any, error) { return workflows.CronWorkflow(p, f.cron) }
+	case f.cutover:
+		g.build = func(p workflows.Plan) (any, error) { return workflows.Cutover(p) }
+	case f.rollback:
+		g.build = func(p workflows.Plan) (any, error) { return workflows.Rollback(p) }
+	case f.template:
+		g.build = func(p workflows.Plan) (any, error) { return workflows.Template(p) }
+	default:
+		g.build = func(p workflows.Plan) (any, error) { return workflows.Workflow(p) }
+	}
+	return g, nil
+}
+
+// stepImages resolves the step images' prefix and tag: the flags, then the
+// spec's argo section, then the defaults. A development build (version not
+// a release) has no default tag: nothing was published under it.
+func stepImages(set func(string) bool, f *generateFlags, a spec.Argo, version string) (prefix, tag string, err error) {
+	prefix, tag = a.ImagePrefix, a.ImageTag
+	if set("image-prefix") {
+		prefix = f.imagePrefix
+	}
+	if set("image-tag") {
+		tag = f.imageTag
+	}
+	if prefix != "" && !spec.ImagePrefixOK(prefix) {
+		return "", "", fmt.Errorf("step images: prefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", prefix)
+	}
+	if prefix == "" {
+		prefix = workflows.DefaultImagePrefix
+	}
+	if tag == "" && !contract.IsRelease(version) {
+		guess := "TAG"
+		if version != "dev" && version != "" {
+			guess = version
+		}
+		return "", "", fmt.Errorf("step images: no tag given, and this regmigrate is a development build (version %q) whose step images were never published: "+
+			"build and push them from this checkout with `make images REGISTRY=registry.example/regmigrate` (tagged `git describe --tags --always --dirty`), "+
+			"then pass --image-prefix registry.example/regmigrate --image-tag %s (or argo.imagePrefix and argo.imageTag in the spec)", version, guess)
+	}
+	if tag == "" {
+		tag = version // a release: its images are published under its version
+	}
+	return prefix, tag, nil
+}
+
+// authFiles names the spec's credential files as "field (path)".
+func authFiles(a spec.Auth) []string {
+	var out []string
+	for _, f := range []struct{ field, path string }{
+		{"auth.authFile", a.AuthFile}, {"auth.imageMigratorAuth", a.AuthJSON}, {"auth.dockerConfig", a.DockerConfig},
+	} {
+		if f.path != "" {
+			out = append(out, fmt.Sprintf("%s (%s)", f.field, f.path))
+		}
+	}
+	return out
+}
+
+// checkCredentials: credentials named in the spec reach the pods only
+// through a Secret, never through the Workflow; a spec that names some
+// must say which Secret (--secret) or have submit build it
+// (--create-secret), unless the object talks to no registry (usesRegistries
+// false: the rollback, which only rewrites workloads).
+func checkCredentials(a spec.Auth, secret string, submitting, createSecret, usesRegistries bool) error {
+	files := authFiles(a)
+	switch {
+	case secret != "" && createSecret:
+		return errors.New("--secret and --create-secret: give one (--secret names an existing Secret; --create-secret builds one from the spec's credential files)")
+	case createSecret && len(files) == 0:
+		return errors.New("--create-secret builds the Secret from the spec's credential files, and none is named: set auth.authFile (a docker config.json) or auth.imageMigratorAuth (image-migrator's auth.json), or give --authfile or --auth")
+	case len(files) == 0 || secret != "" || createSecret || !usesRegistries:
+		return nil
+	case submitting:
+		return fmt.Errorf("%s: the pods need these credentials, and they are never written into the Workflow: add --create-secret "+
+			"(builds a kubernetes.io/dockerconfigjson Secret from them in the Workflow's namespace, owned by the Workflow) or --secret NAME (an existing one)",
+			strings.Join(files, ", "))
+	default:
+		return fmt.Errorf("%s: the pods need these credentials, and they are never written into the Workflow: add --secret NAME, "+
+			"a kubernetes.io/dockerconfigjson Secret in the Workflow's namespace that holds them, or submit with `regmigrate submit --create-secret`, which builds it from them",
+			strings.Join(files, ", "))
+	}
+}
+
+// planFor turns a spec into a plan. The image lists and rules are read
+// here: their contents travel inside the Workflow (a pod cannot read this
+// machine's files). Credentials files are not carried over: the steps
+// read the Secret.
 func planFor(m *spec.Migration) (workflows.Plan, error) {
 	p := workflows.Plan{
 		Name: m.Metadata.Name, Source: m.Source.Registry, Target: m.Target.Registry,
@@ -137,10 +237,18 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		Strategy: m.Strategy, VerifyMode: m.Verify.Mode,
 	}
 	for _, l := range m.Images.Lists {
-		p.Scope.Lists = append(p.Scope.Lists, "inputs/"+filepath.Base(l))
+		in, err := readInput(l)
+		if err != nil {
+			return p, fmt.Errorf("images.lists: %w", err)
+		}
+		p.Scope.Lists = append(p.Scope.Lists, in)
 	}
 	if m.Images.Rules != "" {
-		p.Scope.Rules = "inputs/" + filepath.Base(m.Images.Rules)
+		in, err := readInput(m.Images.Rules)
+		if err != nil {
+			return p, fmt.Errorf("images.rules: %w", err)
+		}
+		p.Scope.Rules = &in
 	}
 	for _, r := range []spec.Registry{m.Source, m.Target} {
 		if !r.Insecure || r.Registry == "" {
@@ -156,6 +264,25 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		p.Backfill = &workflows.Backfill{ImageAPI: c.ImageAPI, QPS: c.QPS, Burst: c.Burst}
 	}
 	return p, nil
+}
+
+// readInput reads a list or rules file for the Workflow. A file far over
+// what fits is not read whole; the plan says how much fits.
+func readInput(path string) (workflows.Input, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return workflows.Input{}, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, 4*workflows.MaxInlineInputs+1))
+	if err != nil {
+		return workflows.Input{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > 4*workflows.MaxInlineInputs {
+		return workflows.Input{}, fmt.Errorf("%w: %s is larger than %d KiB, and at most %d KiB of lists and rules fit: %s",
+			workflows.ErrInputsTooLarge, path, 4*workflows.MaxInlineInputs>>10, workflows.MaxInlineInputs>>10, workflows.InputsAdvice)
+	}
+	return workflows.Input{Name: filepath.Base(path), Data: string(b)}, nil
 }
 
 func btoi(b bool) int {

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,7 +75,8 @@ func TestGenerateThenLint(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"workflow", nil, []string{"kind: Workflow", "generateName: acp-to-registry-v2-", "withParam: '{{tasks.export.outputs.parameters.shard-ids}}'", "/usr/local/bin/backfill-shard", "--image-api=image.alauda.io/v1", "--images=/work/inputs/0-images.txt", "key: inputs/images.txt"}},
+		{"workflow", nil, []string{"kind: Workflow", "generateName: acp-to-registry-v2-", "withParam: '{{tasks.export.outputs.parameters.shard-ids}}'", "/usr/local/bin/backfill-shard", "--image-api=image.alauda.io/v1", "--images=/work/inputs/0-images.txt",
+			"path: /work/inputs/0-images.txt\n        raw:\n          data: |\n            team-a/app:v1\n"}},
 		{"cron", []string{"--cron", "0 2 * * *", "--timezone", "Asia/Shanghai"}, []string{"kind: CronWorkflow", "concurrencyPolicy: Forbid", "timezone: Asia/Shanghai", "- 0 2 * * *"}},
 		{"cutover", []string{"--cutover"}, []string{"suspend: {}", "/usr/local/bin/switch-mode", "--confirm", "--mode=full"}},
 	} {
@@ -95,6 +97,9 @@ func TestGenerateThenLint(t *testing.T) {
 			if strings.Contains(out+stderr, secretValue) || strings.Contains(out, "config.json\n") && strings.Contains(out, "authfile") {
 				t.Error("a credential or the local credentials file reached the output")
 			}
+			if strings.Contains(out, "key: inputs/") {
+				t.Error("an input list became a key in the artifact repository that nothing uploads")
+			}
 			if strings.Contains(out, "--kubeconfig") {
 				t.Error("the local kubeconfig reached a step: in the pod the ServiceAccount is the credential")
 			}
@@ -107,11 +112,11 @@ func TestGenerateThenLint(t *testing.T) {
 }
 
 func TestGenerateFromFlags(t *testing.T) {
-	code, out, stderr := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--namespace", "team-a,team-b")
+	code, out, stderr := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--namespace", "team-a,team-b", "--image-tag", "v1.2.3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, w := range []string{"--namespace=team-a,team-b", "image: ghcr.io/regmigrate/export:", "verify-shard"} {
+	for _, w := range []string{"--namespace=team-a,team-b", "image: ghcr.io/regmigrate/export:v1.2.3", "verify-shard"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q", w)
 		}
@@ -122,19 +127,125 @@ func TestGenerateFromFlags(t *testing.T) {
 }
 
 func TestGenerateUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"generate", "--from", "legacy.example:5000"}, // no target
-		{"generate", "--from", "a.example", "--to", "b.example", "--cron", "@daily", "--cutover"},
-		{"generate", "--from", "a.example", "--to", "b.example", "--cron", "not a schedule"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--from", "legacy.example:5000", "--image-tag", "v1"}, "target.registry is empty"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--cron", "@daily", "--cutover", "--image-tag", "v1"}, "give one"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--cron", "not a schedule", "--image-tag", "v1"}, "not a schedule"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1:2"}, "v1:2"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1", "--image-prefix", "r.example/rm:v1"}, "r.example/rm:v1"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1", "--images", "/no/such/list.txt"}, "/no/such/list.txt"},
 	} {
-		if code, out, _ := runCLI(t, args...); code != 2 || out != "" {
-			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing printed", args, code, out)
+		code, out, stderr := runCLI(t, tc.args...)
+		if code != 2 || out != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing printed and a message about %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+}
+
+// TestGenerateRefusesADevelopmentBuildsDefaultTag: this test binary's
+// version is "dev", as a plain go build's: without a tag there is no
+// published image to run, and the message says how to build and name them.
+func TestGenerateRefusesADevelopmentBuildsDefaultTag(t *testing.T) {
+	code, out, stderr := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000")
+	if code != 2 || out != "" {
+		t.Fatalf("exit %d, stdout %q: want 2 and nothing printed", code, out)
+	}
+	for _, w := range []string{`development build (version "dev")`, "make images REGISTRY=registry.example/regmigrate", "--image-prefix registry.example/regmigrate --image-tag TAG", "argo.imageTag"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+}
+
+// TestStepImagesFromTheSpecAndFlags: the spec's argo section names the
+// step images; a flag overrides its field.
+func TestStepImagesFromTheSpecAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "migration.yaml")
+	if err := os.WriteFile(specFile, []byte(`source: {registry: legacy.example:5000}
+target: {registry: newreg.example:5000}
+argo:
+  imagePrefix: registry.example:5000/rm
+  imageTag: v2.0.0-rc.1
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "image: registry.example:5000/rm/mirror-shard:v2.0.0-rc.1"},
+		{[]string{"--image-tag", "abc123"}, "image: registry.example:5000/rm/mirror-shard:abc123"},
+		{[]string{"--image-prefix", "other.example/x"}, "image: other.example/x/mirror-shard:v2.0.0-rc.1"},
+	} {
+		code, out, stderr := runCLI(t, append([]string{"generate", "-f", specFile}, tc.flags...)...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, want %q in the output\n%s", tc.flags, code, tc.want, stderr)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("source: {registry: a.example}\ntarget: {registry: b.example}\nargo: {imageTag: ':x'}\n"), 0o600)
+	if code, _, stderr := runCLI(t, "generate", "-f", bad); code != 2 || !strings.Contains(stderr, "argo.imageTag") {
+		t.Errorf("invalid argo.imageTag: exit %d, %s", code, stderr)
+	}
+}
+
+// TestGenerateWantsASecretForTheSpecsCredentials: credentials named in the
+// spec never enter the Workflow, so without --secret generate says how the
+// pods get them instead of dropping them.
+func TestGenerateWantsASecretForTheSpecsCredentials(t *testing.T) {
+	spec := migrationYAML(t)
+	code, out, stderr := runCLI(t, "generate", "-f", spec, "--image-tag", "v1")
+	if code != 2 || out != "" {
+		t.Fatalf("exit %d, stdout %q: want 2 and nothing printed", code, out)
+	}
+	for _, w := range []string{"auth.authFile (" + filepath.Join(filepath.Dir(spec), "config.json") + ")", "--secret NAME", "regmigrate submit --create-secret"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q", w)
+		}
+	}
+	if strings.Contains(stderr, secretValue) {
+		t.Error("the credential reached stderr")
+	}
+	if code, out, stderr := runCLI(t, "generate", "-f", spec, "--image-tag", "v1", "--rollback"); code != 0 || !strings.Contains(out, "--rollback") {
+		t.Errorf("the rollback talks to no registry and needs no Secret: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "generate", "-f", spec, "--image-tag", "v1", "--create-secret"); code != 2 || !strings.Contains(stderr, "unknown flag: --create-secret") {
+		t.Errorf("generate --create-secret: exit %d %s: only submit creates", code, stderr)
+	}
+}
+
+// TestGenerateRefusesListsThatDoNotFit: the lists travel inside the
+// Workflow; beyond the bound the error says what to do.
+func TestGenerateRefusesListsThatDoNotFit(t *testing.T) {
+	dir := t.TempDir()
+	var big strings.Builder
+	for i := 0; big.Len() <= 60<<10; i++ {
+		fmt.Fprintf(&big, "team-%d/app:v%d\n", i%50, i)
+	}
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	os.WriteFile(a, []byte(big.String()), 0o600)
+	os.WriteFile(b, []byte(big.String()), 0o600)
+	code, out, stderr := runCLI(t, "generate", "--from", "l.example", "--to", "n.example", "--image-tag", "v1", "--images", a)
+	if code != 0 || !strings.Contains(out, "team-49/app:v49\n") {
+		t.Fatalf("one list of %d bytes: exit %d %s", big.Len(), code, stderr)
+	}
+	code, out, stderr = runCLI(t, "generate", "--from", "l.example", "--to", "n.example", "--image-tag", "v1", "--images", a, "--images", b)
+	if code != 2 || out != "" {
+		t.Fatalf("two lists: exit %d, want 2", code)
+	}
+	for _, w := range []string{"a.txt", "b.txt", "at most 100.0 KiB", "ns/repo copies every tag"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q", w)
 		}
 	}
 }
 
 func TestLintRejectsBrokenWorkflows(t *testing.T) {
-	code, good, _ := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000")
+	code, good, _ := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--image-tag", "v1.2.3")
 	if code != 0 {
 		t.Fatal(code)
 	}

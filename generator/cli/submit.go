@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,10 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/regmigrate/regmigrate/steps/credentials"
 )
 
 type submitFlags struct {
 	generateFlags
+	createSecret                bool
 	argoKubeconfig, argoContext string
 	uiURL                       string
 	watch                       bool
@@ -28,13 +32,15 @@ func newSubmitCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "submit",
 		Short: "Create the generated Workflow (or CronWorkflow) in the cluster where Argo runs; print its name and UI link",
-		Example: `  regmigrate submit -f migration.yaml --secret registry-auth --namespace-for-workflow regmigrate
+		Example: `  regmigrate submit -f migration.yaml --create-secret --namespace-for-workflow regmigrate
+  regmigrate submit -f migration.yaml --secret registry-auth --namespace-for-workflow regmigrate
   regmigrate submit -f migration.yaml --cron '0 */6 * * *' --argo-kubeconfig ~/.kube/config`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSubmit(c, env, &f) },
 	}
 	f.bindGenerate(c)
 	fs := c.Flags()
+	fs.BoolVar(&f.createSecret, "create-secret", false, "create a kubernetes.io/dockerconfigjson Secret from the spec's credential files (auth.authFile, auth.imageMigratorAuth, auth.dockerConfig; ${ENV} and credential helpers resolved now) in the Workflow's namespace, owned by the created object")
 	fs.StringVar(&f.argoKubeconfig, "argo-kubeconfig", "", "kubeconfig of the cluster where Argo runs (default: $KUBECONFIG, then ~/.kube/config)")
 	fs.StringVar(&f.argoContext, "argo-context", "", "context in --argo-kubeconfig")
 	fs.StringVar(&f.uiURL, "argo-ui", "", "base URL of the Argo UI, for the printed link")
@@ -44,9 +50,23 @@ func newSubmitCmd(env Env) *cobra.Command {
 }
 
 func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
-	obj, err := buildObject(c, &f.generateFlags)
+	ctx := c.Context()
+	g, err := prepare(c, &f.generateFlags, true, f.createSecret)
 	if err != nil {
 		return err
+	}
+	if f.createSecret {
+		g.plan.CredentialsSecret = pendingSecret // validated now; named once created
+	}
+	obj, err := g.object()
+	if err != nil {
+		return err
+	}
+	var dc credentials.DockerConfig
+	if f.createSecret {
+		if dc, err = registryCredentials(ctx, g.migration.Auth, g.plan, env.Getenv); err != nil {
+			return usageError(fmt.Errorf("--create-secret: %w", err))
+		}
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if f.argoKubeconfig != "" {
@@ -70,11 +90,33 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	if err != nil {
 		return err
 	}
-	created, resource, err := create(c.Context(), dyn, ns, obj)
+	secret := ""
+	if f.createSecret {
+		if secret, err = createSecret(ctx, dyn, ns, g.plan.Name, dc); err != nil {
+			return err
+		}
+		g.plan.CredentialsSecret = secret
+		if obj, err = g.object(); err != nil {
+			return errors.Join(err, removeSecret(ctx, dyn, ns, secret))
+		}
+	}
+	created, resource, err := create(ctx, dyn, ns, obj)
 	if err != nil {
-		return fmt.Errorf("creating the %s in namespace %s: %w", resource, ns, err)
+		err = fmt.Errorf("creating the %s in namespace %s: %w", resource, ns, err)
+		if secret != "" {
+			err = errors.Join(err, removeSecret(ctx, dyn, ns, secret))
+		}
+		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
+	if secret != "" {
+		if err := ownSecret(ctx, dyn, ns, secret, created); err != nil {
+			return fmt.Errorf("the %s %s was created, but its credentials Secret %s could not be given to it as its owner (delete the Secret with it): %w",
+				resource, created.GetName(), secret, err)
+		}
+		fmt.Fprintf(env.Stdout, "secret/%s created in namespace %s with credentials for %s (deleted with %s %s)\n",
+			secret, ns, strings.Join(dc.Keys, ", "), resource, created.GetName())
+	}
 	if f.uiURL != "" {
 		path := "workflows"
 		if resource == "cronworkflow" {
@@ -85,7 +127,16 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	if !f.watch || resource != "workflow" {
 		return nil
 	}
-	return watch(c.Context(), env, dyn, ns, created.GetName(), f.pollEvery)
+	return watch(ctx, env, dyn, ns, created.GetName(), f.pollEvery)
+}
+
+// removeSecret deletes the Secret of an object that was not created, and
+// says so if it cannot.
+func removeSecret(ctx context.Context, dyn dynamic.Interface, ns, name string) error {
+	if err := deleteSecret(ctx, dyn, ns, name); err != nil {
+		return fmt.Errorf("the credentials Secret %s in namespace %s is left behind (delete it): %w", name, ns, err)
+	}
+	return nil
 }
 
 // watch prints the Workflow's phase (and its progress) as it changes,

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -39,6 +41,19 @@ type Migration struct {
 	Strategy string `json:"strategy,omitempty"`
 	// Cluster whose Image API is backfilled; none = no backfill.
 	Cluster *Cluster `json:"cluster,omitempty"`
+	// Argo: how `generate` and `submit` build the Workflow. `run` ignores it.
+	Argo Argo `json:"argo,omitempty"`
+}
+
+// Argo says which step images the generated Workflow runs.
+type Argo struct {
+	// ImagePrefix: the step images are PREFIX/<step>:TAG (default
+	// ghcr.io/regmigrate, where releases are published).
+	ImagePrefix string `json:"imagePrefix,omitempty"`
+	// ImageTag: the step images' tag (default: this regmigrate's version
+	// when it is a release; a development build needs one, from `make
+	// images REGISTRY=...`).
+	ImageTag string `json:"imageTag,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.
@@ -112,6 +127,19 @@ type Verify struct {
 	Mode string `json:"mode,omitempty"`
 }
 
+// imageTag is the OCI distribution spec's tag grammar.
+var imageTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+
+// ImagePrefixOK reports whether p is a registry and path without a tag or
+// digest (registry.example:5000/regmigrate, or a bare host[:port]).
+func ImagePrefixOK(p string) bool {
+	if p == "" || strings.ContainsAny(p, "@ \t") {
+		return false
+	}
+	i := strings.LastIndex(p, "/")
+	return i < 0 || !strings.Contains(p[i+1:], ":")
+}
+
 // Load reads a spec file; relative paths in it are relative to the file.
 func Load(path string) (*Migration, error) {
 	b, err := os.ReadFile(path)
@@ -181,6 +209,12 @@ func (m *Migration) Validate() error {
 	}
 	if m.Shards.Size < 0 || m.Shards.MinSize < 0 || m.Shards.Max < 0 {
 		errs = append(errs, errors.New("shards.size, shards.minSize and shards.max must not be negative"))
+	}
+	if t := m.Argo.ImageTag; t != "" && !imageTag.MatchString(t) {
+		errs = append(errs, fmt.Errorf("argo.imageTag %q: want a tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')", t))
+	}
+	if p := m.Argo.ImagePrefix; p != "" && !ImagePrefixOK(p) {
+		errs = append(errs, fmt.Errorf("argo.imagePrefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", p))
 	}
 	return errors.Join(errs...)
 }

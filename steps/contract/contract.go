@@ -3,6 +3,8 @@
 // import it so that they cannot drift apart.
 package contract
 
+import "regexp"
+
 // Step names, also the names of the binaries in steps/cmd.
 const (
 	StepExport     = "export"
@@ -49,5 +51,16 @@ const (
 )
 
 // Version is the version being built (set with -X at link time); the
-// generator uses it as the default tag of the step images.
+// generator uses it as the default tag of the step images when it is a
+// release (IsRelease).
 var Version = "dev"
+
+// releaseVersion is a released version's tag: v1.2.3, or a pre-release
+// v1.2.3-rc.1 (also alpha.N, beta.N).
+var releaseVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)\.[0-9]+)?$`)
+
+// IsRelease reports whether v names a release, whose step images are
+// published under that tag. "dev" (a plain go build), a commit hash and
+// `git describe` output past a tag (v1.2.3-4-gabc1234, v1.2.3-dirty) are
+// development builds: no image was ever published with their tag.
+func IsRelease(v string) bool { return releaseVersion.MatchString(v) }

@@ -141,23 +141,33 @@ func (k *keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.
 	if rest, ok := strings.CutPrefix(r.String(), r.RegistryStr()); ok && strings.HasPrefix(rest, "/") {
 		target += rest
 	}
-	if c, ok := match(k.authJSON, target); ok && !c.empty() {
-		return authn.FromConfig(c.cfg), nil
-	}
 	serverURL := r.RegistryStr()
 	if host == dockerHub {
 		serverURL = authn.DefaultAuthKey
 	}
+	cfg, ok, err := k.lookup(ctx, host, target, serverURL)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(cfg), nil
+}
+
+// lookup resolves a target (host or host/path; host canonical) in the
+// keychain's order; serverURL is what credential helpers are asked about.
+func (k *keychain) lookup(ctx context.Context, host, target, serverURL string) (authn.AuthConfig, bool, error) {
+	if c, ok := match(k.authJSON, target); ok && !c.empty() {
+		return c.cfg, true, nil
+	}
 	for _, f := range k.files {
 		cfg, ok, err := f.lookup(ctx, k.helpers, host, target, serverURL)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return authn.FromConfig(cfg), nil
+		if err != nil || ok {
+			return cfg, ok, err
 		}
 	}
-	return authn.Anonymous, nil
+	return authn.AuthConfig{}, false, nil
 }
 
 // dockerHub is the canonical name of Docker Hub's registry in keys.

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -296,23 +297,99 @@ cluster:
 	return path
 }
 
-// regmigrate runs the CLI in-process, as `regmigrate ARGS...`.
+// sourcePasswordVar holds the source registry's password in the
+// submitter's environment; auth.json refers to it as ${...}.
+const sourcePasswordVar = "E2E_SOURCE_PASSWORD"
+
+// listsSpec writes, in a folder of its own, a migration.yaml whose scope
+// is image lists on this machine (one `ns/repo` line per repository: every
+// tag, as the catalog gives) and whose credentials are an image-migrator
+// auth.json, the source's password as ${E2E_SOURCE_PASSWORD}. lists maps a
+// list's path, relative to the spec, to the repositories it names.
+func (e *env) listsSpec(t *testing.T, name string, lists map[string][]string) string {
+	dir := filepath.Join(e.dir, name)
+	write := func(rel, content string) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var paths []string
+	for rel, repos := range lists {
+		write(rel, strings.Join(repos, "\n")+"\n")
+		paths = append(paths, rel)
+	}
+	sort.Strings(paths)
+	auth, _ := json.Marshal(map[string]map[string]string{
+		e.src.Host: {"username": e.src.Username, "password": "${" + sourcePasswordVar + "}"},
+		e.dst.Host: {"username": e.dst.Username, "password": e.dst.Password},
+	})
+	write("auth.json", string(auth))
+	write("migration.yaml", fmt.Sprintf(`apiVersion: regmigrate.io/v1alpha1
+kind: Migration
+metadata:
+  name: %s
+source:
+  registry: %s
+target:
+  registry: %s
+images:
+  lists: [%s]
+auth:
+  imageMigratorAuth: auth.json
+shards:
+  minSize: 1
+cluster:
+  kubeconfig: %s
+  imageAPI: %s/v1
+`, name, e.src.Host, e.dst.Host, strings.Join(paths, ", "), e.node.Kubeconfig, imageAPI))
+	return filepath.Join(dir, "migration.yaml")
+}
+
+// regmigrate runs the CLI in-process, as `regmigrate ARGS...`, with an
+// empty environment.
 func regmigrate(t *testing.T, ctx context.Context, args ...string) (int, string) {
 	t.Helper()
+	return regmigrateEnv(t, ctx, nil, args...)
+}
+
+// regmigrateEnv runs the CLI in-process with environ as its environment.
+// Its output may name a Secret, never hold one.
+func regmigrateEnv(t *testing.T, ctx context.Context, environ map[string]string, args ...string) (int, string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Main(ctx, cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}, args)
+	code := cli.Main(ctx, cli.Env{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return environ[k] }}, args)
+	for k, v := range environ {
+		if v != "" && strings.Contains(out.String()+errb.String(), v) {
+			t.Errorf("regmigrate %s -> %d printed the value of $%s (output not logged)", args[0], code, k)
+			return code, out.String()
+		}
+	}
 	t.Logf("regmigrate %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
 	return code, out.String()
 }
 
 // submit runs `regmigrate submit` of a spec with the flags a user of this
-// cluster gives, plus extra, and returns the created object's name.
+// cluster gives, the credentials from the Secret install created, plus
+// extra, and returns the created object's name.
 func (e *env) submit(t *testing.T, ctx context.Context, spec string, extra ...string) string {
 	t.Helper()
+	return e.submitEnv(t, ctx, nil, spec, append([]string{"--secret", authSecret}, extra...)...)
+}
+
+// submitEnv runs `regmigrate submit` of a spec with the flags a user of
+// this cluster gives plus extra (which say where the credentials come
+// from), in the environment environ, and returns the created object's
+// name.
+func (e *env) submitEnv(t *testing.T, ctx context.Context, environ map[string]string, spec string, extra ...string) string {
+	t.Helper()
 	args := append([]string{"submit", "-f", spec, "--image-prefix", imagePrefix, "--image-tag", imageTag,
-		"--secret", authSecret, "--namespace-for-workflow", namespace,
+		"--namespace-for-workflow", namespace,
 		"--artifact-repository-ref", "artifact-repositories:audit", "--argo-kubeconfig", e.node.Kubeconfig}, extra...)
-	code, out := regmigrate(t, ctx, args...)
+	code, out := regmigrateEnv(t, ctx, environ, args...)
 	if code != 0 {
 		t.Fatalf("regmigrate submit exit %d", code)
 	}

@@ -1,8 +1,10 @@
 // Package argoe2e runs regmigrate's generated Argo objects end to end on a
 // real single-node Kubernetes with the real Argo Workflows controller
 // (tests/cluster): the migration Workflow submitted with `regmigrate
-// submit`, a failing shard retried with `argo retry`, the workflow archive
-// and the audit bundle in S3, the delta-sync CronWorkflow.
+// submit` from a spec with local image lists and an auth.json
+// (--create-secret), a failing shard retried with `argo retry`, the
+// workflow archive and the audit bundle in S3, the delta-sync
+// CronWorkflow, the cutover and the rollback.
 //
 // The tests carry the build tag e2e, so `go test ./...` does not run them:
 //

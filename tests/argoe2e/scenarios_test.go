@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/tests/regtest"
@@ -27,6 +28,26 @@ const wfTimeout = 10 * time.Minute
 
 // names of the scenarios' Workflows, for the archive scenario.
 var finished []string
+
+// Secrets `submit --create-secret` created, owned by their Workflows: the
+// archive scenario sees them go when it deletes the Workflows.
+var createdSecrets []string
+
+// repositories returns the repositories ("ns/repo") of seeded tags
+// ("ns/repo:tag"), sorted.
+func repositories(tags map[string]string) []string {
+	seen := map[string]bool{}
+	var repos []string
+	for ref := range tags {
+		repo, _, _ := strings.Cut(ref, ":")
+		if !seen[repo] {
+			seen[repo] = true
+			repos = append(repos, repo)
+		}
+	}
+	slices.Sort(repos)
+	return repos
+}
 
 // shardNode returns the node of a template run for a shard (the shard's
 // DAG: template "shard"; its steps' pods: "mirror-shard", ...), or nil.
@@ -71,19 +92,73 @@ func tagsIn(tags map[string]string, ns string) map[string]string {
 
 type mirrorJSON struct{ Total, Copied, Skipped, Failed int }
 
-// scenarioMigration is issue 6's scenario 1: `regmigrate submit` of the
-// migration Workflow, run by the real controller on real pods.
+// scenarioMigration is issue 6's scenario 1, as issue 11 has a user do
+// it: `regmigrate submit` of the migration Workflow from a spec whose image
+// lists are files on the submitting machine (nothing uploaded by hand) and
+// whose credentials are an image-migrator auth.json (the source's password
+// from the submitter's environment) that `submit --create-secret` turns
+// into the Workflow's Secret; run by the real controller on real pods.
 func scenarioMigration(t *testing.T, e *env) {
 	ctx := context.Background()
 	namespaces := []string{"team-a", "team-b", "team-c"}
 	seeded := e.seed(t, regtest.Corpus{Namespaces: namespaces, ReposPerNS: 2, TagsPerRepo: 2, LayerSize: 4 << 10,
 		MultiArch: true, Signature: true, HelmChart: true})
-	name := e.submit(t, ctx, e.migrationSpec(t, "e2e-migrate", namespaces...))
+	// Two lists of one file name in two folders: every repository of the
+	// three namespaces, one `ns/repo` line each (every tag, as the catalog).
+	lists := map[string][]string{}
+	for _, repo := range repositories(seeded.Tags) {
+		file := "lists/images.txt"
+		if strings.HasPrefix(repo, "team-c/") {
+			file = "more/images.txt"
+		}
+		lists[file] = append(lists[file], repo)
+	}
+	spec := e.listsSpec(t, "e2e-migrate", lists)
+	name := e.submitEnv(t, ctx, map[string]string{sourcePasswordVar: e.src.Password}, spec, "--create-secret")
 	wf := e.waitWorkflow(t, ctx, name, wfTimeout)
 	finished = append(finished, name)
 	if wf.Status.Phase != wfv1.WorkflowSucceeded {
 		out, _ := e.argo(ctx, "get", name)
 		t.Fatalf("workflow %s: %s (%s)\n%s", name, wf.Status.Phase, wf.Status.Message, out)
+	}
+
+	// The credentials: one Secret, made by submit, named in the Workflow
+	// and owned by it; no password in the Workflow.
+	out, err := e.node.Kubectl(ctx, "-n", namespace, "get", "secrets", "-l", "regmigrate.io/migration=e2e-migrate", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets struct {
+		Items []struct {
+			Metadata struct {
+				Name            string
+				OwnerReferences []struct{ APIVersion, Kind, Name, UID string }
+			}
+			Type string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &secrets); err != nil {
+		t.Fatalf("kubectl get secrets: not the JSON of a list: %v", err)
+	}
+	if len(secrets.Items) != 1 {
+		t.Fatalf("%d Secrets labelled regmigrate.io/migration=e2e-migrate, want the one submit --create-secret made", len(secrets.Items))
+	}
+	secret := secrets.Items[0]
+	createdSecrets = append(createdSecrets, secret.Metadata.Name)
+	if secret.Type != "kubernetes.io/dockerconfigjson" {
+		t.Errorf("Secret %s is of type %q", secret.Metadata.Name, secret.Type)
+	}
+	if o := secret.Metadata.OwnerReferences; len(o) != 1 || o[0].Kind != "Workflow" || o[0].Name != name || o[0].UID != string(wf.UID) {
+		t.Errorf("Secret %s is owned by %+v, want the Workflow %s (%s)", secret.Metadata.Name, o, name, wf.UID)
+	}
+	mounted := slices.ContainsFunc(wf.Spec.Volumes, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == secret.Metadata.Name
+	})
+	if !mounted {
+		t.Errorf("the Workflow does not mount Secret %s: %+v", secret.Metadata.Name, wf.Spec.Volumes)
+	}
+	if b, _ := json.Marshal(wf); strings.Contains(string(b), e.src.Password) || strings.Contains(string(b), e.dst.Password) {
+		t.Error("a registry password is in the Workflow")
 	}
 
 	// Every image on the target with its source digest.
@@ -325,6 +400,25 @@ func scenarioArchive(t *testing.T, e *env) {
 	}
 	if out, _ := e.node.Kubectl(ctx, "-n", namespace, "get", "workflows", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Fatalf("workflows left: %s", out)
+	}
+	// The Secret submit --create-secret made went with its Workflow
+	// (ownerReferences, the controller-manager's garbage collector).
+	for _, secret := range createdSecrets {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			out, err := e.node.Kubectl(ctx, "-n", namespace, "get", "secret", secret, "-o", "name", "--ignore-not-found")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(out) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("Secret %s is still there 2 minutes after its Workflow was deleted", secret)
+				break
+			}
+			time.Sleep(time.Second)
+		}
 	}
 	got := archived()
 	for _, n := range finished {

@@ -64,12 +64,12 @@ func installArgoCRDs(t *testing.T, c *kubeapi.Cluster, names ...string) {
 
 // TestSubmitCreatesTheWorkflowInARealAPIServer: `regmigrate submit` creates
 // the generated Workflow and CronWorkflow through a real kube-apiserver with
-// Argo's CRDs installed (running them is issue 6's Argo controller).
+// Argo's CRDs installed (tests/argoe2e runs them under the Argo controller).
 func TestSubmitCreatesTheWorkflowInARealAPIServer(t *testing.T) {
 	t.Parallel()
 	cluster := kubeapi.Start(t)
 	installArgoCRDs(t, cluster, "workflows", "cronworkflows")
-	code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+	code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000", "--image-tag", "v1.2.3",
 		"--secret", "registry-auth", "--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default",
 		"--argo-ui", "https://argo.example")
 	if code != contract.ExitOK {
@@ -88,7 +88,7 @@ func TestSubmitCreatesTheWorkflowInARealAPIServer(t *testing.T) {
 		t.Error("the stored Workflow has no entrypoint")
 	}
 
-	code, stdout, _ = runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+	code, stdout, _ = runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000", "--image-tag", "v1.2.3",
 		"--cron", "0 */6 * * *", "--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default")
 	if code != contract.ExitOK || !strings.Contains(stdout, "cronworkflow.argoproj.io/") {
 		t.Fatalf("submit --cron exit %d: %s", code, stdout)
@@ -137,7 +137,7 @@ func TestSubmitWatchFollowsTheWorkflowToItsEnd(t *testing.T) {
 				time.Sleep(300 * time.Millisecond)
 			}
 		}()
-		code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000",
+		code, stdout, _ := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000", "--image-tag", "v1.2.3",
 			"--argo-kubeconfig", cluster.AdminKubeconfig, "--namespace-for-workflow", "default", "--watch", "--watch-interval", "100ms")
 		<-done
 		if code != tc.wantCode || !strings.Contains(stdout, tc.end) {
