@@ -64,6 +64,20 @@ type engine struct {
 	o       Options
 	mu      sync.Mutex
 	streams map[string]*streamOnce
+
+	auditMu   sync.Mutex
+	auditErrs []string
+}
+
+// audit writes one audit file; a failure is kept for the result and logged
+// (the metadata is applied whatever happens to its record).
+func (e *engine) audit(path string, b []byte) {
+	if err := artifacts.WriteFile(path, b); err != nil {
+		e.o.Logger.Warn("audit file not written", "path", path, "err", err)
+		e.auditMu.Lock()
+		e.auditErrs = append(e.auditErrs, fmt.Sprintf("writing %s: %v", path, err))
+		e.auditMu.Unlock()
+	}
 }
 
 type streamOnce struct {
@@ -129,6 +143,7 @@ func Run(ctx context.Context, o Options) (backfillresult.Result, error) {
 			res.Failed++
 		}
 	}
+	res.AuditErrors = e.auditErrs
 	return res, ctx.Err()
 }
 
@@ -245,8 +260,8 @@ func (e *engine) ensureStream(ctx context.Context, ns, name string) (map[string]
 		if created && e.o.MetadataDir != "" {
 			b, _ := yaml.Marshal(e.o.API.StreamManifest(ns, name).Object)
 			base := filepath.Join(e.o.MetadataDir, ns+"-"+name)
-			_ = artifacts.WriteFile(base+".imagestream.yaml", b)
-			_ = artifacts.WriteFile(base+".imagestream.apply.txt", fmt.Appendf(nil, "imagestream.%s/%s created\n", e.o.API.GroupVersion().Group, name))
+			e.audit(base+".imagestream.yaml", b)
+			e.audit(base+".imagestream.apply.txt", fmt.Appendf(nil, "imagestream.%s/%s created\n", e.o.API.GroupVersion().Group, name))
 		}
 		close(s.done)
 	}
@@ -274,10 +289,11 @@ func (e *engine) record(m imageapi.Mapping, out string) {
 	}
 	base := filepath.Join(e.o.MetadataDir, m.Namespace+"-"+m.Stream+"-"+m.Tag)
 	b, err := yaml.Marshal(e.o.API.Object(m).Object)
-	if err == nil {
-		_ = artifacts.WriteFile(base+".mapping.yaml", b)
+	if err != nil {
+		b = fmt.Appendf(nil, "# the mapping could not be rendered: %v\n", err)
 	}
-	_ = artifacts.WriteFile(base+".apply.txt", []byte(out))
+	e.audit(base+".mapping.yaml", b)
+	e.audit(base+".apply.txt", []byte(out))
 }
 
 // explain turns API errors into what to do.

@@ -20,6 +20,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/imageref"
@@ -223,3 +224,24 @@ func TestDiscoveryNamesWhatIsMissing(t *testing.T) {
 // anyHost marks every registry insecure: the test registries speak plain
 // HTTP on loopback, which the client uses only when told.
 func anyHost(string) bool { return true }
+
+// An audit file that cannot be written does not pass unnoticed: the
+// metadata is applied, and the result names the missing record and fails.
+func TestBackfillAuditFilesThatCannotBeWrittenAreReported(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	blocked := filepath.Join(t.TempDir(), "metadata")
+	if err := os.WriteFile(blocked, []byte("a file where the folder should be"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(t, e.items, blocked)
+	if res.Applied != len(e.items) {
+		t.Fatalf("applied %d of %d: the metadata must be applied whatever happens to its record", res.Applied, len(e.items))
+	}
+	if len(res.AuditErrors) == 0 || !strings.Contains(res.AuditErrors[0], blocked) {
+		t.Fatalf("audit errors %v: want the unwritable files named", res.AuditErrors)
+	}
+	if res.ExitCode() == contract.ExitOK {
+		t.Error("exit 0 with an incomplete audit bundle")
+	}
+}

@@ -43,10 +43,16 @@ type Result struct {
 	Skipped  int           `json:"skipped"`
 	Failed   int           `json:"failed"`
 	Images   []ImageResult `json:"images"`
+	// AuditErrors are audit files (metadata/*.yaml, *.apply.txt) that could
+	// not be written: the metadata is in the cluster, its record is not.
+	AuditErrors []string `json:"auditErrors,omitempty"`
 }
 
 // ExitCode maps the result to the step's exit code.
 func (r Result) ExitCode() int {
+	if r.Failed == 0 && len(r.AuditErrors) > 0 {
+		return contract.ExitFailed // an incomplete audit bundle: fix the folder, run again
+	}
 	if r.Failed == 0 {
 		return contract.ExitOK
 	}
