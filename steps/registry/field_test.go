@@ -15,10 +15,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -428,51 +431,23 @@ func TestNoDigestOnHeadDoesNotDeadlockTheRequestSlots(t *testing.T) {
 	}
 }
 
-// proxyTo is a plain reverse proxy to a registry (a handler to wrap).
+// proxyTo is a plain reverse proxy to a registry (a handler to wrap); an
+// absolute Location naming the upstream is made relative to the proxy.
 func proxyTo(t *testing.T, upstream string) http.Handler {
 	t.Helper()
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		req.Header = r.Header.Clone()
-		req.ContentLength = r.ContentLength
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, upstream) {
-			w.Header().Set("Location", strings.TrimPrefix(loc, upstream))
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = copyBody(w, resp)
-	})
-}
-
-func copyBody(w http.ResponseWriter, resp *http.Response) (int64, error) {
-	var n int64
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := resp.Body.Read(buf)
-		if k > 0 {
-			m, werr := w.Write(buf[:k])
-			n += int64(m)
-			if werr != nil {
-				return n, werr
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		ModifyResponse: func(resp *http.Response) error {
+			if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, upstream) {
+				resp.Header.Set("Location", strings.TrimPrefix(loc, upstream))
 			}
-		}
-		if err != nil {
-			return n, nil
-		}
+			return nil
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 }
 

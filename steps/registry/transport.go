@@ -123,7 +123,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			body = k.stream
 		}
 		if body != nil {
-			body = &uploadReader{r: body, wd: wd, size: k.size}
+			body = &uploadReader{r: body, wd: wd}
 		}
 		req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
 		if err != nil {
@@ -329,7 +329,6 @@ func (w *watchdog) explain(err error) error {
 type uploadReader struct {
 	r    io.Reader
 	wd   *watchdog
-	size int64
 	sent int64
 }
 
