@@ -41,6 +41,9 @@ func (p Plan) common() flags {
 	f.num("max-per-registry", p.Copy.MaxPerRegistry)
 	f.num("retries", p.Copy.Retries)
 	f.str("idle-timeout", p.Copy.IdleTimeout)
+	if len(p.CertFiles) > 0 {
+		f.str("certs-dir", CertsDir)
+	}
 	f.str("log-format", "json")
 	return f
 }
@@ -71,6 +74,7 @@ func (p Plan) exportArgs() []string {
 func (p Plan) mirrorArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
+	f.str("strategy", p.Strategy)
 	f.list("platform", p.Copy.Platforms)
 	f.boolean("no-referrers", p.Copy.NoReferrers)
 	f.boolean("no-attachments", p.Copy.NoAttachments)
@@ -114,6 +118,7 @@ func (p Plan) verifyShardArgs() []string {
 func (p Plan) reportArgs() []string {
 	var f flags
 	f.str("run-dir", RunDir)
+	f.str("started", "{{workflow.creationTimestamp.RFC3339}}")
 	f.str("log-format", "json")
 	return f
 }

@@ -68,7 +68,12 @@ type Plan struct {
 	// CredentialsSecret is a kubernetes.io/dockerconfigjson Secret mounted at
 	// AuthDir (as config.json) with DOCKER_CONFIG pointing there. Empty: anonymous.
 	CredentialsSecret string
-	ServiceAccount    string
+	// CertFiles are the files of the spec's auth.certsDir (containerd's
+	// certs.d layout: HOST[:PORT]/ca.crt, client.cert, client.key), paths
+	// relative to it. CredentialsSecret holds each under CertKey(path); the
+	// steps read them from AuthDir/certs.d (--certs-dir).
+	CertFiles      []string
+	ServiceAccount string
 
 	Parallelism      int64 // pods at once in the whole workflow (0: no bound)
 	ShardParallelism int64 // shards at once (0: no bound)

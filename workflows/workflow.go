@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"path"
+	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
@@ -349,7 +350,7 @@ func (p Plan) volumes() []corev1.Volume {
 		mode := int32(0o440)
 		vs = append(vs, corev1.Volume{Name: volAuth, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName:  p.CredentialsSecret,
-			Items:       []corev1.KeyToPath{{Key: corev1.DockerConfigJsonKey, Path: "config.json"}},
+			Items:       append([]corev1.KeyToPath{{Key: corev1.DockerConfigJsonKey, Path: "config.json"}}, certItems(p.CertFiles)...),
 			DefaultMode: &mode,
 		}}})
 	}
@@ -408,4 +409,22 @@ func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.labels("template")},
 		Spec:       p.workflowSpec(tmplMain, p.mainDAG(), nil),
 	}, nil
+}
+
+// CertsDir is where the pods find auth.certsDir's files: in the
+// credentials Secret's volume.
+const CertsDir = AuthDir + "/certs.d"
+
+// CertKey is the Secret key that holds the certs.d file at rel
+// (HOST[:PORT]/NAME): Secret keys allow no "/" or ":".
+func CertKey(rel string) string {
+	return "certs.d__" + strings.NewReplacer("/", "__", ":", "_").Replace(rel)
+}
+
+func certItems(files []string) []corev1.KeyToPath {
+	out := make([]corev1.KeyToPath, 0, len(files))
+	for _, rel := range files {
+		out = append(out, corev1.KeyToPath{Key: CertKey(rel), Path: "certs.d/" + rel})
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"path/filepath"
 	"strings"
 
@@ -11,22 +12,14 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
-	"github.com/regmigrate/regmigrate/steps/switchmode"
 )
 
-// bindCutover binds switch-mode's configuration to cobra flags (prefix:
-// for the flags run already has under another meaning).
+// bindCutover adds switch-mode's own flags (switchmodecmd.BindSwitch,
+// defined once for the step and the CLI) to a cobra command.
 func bindCutover(c *cobra.Command, prefix string, cfg *switchmodecmd.Config) {
-	fs := c.Flags()
-	fs.StringSliceVar(&cfg.Contexts, prefix+"context", nil, "kubeconfig contexts of the clusters to switch (repeatable; default: the current one)")
-	fs.BoolVar(&cfg.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
-	fs.StringVar(&cfg.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
-	fs.BoolVar(&cfg.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
-	fs.StringVar(&cfg.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the registry mode record ConfigMap")
-	fs.StringVar(&cfg.RecordName, "record-name", switchmode.DefaultName, "name of the registry mode record ConfigMap")
-	fs.StringVar(&cfg.Migration, "migration", "", "migration name to record")
-	fs.BoolVar(&cfg.Confirm, "confirm", false, "apply (default: dry run: print and write switch.json and switch.diff only)")
-	fs.BoolVar(&cfg.Force, "force", false, "switch to modern although verify did not pass")
+	gfs := flag.NewFlagSet(c.Name(), flag.ContinueOnError)
+	switchmodecmd.BindSwitch(gfs, cfg, prefix)
+	c.Flags().AddGoFlagSet(gfs)
 }
 
 func newCutoverCmd(env Env) *cobra.Command {
@@ -51,17 +44,11 @@ exactly them. Nothing is written without --confirm.`,
 			return runCutover(c.Context(), env, cfg)
 		},
 	}
-	bindCutover(c, "", &cfg)
-	fs := c.Flags()
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster(s) (default: $KUBECONFIG, ~/.kube/config)")
-	fs.StringArrayVar(&cfg.VerifyReports, "verify-report", nil, "the run's report.json: the proof (PATH, or CONTEXT=PATH per cluster; repeatable)")
-	fs.StringVar(&cfg.RunDir, "run-dir", "", "a run directory: its report.json is the proof and switch.json/switch.diff go there")
-	fs.StringVar(&cfg.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the report's folder)")
-	fs.StringVar(&cfg.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
-	fs.StringVar(&cfg.To, "to", "", "target registry as workloads should name it (default: the report's target)")
-	fs.StringSliceVar(&cfg.Namespaces, "namespace", nil, "namespaces whose workloads to switch (default: all)")
-	fs.BoolVar(&cfg.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
-	fs.StringVar(&logFormat, "log-format", "text", "text or json")
+	gfs := flag.NewFlagSet(c.Name(), flag.ContinueOnError)
+	switchmodecmd.BindProof(gfs, &cfg)
+	switchmodecmd.BindSwitch(gfs, &cfg, "")
+	c.Flags().AddGoFlagSet(gfs)
+	c.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	return c
 }
 
@@ -77,9 +64,8 @@ func runCutover(ctx context.Context, env Env, cfg switchmodecmd.Config) error {
 	}
 	code, err := switchmodecmd.Execute(ctx, stepcli.Env{Stdout: env.Stdout, Stderr: env.Stderr, Getenv: env.Getenv}, cfg)
 	if err != nil {
-		var u stepcli.Usage
-		if errors.As(err, &u) {
-			return usageError(u.Err)
+		if contract.IsUsage(err) {
+			return err
 		}
 		return &ExitError{Code: contract.ExitFailed, Err: err}
 	}

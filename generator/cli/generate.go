@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,6 +126,11 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 		return nil, usageError(err)
 	}
 	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
+	if m.Auth.CertsDir != "" && !f.rollback {
+		if p.CertFiles, err = certFiles(m.Auth.CertsDir); err != nil {
+			return nil, usageError(err)
+		}
+	}
 	p.Parallelism, p.ShardParallelism, p.Timezone = f.parallelism, f.shardsAtOnce, f.timezone
 	p.Retry = workflows.Retry{Limit: f.retryLimit, Backoff: workflows.DefaultRetryBackoff, Factor: workflows.DefaultRetryFactor, MaxDuration: workflows.DefaultRetryMaxDuration}
 	if f.artifactRepositoryRef != "" {
@@ -183,7 +189,7 @@ func stepImages(set func(string) bool, f *generateFlags, a spec.Argo, version st
 func authFiles(a spec.Auth) []string {
 	var out []string
 	for _, f := range []struct{ field, path string }{
-		{"auth.authFile", a.AuthFile}, {"auth.imageMigratorAuth", a.AuthJSON}, {"auth.dockerConfig", a.DockerConfig},
+		{"auth.authFile", a.AuthFile}, {"auth.imageMigratorAuth", a.AuthJSON}, {"auth.dockerConfig", a.DockerConfig}, {"auth.certsDir", a.CertsDir},
 	} {
 		if f.path != "" {
 			out = append(out, fmt.Sprintf("%s (%s)", f.field, f.path))
@@ -290,4 +296,31 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// certFiles lists auth.certsDir's files (HOST[:PORT]/NAME), which travel in
+// the credentials Secret.
+func certFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if strings.Count(rel, string(filepath.Separator)) != 1 {
+			return fmt.Errorf("auth.certsDir %s: %s is not HOST[:PORT]/FILE (containerd's certs.d layout: one folder per registry holding ca.crt, client.cert, client.key)", dir, rel)
+		}
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth.certsDir: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("auth.certsDir %s holds no certificate (want HOST[:PORT]/ca.crt files)", dir)
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/regmigrate/regmigrate/generator/cli"
+	"github.com/regmigrate/regmigrate/workflows"
 )
 
 // runCLI runs `regmigrate args...` in-process and returns exit code, stdout, stderr.
@@ -270,5 +271,41 @@ func TestLintRejectsBrokenWorkflows(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "lint", filepath.Join(t.TempDir(), "missing.yaml")); code != 2 {
 		t.Errorf("lint of a missing file: exit %d, want 2", code)
+	}
+}
+
+// TestCertsDirTravelsInTheCredentialsSecret: auth.certsDir (a private CA
+// for the registries) reaches the pods as files of the credentials Secret,
+// mounted in containerd's certs.d layout with --certs-dir pointing there;
+// it is never dropped silently.
+func TestCertsDirTravelsInTheCredentialsSecret(t *testing.T) {
+	spec := migrationYAML(t)
+	dir := filepath.Dir(spec)
+	if err := os.MkdirAll(filepath.Join(dir, "certs.d", "legacy.example:5000"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "certs.d", "legacy.example:5000", "ca.crt"), []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(spec)
+	if err := os.WriteFile(spec, []byte(strings.Replace(string(b), "  authFile: config.json\n", "  authFile: config.json\n  certsDir: certs.d\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "generate", "-f", spec, "--image-tag", "v1")
+	if code != 2 || !strings.Contains(stderr, "auth.certsDir ("+filepath.Join(dir, "certs.d")+")") {
+		t.Errorf("without a Secret: exit %d, %s: want 2 naming auth.certsDir", code, stderr)
+	}
+	code, out, stderr := runCLI(t, "generate", "-f", spec, "--image-tag", "v1", "--secret", "registry-auth")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	key := workflows.CertKey("legacy.example:5000/ca.crt")
+	for _, w := range []string{"--certs-dir=" + workflows.CertsDir, "key: " + key, "path: certs.d/legacy.example:5000/ca.crt"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the Workflow lacks %q", w)
+		}
+	}
+	if strings.ContainsAny(key, "/:") {
+		t.Errorf("Secret key %q: Kubernetes allows no / or :", key)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/logging"
 )
 
 // Env is what the process gives the CLI: streams and environment. Tests
@@ -31,21 +32,9 @@ func OSEnv() Env {
 }
 
 // ExitError carries an exit code out of a command.
-type ExitError struct {
-	Code int
-	Err  error
-}
+type ExitError = contract.ExitError
 
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// usageError marks bad flags or input.
-func usageError(err error) error { return &ExitError{Code: contract.ExitUsage, Err: err} }
+func usageError(err error) error { return contract.Usage(err) }
 
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
@@ -73,17 +62,11 @@ func Main(ctx context.Context, env Env, args []string) int {
 		return contract.ExitOK
 	}
 	var ee *ExitError
-	if errors.As(err, &ee) {
-		if ee.Err != nil {
-			fmt.Fprintln(env.Stderr, "regmigrate:", ee.Err)
-		}
-		return ee.Code
+	if errors.As(err, &ee) && ee.Err == nil {
+		return ee.Code // said already
 	}
 	fmt.Fprintln(env.Stderr, "regmigrate:", err)
-	if errors.Is(err, context.Canceled) {
-		return contract.ExitRetryable
-	}
-	return contract.ExitFailed
+	return contract.ExitCode(err)
 }
 
 func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
@@ -91,8 +74,8 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 	if verbose {
 		lvl = slog.LevelDebug
 	}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	if format != "json" {
+		format = "text"
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+	return logging.New(w, format, lvl)
 }

@@ -221,6 +221,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	for _, b := range bad {
 		fmt.Fprintln(env.Stderr, "regmigrate: skipping bad input:", b)
 	}
+	o.BadLines = bad
 	if c.Flags().Changed("jobs") {
 		o.Jobs = f.jobs
 	}
@@ -301,8 +302,8 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.md, report.json)\n", rep.SummaryLine(), o.Out)
 	code := rep.ExitCode()
-	if code == contract.ExitOK && len(bad) > 0 {
-		return &ExitError{Code: contract.ExitFailed, Err: fmt.Errorf("%d bad input lines were skipped (listed above); fix them and run again with --out %s", len(bad), o.Out)}
+	if len(rep.ScopeErrors) > 0 {
+		return &ExitError{Code: code, Err: fmt.Errorf("%d scope errors (bad input lines or repositories that could not be listed, in %s/report.md); fix them and run again with --out %s --rediscover", len(rep.ScopeErrors), o.Out, o.Out)}
 	}
 	if code != contract.ExitOK {
 		if f.cutover {
@@ -378,21 +379,8 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 			insecure = append(insecure, e.Target.Registry)
 		}
 	}
-	authFile := m.Auth.AuthFile
-	if authFile == "" {
-		authFile = env.Getenv("REGISTRY_AUTH_FILE")
-	}
-	dockerConfig := m.Auth.DockerConfig
-	if dockerConfig == "" {
-		dockerConfig = env.Getenv("DOCKER_CONFIG")
-	}
-	if dockerConfig == "" {
-		if home := env.Getenv("HOME"); home != "" {
-			dockerConfig = filepath.Join(home, ".docker")
-		}
-	}
 	o.Connect = connect.Options{
-		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: dockerConfig, AuthFile: authFile,
+		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: m.Auth.DockerConfig, AuthFile: m.Auth.AuthFile,
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
 	}
 	if m.Copy.IdleTimeout != "" {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -58,7 +61,7 @@ func registryCredentials(ctx context.Context, a spec.Auth, p workflows.Plan, get
 // createSecret creates the credentials Secret in ns with a generated name
 // (migration-registry-auth-XXXXX) and returns that name. The content is
 // sent to the apiserver and nowhere else.
-func createSecret(ctx context.Context, dyn dynamic.Interface, ns, migration string, dc credentials.DockerConfig) (string, error) {
+func createSecret(ctx context.Context, dyn dynamic.Interface, ns, migration string, dc credentials.DockerConfig, certs map[string][]byte) (string, error) {
 	s := &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -69,6 +72,7 @@ func createSecret(ctx context.Context, dyn dynamic.Interface, ns, migration stri
 		Type: corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: dc.JSON},
 	}
+	maps.Copy(s.Data, certs)
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
 	if err != nil {
 		return "", err
@@ -99,4 +103,18 @@ func deleteSecret(ctx context.Context, dyn dynamic.Interface, ns, name string) e
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return dyn.Resource(secretsGVR).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{})
+}
+
+// secretCerts reads auth.certsDir's files into the credentials Secret's
+// keys (workflows.CertKey).
+func secretCerts(dir string, files []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(files))
+	for _, rel := range files {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil {
+			return nil, fmt.Errorf("auth.certsDir: %w", err)
+		}
+		out[workflows.CertKey(rel)] = b
+	}
+	return out, nil
 }

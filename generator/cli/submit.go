@@ -92,7 +92,11 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	}
 	secret := ""
 	if f.createSecret {
-		if secret, err = createSecret(ctx, dyn, ns, g.plan.Name, dc); err != nil {
+		certs, err := secretCerts(g.migration.Auth.CertsDir, g.plan.CertFiles)
+		if err != nil {
+			return usageError(err)
+		}
+		if secret, err = createSecret(ctx, dyn, ns, g.plan.Name, dc, certs); err != nil {
 			return err
 		}
 		g.plan.CredentialsSecret = secret

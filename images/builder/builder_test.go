@@ -447,8 +447,7 @@ func TestParseArgs(t *testing.T) {
 		{"--push", "Bad Host/x"},           // not a reference
 		{"--out", "d", "extra"},            // arguments
 	} {
-		var u Usage
-		if _, err := ParseArgs(bad, getenv, io.Discard); !errors.As(err, &u) {
+		if _, err := ParseArgs(bad, getenv, io.Discard); !contract.IsUsage(err) {
 			t.Errorf("%q: %v, want a usage error", bad, err)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regmigrate/regmigrate/steps/contract"
 )
 
 // Config is one build-images run.
@@ -45,11 +47,6 @@ type StepResult struct {
 	Ref    string // the reference pushed, if any
 }
 
-// Usage errors are bad flags (exit 2).
-type Usage struct{ Err error }
-
-func (u Usage) Error() string { return u.Err.Error() }
-func (u Usage) Unwrap() error { return u.Err }
 
 // ParseArgs reads build-images' flags; getenv supplies VERSION and
 // SOURCE_DATE_EPOCH.
@@ -83,20 +80,20 @@ func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Con
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, Usage{fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return Config{}, contract.Usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	var err error
 	if c.Steps, err = ParseSteps(steps); err != nil {
-		return Config{}, Usage{err}
+		return Config{}, contract.Usage(err)
 	}
 	if c.Platforms, err = ParsePlatforms(platforms); err != nil {
-		return Config{}, Usage{err}
+		return Config{}, contract.Usage(err)
 	}
 	if c.Epoch, err = EpochFrom(getenv); err != nil {
-		return Config{}, Usage{err}
+		return Config{}, contract.Usage(err)
 	}
 	if err := c.check(); err != nil {
-		return Config{}, Usage{err}
+		return Config{}, contract.Usage(err)
 	}
 	return c, nil
 }
@@ -144,7 +141,7 @@ func (c *Config) check() error {
 // to log; one line per result (LAYOUT or REF, then @DIGEST) to out.
 func Run(ctx context.Context, c Config, out, log io.Writer) ([]StepResult, error) {
 	if err := c.check(); err != nil {
-		return nil, Usage{err}
+		return nil, contract.Usage(err)
 	}
 	ca, err := ReadCABundle(c.CABundle)
 	if err != nil {
@@ -276,11 +273,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	start := time.Now()
 	if _, err := Run(ctx, c, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "build-images: %v\n", err)
-		var u Usage
-		if errors.As(err, &u) {
-			return 2
-		}
-		return 1
+		return contract.ExitCode(err)
 	}
 	fmt.Fprintf(stderr, "build-images: done in %s\n", time.Since(start).Round(time.Second))
 	return 0

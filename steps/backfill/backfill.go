@@ -23,18 +23,17 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/par"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
 
-// Strategies (the runbook's scenarios).
+// Strategies: contract's, named here too for callers of this package.
 const (
-	// StrategyCopy: images were copied; metadata is read from the target.
-	StrategyCopy = "copy"
-	// StrategyReuseStorage: the new registry serves the legacy storage; no
-	// copy, metadata is read from the legacy registry.
-	StrategyReuseStorage = "reuse-storage"
+	StrategyCopy         = contract.StrategyCopy
+	StrategyReuseStorage = contract.StrategyReuseStorage
 )
 
 // DefaultJobs is the number of images backfilled at once.
@@ -63,7 +62,7 @@ type Options struct {
 type engine struct {
 	o       Options
 	mu      sync.Mutex
-	streams map[string]*streamOnce
+	streams par.Memo[string, map[string]imageapi.Tag] // ns/name -> what the stream's tags point at
 
 	auditMu   sync.Mutex
 	auditErrs []string
@@ -78,12 +77,6 @@ func (e *engine) audit(path string, b []byte) {
 		e.auditErrs = append(e.auditErrs, fmt.Sprintf("writing %s: %v", path, err))
 		e.auditMu.Unlock()
 	}
-}
-
-type streamOnce struct {
-	done chan struct{}
-	tags map[string]imageapi.Tag // what the stream's tags point at
-	err  error
 }
 
 // Run backfills the items. Per-image failures are in the result.
@@ -104,33 +97,24 @@ func Run(ctx context.Context, o Options) (backfillresult.Result, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &engine{o: o, streams: map[string]*streamOnce{}}
+	e := &engine{o: o}
 	res := backfillresult.Result{API: o.API.GroupVersion().String(), Strategy: o.Strategy, Total: len(o.Items), Images: make([]backfillresult.ImageResult, len(o.Items))}
-	idx := make(chan int)
-	var wg sync.WaitGroup
 	var done atomic.Int64
-	for range min(o.Jobs, max(len(o.Items), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				r := e.one(ctx, o.Items[i])
-				res.Images[i] = r
-				o.Progress.Add(r.Action, 0)
-				if o.Verbose || r.Action == backfillresult.ActionFailed {
-					o.Logger.Info("backfill", "image", r.Image, "action", r.Action, "digest", r.Digest, "err", r.Error)
-				}
-				if n := done.Add(1); o.ProgressEvery > 0 && n%int64(o.ProgressEvery) == 0 {
-					o.Logger.Info("backfill progress", "done", n, "total", len(o.Items))
-				}
-			}
-		}()
-	}
-	for i := range o.Items {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
+	par.ForEach(ctx, o.Jobs, len(o.Items), func(i int) {
+		r := e.one(ctx, o.Items[i])
+		res.Images[i] = r
+		o.Progress.Add(r.Action, 0)
+		if o.Verbose || r.Action == backfillresult.ActionFailed {
+			o.Logger.Info("backfill", "image", r.Image, "action", r.Action, "digest", r.Digest, "err", r.Error)
+		}
+		if n := done.Add(1); o.ProgressEvery > 0 && n%int64(o.ProgressEvery) == 0 {
+			o.Logger.Info("backfill progress", "done", n, "total", len(o.Items))
+		}
+	}, func(i int) {
+		t := o.Items[i].Target
+		res.Images[i] = backfillresult.ImageResult{Image: t.Repository + ":" + t.Tag, Action: backfillresult.ActionFailed,
+			Error: fmt.Sprintf("not backfilled: %v", ctx.Err()), Retryable: true}
+	})
 	for _, r := range res.Images {
 		switch r.Action {
 		case backfillresult.ActionApplied:
@@ -245,42 +229,23 @@ func (e *engine) apply(ctx context.Context, m imageapi.Mapping) (string, error) 
 	return "Error from server: " + err.Error() + "\n", err
 }
 
+// ensureStream gets (or creates) an ImageStream once per run, whoever asks
+// first; a failure is not kept, so a later image tries again.
 func (e *engine) ensureStream(ctx context.Context, ns, name string) (map[string]imageapi.Tag, error) {
-	key := ns + "/" + name
-	e.mu.Lock()
-	s, ok := e.streams[key]
-	if !ok {
-		s = &streamOnce{done: make(chan struct{})}
-		e.streams[key] = s
-	}
-	e.mu.Unlock()
-	if !ok {
-		var created bool
-		s.tags, created, s.err = e.o.API.EnsureStream(ctx, ns, name)
+	tags, _, err := e.streams.Do(ctx, ns+"/"+name, func() (map[string]imageapi.Tag, error) {
+		tags, created, err := e.o.API.EnsureStream(ctx, ns, name)
 		if created && e.o.MetadataDir != "" {
 			b, _ := yaml.Marshal(e.o.API.StreamManifest(ns, name).Object)
 			base := filepath.Join(e.o.MetadataDir, ns+"-"+name)
 			e.audit(base+".imagestream.yaml", b)
 			e.audit(base+".imagestream.apply.txt", fmt.Appendf(nil, "imagestream.%s/%s created\n", e.o.API.GroupVersion().Group, name))
 		}
-		close(s.done)
-	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if s.err != nil {
-		e.forgetStream(ns, name) // let a later image try again
-	}
-	return s.tags, s.err
+		return tags, err
+	})
+	return tags, err
 }
 
-func (e *engine) forgetStream(ns, name string) {
-	e.mu.Lock()
-	delete(e.streams, ns+"/"+name)
-	e.mu.Unlock()
-}
+func (e *engine) forgetStream(ns, name string) { e.streams.Forget(ns + "/" + name) }
 
 // record keeps the mapping YAML and the apply output, as seed 000 does.
 func (e *engine) record(m imageapi.Mapping, out string) {

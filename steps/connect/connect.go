@@ -24,9 +24,11 @@ type Options struct {
 	// CertsDir is a docker certs.d-style folder (<dir>/<host>/ca.crt,
 	// client.cert, client.key).
 	CertsDir string
-	// DockerConfig is a folder holding config.json (DOCKER_CONFIG).
+	// DockerConfig is a folder holding config.json; empty: $DOCKER_CONFIG,
+	// else $HOME/.docker (credentials.WithDefaults).
 	DockerConfig string
-	// AuthFile is a config.json path (REGISTRY_AUTH_FILE, --authfile).
+	// AuthFile is a config.json path (--authfile); empty:
+	// $REGISTRY_AUTH_FILE.
 	AuthFile string
 	// AuthJSON is image-migrator's auth.json.
 	AuthJSON string
@@ -41,9 +43,9 @@ type Options struct {
 
 // Client returns a registry client for the options.
 func Client(o Options) (*registry.Client, error) {
-	kc, err := credentials.NewKeychain(credentials.Options{
+	kc, err := credentials.NewKeychain(credentials.WithDefaults(credentials.Options{
 		DockerConfig: o.DockerConfig, AuthFile: o.AuthFile, AuthJSON: o.AuthJSON, Getenv: o.Getenv,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}

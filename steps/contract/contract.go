@@ -42,6 +42,16 @@ const (
 	ShardIDsParam = "shard-ids.json" // the small JSON list of shard IDs Argo fans out over
 )
 
+// Strategies (the runbook's scenarios), for mirror-shard and
+// backfill-shard alike.
+const (
+	// StrategyCopy: images are copied; metadata is read from the target.
+	StrategyCopy = "copy"
+	// StrategyReuseStorage: the new registry serves the legacy storage;
+	// nothing is copied, metadata is read from the legacy registry.
+	StrategyReuseStorage = "reuse-storage"
+)
+
 // Image statuses in results and the report.
 const (
 	StatusCopied  = "copied"

@@ -48,6 +48,8 @@ func TestResultsAndCopyStepsLinkNoKubernetes(t *testing.T) {
 		"steps/report":           kubernetes,
 		"steps/backfillresult":   kubernetes,
 		"steps/pipeline":         kubernetes,
+		"steps/par":              kubernetes,
+		"steps/logging":          kubernetes,
 		"steps/cmd/export":       kubernetes,
 		"steps/cmd/mirror-shard": kubernetes,
 	})

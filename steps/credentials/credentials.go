@@ -37,6 +37,28 @@ type Options struct {
 	Getenv func(string) string
 }
 
+// WithDefaults fills what o leaves empty the way docker, podman and skopeo
+// do, from o.Getenv: AuthFile from $REGISTRY_AUTH_FILE, DockerConfig from
+// $DOCKER_CONFIG, else $HOME/.docker. It is the one place the step
+// binaries and the regmigrate CLI resolve where credentials are.
+func WithDefaults(o Options) Options {
+	if o.Getenv == nil {
+		return o
+	}
+	if o.AuthFile == "" {
+		o.AuthFile = o.Getenv("REGISTRY_AUTH_FILE")
+	}
+	if o.DockerConfig == "" {
+		o.DockerConfig = o.Getenv("DOCKER_CONFIG")
+	}
+	if o.DockerConfig == "" {
+		if home := o.Getenv("HOME"); home != "" {
+			o.DockerConfig = filepath.Join(home, ".docker")
+		}
+	}
+	return o
+}
+
 // NewKeychain reads the credential files once and returns a keychain that
 // resolves, for a registry or repository, the first match of:
 //

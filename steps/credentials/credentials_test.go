@@ -356,3 +356,25 @@ func TestNormalizeKey(t *testing.T) {
 		})
 	}
 }
+
+// WithDefaults finds credentials where docker, podman and skopeo look:
+// explicit paths win, then $REGISTRY_AUTH_FILE, $DOCKER_CONFIG and
+// $HOME/.docker.
+func TestWithDefaultsResolvesLikeDockerAndPodman(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	got := WithDefaults(Options{Getenv: env(map[string]string{"REGISTRY_AUTH_FILE": "/run/auth.json", "DOCKER_CONFIG": "/cfg", "HOME": "/home/u"})})
+	if got.AuthFile != "/run/auth.json" || got.DockerConfig != "/cfg" {
+		t.Errorf("from the environment: %+v", got)
+	}
+	got = WithDefaults(Options{Getenv: env(map[string]string{"HOME": "/home/u"})})
+	if got.AuthFile != "" || got.DockerConfig != "/home/u/.docker" {
+		t.Errorf("HOME only: %+v", got)
+	}
+	got = WithDefaults(Options{AuthFile: "/a", DockerConfig: "/d", Getenv: env(map[string]string{"REGISTRY_AUTH_FILE": "/x", "DOCKER_CONFIG": "/y"})})
+	if got.AuthFile != "/a" || got.DockerConfig != "/d" {
+		t.Errorf("explicit paths must win: %+v", got)
+	}
+	if got := WithDefaults(Options{}); got.DockerConfig != "" || got.AuthFile != "" {
+		t.Errorf("no Getenv, no defaults: %+v", got)
+	}
+}

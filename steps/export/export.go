@@ -17,6 +17,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/par"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
@@ -173,7 +174,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	ph := o.Progress.Start("tags", len(need))
-	parallel(ctx, o.Jobs, len(need), func(i int) {
+	par.ForEach(ctx, o.Jobs, len(need), func(i int) {
 		k := need[i]
 		tags, err := o.Client.ListTags(ctx, k.registry, k.repo)
 		switch {
@@ -189,7 +190,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		tagsOf[k] = tags
 		mu.Unlock()
 		ph.Add("", 0)
-	})
+	}, nil)
 	ph.Finish()
 
 	// 3. Items, filtered and mapped to targets.
@@ -235,7 +236,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// 4. Resolve digests (HEAD on the source) for items that lack one.
 	if !o.SkipResolve {
 		ph = o.Progress.Start("resolve", len(items))
-		parallel(ctx, o.Jobs, len(items), func(i int) {
+		par.ForEach(ctx, o.Jobs, len(items), func(i int) {
 			it := &items[i]
 			if it.Source.Digest == "" {
 				d, err := o.Client.HeadManifest(ctx, it.Source.Registry, it.Source.Repository, it.Source.Reference())
@@ -246,7 +247,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				}
 			}
 			ph.Add("", 0)
-		})
+		}, nil)
 		ph.Finish()
 	}
 	if err := ctx.Err(); err != nil {
@@ -287,24 +288,4 @@ func (o Options) target(src, explicit imageref.Ref) imageref.Ref {
 		path = o.To.Namespace + "/" + path
 	}
 	return imageref.Ref{Registry: o.To.Registry, Repository: path, Tag: src.Tag}
-}
-
-// parallel runs f(0..n-1) on jobs goroutines, stopping early when ctx ends.
-func parallel(ctx context.Context, jobs, n int, f func(i int)) {
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for range min(jobs, max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				f(i)
-			}
-		}()
-	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
 }

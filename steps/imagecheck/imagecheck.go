@@ -9,9 +9,8 @@ import (
 	"context"
 	"fmt"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/regmigrate/regmigrate/steps/imageapi"
+	"github.com/regmigrate/regmigrate/steps/par"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
@@ -34,20 +33,11 @@ func (c Checker) CheckTags(ctx context.Context, expects []verify.TagExpect) []ve
 		jobs = DefaultJobs
 	}
 	out := make([]verify.Check, len(expects))
-	var g errgroup.Group
-	g.SetLimit(jobs)
-	for i, e := range expects {
-		if err := ctx.Err(); err != nil {
-			out[i] = verify.Check{Target: e.Target.WithoutDigest().String(), Digest: e.Digest, Status: verify.Failed,
-				Error: fmt.Sprintf("ImageStreamTag not checked: %v", err)}
-			continue
-		}
-		g.Go(func() error {
-			out[i] = c.checkTag(ctx, e)
-			return nil
-		})
-	}
-	_ = g.Wait() // the goroutines return no errors: verdicts are in out
+	par.ForEach(ctx, jobs, len(expects), func(i int) { out[i] = c.checkTag(ctx, expects[i]) }, func(i int) {
+		e := expects[i]
+		out[i] = verify.Check{Target: e.Target.WithoutDigest().String(), Digest: e.Digest, Status: verify.Failed,
+			Error: fmt.Sprintf("ImageStreamTag not checked: %v", ctx.Err())}
+	})
 	return out
 }
 

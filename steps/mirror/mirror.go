@@ -24,6 +24,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/par"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
@@ -132,17 +133,10 @@ type engine struct {
 	logMu                      sync.Mutex
 	uploaded, mounted, present atomic.Int64
 
-	tagsMu   sync.Mutex
-	tags     map[string]*tagList // host/repo -> its tags, listed once
-	explicit map[string]bool     // targets in the shard's plan
+	tags     par.Memo[string, []string] // host/repo -> its tags, listed once
+	explicit map[string]bool            // targets in the shard's plan
 	extraMu  sync.Mutex
 	extra    []ImageResult // attachments found on the way
-}
-
-type tagList struct {
-	done chan struct{}
-	tags []string
-	err  error
 }
 
 // Run copies the shard. It returns an error only for bad options or a
@@ -160,7 +154,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	e := &engine{o: o, blobs: o.Blobs, tags: map[string]*tagList{}, explicit: map[string]bool{}}
+	e := &engine{o: o, blobs: o.Blobs, explicit: map[string]bool{}}
 	for _, it := range o.Items {
 		e.explicit[it.Target.WithoutDigest().String()] = true
 	}
@@ -172,42 +166,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("platform filter %v: multi-arch images get new index digests on the target; consumers that pin the source digest will not find them", o.Platforms))
 		o.Logger.Warn("platform filter changes index digests", "platforms", o.Platforms)
 	}
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(o.Jobs, max(len(o.Items), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if o.Slots != nil {
-					select {
-					case o.Slots <- struct{}{}:
-					case <-ctx.Done():
-						res.Images[i] = failed(o.Items[i], ctx.Err())
-						continue
-					}
-				}
-				res.Images[i] = e.copyImage(ctx, o.Items[i])
-				if o.Slots != nil {
-					<-o.Slots
-				}
-				o.Progress.Add(res.Images[i].Status, res.Images[i].Bytes)
+	cancelled := func(i int) { res.Images[i] = failed(o.Items[i], ctx.Err()) }
+	par.ForEach(ctx, o.Jobs, len(o.Items), func(i int) {
+		if o.Slots != nil {
+			select {
+			case o.Slots <- struct{}{}:
+				defer func() { <-o.Slots }()
+			case <-ctx.Done():
+				cancelled(i)
+				return
 			}
-		}()
-	}
-feed:
-	for i := range o.Items {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			for j := i; j < len(o.Items); j++ {
-				res.Images[j] = failed(o.Items[j], ctx.Err())
-			}
-			break feed
 		}
-	}
-	close(work)
-	wg.Wait()
+		res.Images[i] = e.copyImage(ctx, o.Items[i])
+		o.Progress.Add(res.Images[i].Status, res.Images[i].Bytes)
+	}, cancelled)
 	res.Images = append(res.Images, e.extra...)
 	res.Total = len(res.Images)
 	for _, im := range res.Images {
@@ -356,24 +328,8 @@ func (e *engine) copyAttachments(ctx context.Context, it artifacts.Item, digest 
 
 // listTags lists a repository's tags once per run, whoever asks first.
 func (e *engine) listTags(ctx context.Context, host, repo string) ([]string, error) {
-	key := host + "/" + repo
-	e.tagsMu.Lock()
-	tl, ok := e.tags[key]
-	if !ok {
-		tl = &tagList{done: make(chan struct{})}
-		e.tags[key] = tl
-	}
-	e.tagsMu.Unlock()
-	if !ok {
-		tl.tags, tl.err = e.o.Client.ListTags(ctx, host, repo)
-		close(tl.done)
-	}
-	select {
-	case <-tl.done:
-		return tl.tags, tl.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	tags, _, err := e.tags.Do(ctx, host+"/"+repo, func() ([]string, error) { return e.o.Client.ListTags(ctx, host, repo) })
+	return tags, err
 }
 
 func (e *engine) logf(format string, args ...any) {

@@ -46,6 +46,11 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 		}
 		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
+	if !o.DryRun {
+		if err := gatherPlan(dir, &plan); err != nil {
+			return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+		}
+	}
 	ins := make([]report.ShardInput, 0, len(plan.Shards))
 	var backfilled []backfillresult.Result
 	for _, s := range plan.Shards {
@@ -125,4 +130,37 @@ func backfillLine(dryRun bool, results []backfillresult.Result, rep report.Repor
 		}
 	}
 	return fmt.Sprintf("%s: %d applied, %d skipped, %d failed", strings.Join(apis, ", "), rep.BackfillApplied, rep.BackfillSkipped, rep.BackfillFailed)
+}
+
+// gatherPlan rewrites the run's plan files (images.txt, digests.txt,
+// shards.json, export.json) from the shards' plans, which MirrorShard
+// completed with the digests the copy resolved and the attachments it
+// found: the run directory then holds one complete plan, whichever
+// machine copied each shard.
+func gatherPlan(dir artifacts.Dir, plan *artifacts.Plan) error {
+	var exp export.Summary
+	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exp.Errors}
+	res.Plan.Shards = slices.Clone(plan.Shards)
+	res.Plan.Total = 0
+	for i, s := range res.Plan.Shards {
+		items, err := artifacts.ReadMapping(filepath.Join(dir.ShardDir(s.ID), contract.ShardMapping))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // results without their plan: the run's plan files stay as export wrote them
+		}
+		if err != nil {
+			return fmt.Errorf("shard %s: %w", s.ID, err)
+		}
+		res.Shards[s.ID] = items
+		res.Plan.Shards[i].Images = len(items)
+		res.Plan.Total += len(items)
+		res.Items = append(res.Items, items...)
+	}
+	if err := export.Write(dir, res); err != nil {
+		return err
+	}
+	*plan = res.Plan
+	return nil
 }

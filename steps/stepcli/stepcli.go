@@ -8,7 +8,6 @@ package stepcli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/logging"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
@@ -69,16 +69,8 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 			insecure = append(insecure, h)
 		}
 	}
-	authFile := c.authFile
-	if authFile == "" {
-		authFile = env.Getenv("REGISTRY_AUTH_FILE")
-	}
-	dockerConfig := env.Getenv("DOCKER_CONFIG")
-	if dockerConfig == "" && env.Getenv("HOME") != "" {
-		dockerConfig = filepath.Join(env.Getenv("HOME"), ".docker")
-	}
 	return connect.Options{
-		Insecure: insecure, CertsDir: c.certsDir, DockerConfig: dockerConfig, AuthFile: authFile,
+		Insecure: insecure, CertsDir: c.certsDir, AuthFile: c.authFile,
 		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, IdleTimeout: c.idle, Logger: logger,
 	}
 }
@@ -88,22 +80,13 @@ func (c *Common) Logger(env Env) *slog.Logger { return NewLogger(env, c.logForma
 
 // NewLogger logs to stderr as JSON, or as text when format is "text".
 func NewLogger(env Env, format string) *slog.Logger {
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(env.Stderr, nil))
-	}
-	return slog.New(slog.NewJSONHandler(env.Stderr, nil))
+	return logging.New(env.Stderr, format, slog.LevelInfo)
 }
 
 // ProgressFor reports plain lines and to ARGO_PROGRESS_FILE when set.
 func ProgressFor(env Env) *progress.Reporter {
 	return progress.New(progress.Options{Out: env.Stderr, Mode: progress.Lines, ArgoFile: env.Getenv("ARGO_PROGRESS_FILE")})
 }
-
-// usage is a flag or input error (exit 2).
-// Usage marks a flag or input error (exit 2).
-type Usage struct{ Err error }
-
-func (u Usage) Error() string { return u.Err.Error() }
 
 // RunFunc is one step's command: it parses args and runs the step.
 type RunFunc func(ctx context.Context, env Env, args []string) (int, error)
@@ -113,14 +96,7 @@ func Main(ctx context.Context, env Env, name string, run RunFunc, args []string)
 	code, err := run(ctx, env, args)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
-		var u Usage
-		if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
-			return contract.ExitUsage
-		}
-		if errors.Is(err, context.Canceled) {
-			return contract.ExitRetryable
-		}
-		return contract.ExitFailed
+		return contract.ExitCode(err)
 	}
 	return code
 }
@@ -161,10 +137,10 @@ func WriteOutputs(env Env, counts map[string]int) error {
 // errors (exit 2).
 func ParseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return Usage{Err: err}
+		return contract.Usage(err)
 	}
 	if fs.NArg() > 0 {
-		return Usage{Err: fmt.Errorf("unexpected arguments %q", fs.Args())}
+		return contract.Usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	return nil
 }
@@ -174,7 +150,7 @@ func (c *Common) Client(env Env) (*slog.Logger, *registry.Client, error) {
 	log := c.Logger(env)
 	rc, err := connect.Client(c.Connect(env, log))
 	if err != nil {
-		return nil, nil, Usage{Err: err}
+		return nil, nil, contract.Usage(err)
 	}
 	return log, rc, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/par"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
@@ -180,23 +181,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	res := Result{Total: len(o.Expects), Mode: o.Mode, Images: make([]Check, len(o.Expects))}
-	idx := make(chan int)
-	var wg sync.WaitGroup
-	for range min(o.Jobs, max(len(o.Expects), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				res.Images[i] = check(ctx, o, o.Expects[i])
-				o.Progress.Add(res.Images[i].Status, 0)
-			}
-		}()
-	}
-	for i := range o.Expects {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
+	par.ForEach(ctx, o.Jobs, len(o.Expects), func(i int) {
+		res.Images[i] = check(ctx, o, o.Expects[i])
+		o.Progress.Add(res.Images[i].Status, 0)
+	}, func(i int) {
+		e := o.Expects[i]
+		res.Images[i] = Check{Target: e.Target.WithoutDigest().String(), Digest: e.Digest, Status: Failed, Error: fmt.Sprintf("not checked: %v", ctx.Err())}
+	})
 	for _, c := range res.Images {
 		if c.Status == Passed {
 			res.Passed++

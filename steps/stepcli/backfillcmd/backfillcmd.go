@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/regmigrate/regmigrate/steps/backfill"
-	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
@@ -42,7 +40,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 		return nil, err
 	}
 	if f.ShardDir == "" {
-		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
+		return nil, contract.Usage(errors.New("--shard-dir is required"))
 	}
 	return f, nil
 }
@@ -63,20 +61,17 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	}
 	items, err := pipeline.BackfillItems(f.ShardDir)
 	if errors.Is(err, pipeline.ErrMissingInput) {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
 	if err != nil {
 		return 0, err
 	}
 	ph := stepcli.ProgressFor(env).Start("backfill", len(items))
-	res, err := backfill.Run(ctx, backfill.Options{
-		API: api, Registry: c, Items: items, Strategy: f.Strategy, Jobs: f.Jobs,
-		MetadataDir: filepath.Join(f.ShardDir, contract.MetadataDir), Progress: ph, Logger: log, Verbose: f.Verbose, ProgressEvery: f.Every,
+	res, err := backfill.Shard(ctx, f.ShardDir, backfill.Options{
+		API: api, Registry: c, Strategy: f.Strategy, Jobs: f.Jobs,
+		Progress: ph, Logger: log, Verbose: f.Verbose, ProgressEvery: f.Every,
 	})
 	ph.Finish()
-	if werr := backfillresult.Write(f.ShardDir, res); werr != nil {
-		return 0, werr
-	}
 	if err := stepcli.WriteOutputs(env, map[string]int{"applied": res.Applied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
 		log.Warn("writing output parameters", "err", err)
 	}

@@ -7,8 +7,8 @@ package clusterflags
 import (
 	"flag"
 
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
-	"github.com/regmigrate/regmigrate/steps/stepcli"
 )
 
 // Flags name the cluster and how to talk to it.
@@ -50,7 +50,7 @@ func Given(fs *flag.FlagSet) []string {
 func (f *Flags) Client() (*imageapi.Client, error) {
 	cfg, err := imageapi.Config(f.Kubeconfig, f.Context, float32(f.QPS), f.Burst)
 	if err != nil {
-		return nil, stepcli.Usage{Err: err}
+		return nil, contract.Usage(err)
 	}
 	return imageapi.New(cfg, f.ImageAPI)
 }

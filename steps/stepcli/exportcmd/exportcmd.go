@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 )
 
@@ -54,7 +54,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 		return nil, err
 	}
 	if f.Out == "" || f.To == "" {
-		return nil, stepcli.Usage{Err: errors.New("--out and --to are required")}
+		return nil, contract.Usage(errors.New("--out and --to are required"))
 	}
 	return f, nil
 }
@@ -72,48 +72,46 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	var from imageref.Location
 	if f.From != "" {
 		if from, err = imageref.ParseLocation(f.From); err != nil {
-			return 0, stepcli.Usage{Err: err}
+			return 0, contract.Usage(err)
 		}
 	}
 	to, err := imageref.ParseLocation(f.To)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
 	entries, lineErrs, err := inputs.ReadAll(f.Images, f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
-	for _, le := range lineErrs {
-		log.Error("bad input line", "err", le)
-	}
-	bad := len(lineErrs)
 	filter, err := inputs.NewFilter(inputs.FilterOptions{
 		IncludeNamespaces: stepcli.SplitList(f.IncludeNS), ExcludeNamespaces: stepcli.SplitList(f.ExcludeNS),
 		RepoRegex: f.RepoRegex, ExcludeRepoRegex: f.ExcludeRepo, TagRegex: f.TagRegex, ExcludeTagRegex: f.ExcludeTag,
 	})
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
-	res, err := export.Run(ctx, export.Options{
-		Client: c, From: from, To: to, Entries: entries, Filter: filter,
-		ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.Jobs,
-		Progress: stepcli.ProgressFor(env), Logger: log,
+	bad := make([]error, len(lineErrs))
+	for i, le := range lineErrs {
+		log.Error("bad input line", "err", le)
+		bad[i] = le
+	}
+	res, err := pipeline.Export(ctx, pipeline.ExportOptions{
+		RunDir: f.Out, BadLines: bad, Logger: log,
+		Export: export.Options{
+			Client: c, From: from, To: to, Entries: entries, Filter: filter,
+			ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.Jobs,
+			Progress: stepcli.ProgressFor(env), Logger: log,
+		},
 	})
 	if err != nil {
-		return 0, err
-	}
-	for _, le := range lineErrs {
-		res.Errors = append(res.Errors, le.Error())
-	}
-	if err := export.Write(artifacts.Dir(f.Out), res); err != nil {
 		return 0, err
 	}
 	s := res.Summary()
 	fmt.Fprintf(env.Stdout, "exported %d images (%d unresolved) in %d shards to %s\n", s.Total, s.Unresolved, s.Shards, f.Out)
 	// Bad lines do not stop the pipeline (the valid ones still run); they
 	// are scope errors in export.json, and the final report fails on them.
-	if bad > 0 {
-		fmt.Fprintf(env.Stderr, "export: %d bad input lines skipped (listed in export.json; the report will fail)\n", bad)
+	if len(bad) > 0 {
+		fmt.Fprintf(env.Stderr, "export: %d bad input lines skipped (listed in export.json; the report will fail)\n", len(bad))
 	}
 	return contract.ExitOK, nil
 }

@@ -7,12 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 )
@@ -25,6 +25,7 @@ type Flags struct {
 	NoReferrers   bool
 	NoAttachments bool
 	DryRun        bool
+	Strategy      string
 }
 
 // Parse parses mirror-shard's arguments.
@@ -38,11 +39,15 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.BoolVar(&f.NoReferrers, "no-referrers", false, "do not copy OCI referrers")
 	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "compare only")
+	fs.StringVar(&f.Strategy, "strategy", contract.StrategyCopy, "copy, or reuse-storage (the new registry serves the legacy storage: nothing is copied)")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if f.ShardDir == "" {
-		return nil, stepcli.Usage{Err: errors.New("--shard-dir is required")}
+		return nil, contract.Usage(errors.New("--shard-dir is required"))
+	}
+	if f.Strategy != contract.StrategyCopy && f.Strategy != contract.StrategyReuseStorage {
+		return nil, contract.Usage(fmt.Errorf("--strategy %q: want %s or %s", f.Strategy, contract.StrategyCopy, contract.StrategyReuseStorage))
 	}
 	return f, nil
 }
@@ -57,24 +62,19 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	items, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
+	planned, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
-	lf, err := os.OpenFile(filepath.Join(f.ShardDir, contract.MirrorLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	defer lf.Close()
-	ph := stepcli.ProgressFor(env).Start("mirror", len(items))
-	res, err := mirror.Run(ctx, mirror.Options{
-		Client: c, Items: items, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
-		NoAttachments: f.NoAttachments, DryRun: f.DryRun, Log: lf, Logger: log, Progress: ph,
+	ph := stepcli.ProgressFor(env).Start("mirror", len(planned))
+	res, err := pipeline.MirrorShard(ctx, pipeline.MirrorShardOptions{
+		ShardDir: f.ShardDir, ReuseStorage: f.Strategy == contract.StrategyReuseStorage,
+		Mirror: mirror.Options{
+			Client: c, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
+			NoAttachments: f.NoAttachments, DryRun: f.DryRun, Logger: log, Progress: ph,
+		},
 	})
 	ph.Finish()
-	if werr := artifacts.WriteJSON(filepath.Join(f.ShardDir, contract.MirrorResult), res); werr != nil {
-		return 0, werr
-	}
 	if err := stepcli.WriteOutputs(env, map[string]int{"copied": res.Copied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
 		log.Warn("writing output parameters", "err", err)
 	}

@@ -50,48 +50,60 @@ type Config struct {
 	LogFormat     string
 }
 
+// BindProof binds the flags that name the proof, the cluster and what to
+// switch back or forth; the step and `regmigrate cutover` both take them.
+func BindProof(fs *flag.FlagSet, c *Config) {
+	fs.StringVar(&c.RunDir, "run-dir", "", "a run directory: its report.json is the proof; switch.json and switch.diff are written there")
+	fs.Var((*stepcli.Multi)(&c.VerifyReports), "verify-report", "the run's report.json: the proof (PATH, or CONTEXT=PATH per cluster; repeatable)")
+	fs.StringVar(&c.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the report's folder, else the current one)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster(s) (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	fs.StringVar(&c.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
+	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it (default: the report's target)")
+	fs.Var((*stepcli.Multi)(&c.Namespaces), "namespace", "Kubernetes namespace whose workloads to switch (repeatable; default: all)")
+	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
+}
+
+// BindSwitch binds the flags that say how to switch; the step, `regmigrate
+// cutover` and `regmigrate run --cutover` all take them (run with prefix
+// "cutover-" on the flags it already has under another meaning).
+func BindSwitch(fs *flag.FlagSet, c *Config, prefix string) {
+	c.Workloads = true
+	fs.Var((*stepcli.Multi)(&c.Contexts), prefix+"context", "kubeconfig context of a cluster to switch (repeatable; default: the current one)")
+	fs.BoolVar(&c.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
+	fs.BoolVar(&c.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
+	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
+	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the registry mode record ConfigMap")
+	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "name of the registry mode record ConfigMap")
+	fs.StringVar(&c.Migration, "migration", "", "migration name to record")
+	fs.BoolVar(&c.Confirm, "confirm", false, "apply (default: dry run: print and write switch.json and switch.diff only)")
+	fs.BoolVar(&c.Force, "force", false, "switch to modern although verify did not pass")
+}
+
 // Parse parses switch-mode's arguments.
 func Parse(args []string, stderr io.Writer) (*Config, error) {
 	c := &Config{}
-	var reports, contexts, namespaces stepcli.Multi
 	fs := flag.NewFlagSet(contract.StepSwitchMode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.RunDir, "run-dir", "", "run directory: its report.json is the proof; switch.json and switch.diff are written there")
-	fs.Var(&reports, "verify-report", "report.json to trust (PATH, or CONTEXT=PATH per cluster; repeatable)")
-	fs.StringVar(&c.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the current folder)")
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
-	fs.Var(&contexts, "context", "kubeconfig context of a cluster to switch (repeatable)")
-	fs.BoolVar(&c.AllClusters, "all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
-	fs.StringVar(&c.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
-	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it (default: the report's target)")
-	fs.Var(&namespaces, "namespace", "namespace whose workloads to switch (repeatable; default all)")
-	fs.BoolVar(&c.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
-	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs")
-	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the mode record ConfigMap")
-	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "name of the mode record ConfigMap")
-	fs.StringVar(&c.Migration, "migration", "", "migration name to record")
-	fs.BoolVar(&c.Confirm, "confirm", false, "apply (default: dry run, writes only switch.json and switch.diff)")
-	fs.BoolVar(&c.Force, "force", false, "switch to modern even though verify did not pass")
-	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy and restore the original image references")
+	BindProof(fs, c)
+	BindSwitch(fs, c, "")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	c.VerifyReports, c.Contexts, c.Namespaces = reports, contexts, namespaces
 	return c, c.Check()
 }
 
 // Check validates a configuration.
 func (c *Config) Check() error {
 	if !c.Rollback && c.RunDir == "" && len(c.VerifyReports) == 0 {
-		return stepcli.Usage{Err: errors.New("switching to modern needs the proof: give --run-dir or --verify-report (a run's report.json)")}
+		return contract.Usage(errors.New("switching to modern needs the proof: give --run-dir or --verify-report (a run's report.json)"))
 	}
 	for _, l := range []struct{ flag, v string }{{"--from", c.From}, {"--to", c.To}} {
 		if l.v == "" {
 			continue
 		}
 		if _, err := imageref.ParseLocation(l.v); err != nil {
-			return stepcli.Usage{Err: fmt.Errorf("%s: %w", l.flag, err)}
+			return contract.Usage(fmt.Errorf("%s: %w", l.flag, err))
 		}
 	}
 	return nil
@@ -114,17 +126,17 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 	log := stepcli.NewLogger(env, c.LogFormat)
 	contexts, err := c.contexts(env.Getenv)
 	if err != nil {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
 	var clusters []switchmode.Cluster
 	for _, name := range contexts {
 		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
 		if err != nil {
-			return 0, stepcli.Usage{Err: err}
+			return 0, contract.Usage(err)
 		}
 		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
-			return 0, stepcli.Usage{Err: err}
+			return 0, contract.Usage(err)
 		}
 		cl := switchmode.Cluster{Name: name, Client: dyn}
 		if name == "" {
@@ -133,13 +145,13 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 		if path := c.reportFor(name); path != "" {
 			var rep report.Report
 			if err := artifacts.ReadJSON(path, &rep); err != nil {
-				return 0, stepcli.Usage{Err: fmt.Errorf("the verify report: %w", err)}
+				return 0, contract.Usage(fmt.Errorf("the verify report: %w", err))
 			}
 			if cl.Proof, err = switchmode.ProofFromReport(rep); err != nil {
-				return 0, stepcli.Usage{Err: fmt.Errorf("%s: %w", path, err)}
+				return 0, contract.Usage(fmt.Errorf("%s: %w", path, err))
 			}
 		} else if !c.Rollback {
-			return 0, stepcli.Usage{Err: fmt.Errorf("no verify report for cluster %s: give --verify-report %s=PATH", cl.Name, name)}
+			return 0, contract.Usage(fmt.Errorf("no verify report for cluster %s: give --verify-report %s=PATH", cl.Name, name))
 		} else {
 			cl.Proof.Why = "no verify report"
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
@@ -30,6 +31,9 @@ type Flags struct {
 	// cluster the Cluster flags name (in-cluster without --kubeconfig).
 	CheckImageAPI bool
 	Cluster       clusterflags.Flags
+	// Started is when the run began (the Workflow's creation), for the
+	// report's start line and duration.
+	Started time.Time
 }
 
 // Parse parses verify's arguments.
@@ -43,17 +47,26 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (deep-check everything) or digest")
 	fs.BoolVar(&f.CheckImageAPI, "check-image-api", false, "also check every ImageStreamTag of the shard (digest and TARGET/ns/stream@digest) in the cluster below")
 	f.Cluster.Bind(fs)
+	var started string
+	fs.StringVar(&started, "started", "", "with --run-dir: when the run began, RFC 3339 (the Workflow passes its creation time)")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
+	if started != "" {
+		t, err := time.Parse(time.RFC3339, started)
+		if err != nil {
+			return nil, contract.Usage(fmt.Errorf("--started %q: want an RFC 3339 time such as 2026-11-30T06:00:00Z", started))
+		}
+		f.Started = t
+	}
 	if (f.ShardDir == "") == (f.RunDir == "") {
-		return nil, stepcli.Usage{Err: errors.New("give exactly one of --shard-dir and --run-dir")}
+		return nil, contract.Usage(errors.New("give exactly one of --shard-dir and --run-dir"))
 	}
 	if f.CheckImageAPI && f.RunDir != "" {
-		return nil, stepcli.Usage{Err: errors.New("--check-image-api checks a shard: give it with --shard-dir")}
+		return nil, contract.Usage(errors.New("--check-image-api checks a shard: give it with --shard-dir"))
 	}
 	if given := clusterflags.Given(fs); len(given) > 0 && !f.CheckImageAPI {
-		return nil, stepcli.Usage{Err: fmt.Errorf("%s name a cluster to check: add --check-image-api", strings.Join(given, ", "))}
+		return nil, contract.Usage(fmt.Errorf("%s name a cluster to check: add --check-image-api", strings.Join(given, ", ")))
 	}
 	return f, nil
 }
@@ -65,7 +78,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		return 0, err
 	}
 	if f.RunDir != "" {
-		return aggregate(env, f.RunDir)
+		return aggregate(env, f.RunDir, f.Started)
 	}
 	log, c, err := f.Client(env)
 	if err != nil {
@@ -85,7 +98,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	})
 	ph.Finish()
 	if errors.Is(err, pipeline.ErrMissingInput) {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
 	if err != nil {
 		return 0, err
@@ -101,10 +114,10 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 }
 
 // aggregate writes report.json and report.md from the shards' results.
-func aggregate(env stepcli.Env, runDir string) (int, error) {
-	rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: runDir})
+func aggregate(env stepcli.Env, runDir string, started time.Time) (int, error) {
+	rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: runDir, Started: started})
 	if errors.Is(err, pipeline.ErrMissingInput) {
-		return 0, stepcli.Usage{Err: err}
+		return 0, contract.Usage(err)
 	}
 	if err != nil {
 		return 0, err

@@ -1,0 +1,49 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/export"
+)
+
+// ExportOptions for Export.
+type ExportOptions struct {
+	// RunDir receives the plan: images.txt, digests.txt, shards.json,
+	// export.json, shard-ids.json and shards/<id>/{images,mapping}.txt.
+	RunDir string
+	// Export is what to list and how to shard it (Client included).
+	Export export.Options
+	// BadLines are the input lines that could not be read. The valid
+	// lines still run; these become scope errors in export.json, and the
+	// report fails on them.
+	BadLines []error
+	Logger   *slog.Logger
+}
+
+// Export lists the scope, cuts it into shards and writes the run
+// directory's plan. The error is for a scope that cannot be listed at all
+// (an unreachable catalog) or a plan that cannot be written; problems with
+// single repositories and lines are scope errors in the result.
+func Export(ctx context.Context, o ExportOptions) (export.Result, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	res, err := export.Run(ctx, o.Export)
+	if err != nil {
+		return res, fmt.Errorf("export: %w", err)
+	}
+	for _, e := range res.Errors {
+		log.Warn("export", "problem", e)
+	}
+	for _, le := range o.BadLines {
+		res.Errors = append(res.Errors, le.Error())
+	}
+	if err := export.Write(artifacts.Dir(o.RunDir), res); err != nil {
+		return res, fmt.Errorf("writing the plan to %s: %w", o.RunDir, err)
+	}
+	return res, nil
+}
