@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -78,7 +82,7 @@ func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
 	if f.specFile != "" {
 		var err error
 		if m, err = spec.Load(f.specFile); err != nil {
-			return nil, err
+			return nil, usageError(err)
 		}
 	}
 	set := c.Flags().Changed
@@ -248,8 +252,12 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
 	o.Out = f.out
 	if o.Out == "" {
-		o.Out = "regmigrate-run-" + time.Now().Format("20060102-150405")
+		o.Out = defaultRunDir(time.Now())
 	}
+	o.Scope = scopeOf(m, f.specFile)
+	o.Command = commandLine(c)
+	o.Scope.Command = strings.Fields(o.Command)
+	o.Say = func(format string, args ...any) { fmt.Fprintf(env.Stderr, "regmigrate: "+format+"\n", args...) }
 	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
 	if f.cutover {
 		if f.dryRun {
@@ -301,6 +309,14 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		printPlan(env, rep)
 	}
 	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.md, report.json)\n", rep.SummaryLine(), o.Out)
+	if i, ok := contract.InterruptedBy(c.Context()); ok {
+		return &ExitError{Code: i.Code(), Err: fmt.Errorf("%v: %d of %d images done, the rest not started or abandoned (the report in %s is partial); resume with the same command and --out %s",
+			i.Signal, rep.Copied+rep.Skipped, rep.Total, o.Out, o.Out)}
+	}
+	if rep.Total == 0 && len(rep.ScopeErrors) == 0 {
+		fmt.Fprintf(env.Stderr, "regmigrate: nothing to migrate: the scope is empty (%d tags and %d repositories left out by the filters); this report cannot gate a cutover\n", rep.Excluded, rep.ExcludedRepos)
+		return nil
+	}
 	code := rep.ExitCode()
 	if len(rep.ScopeErrors) > 0 {
 		return &ExitError{Code: code, Err: fmt.Errorf("%d scope errors (bad input lines or repositories that could not be listed, in %s/report.md); fix them and run again with --out %s --rediscover", len(rep.ScopeErrors), o.Out, o.Out)}
@@ -345,6 +361,9 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	}
 	if to, err = imageref.ParseLocation(m.Target.Registry); err != nil {
 		return o, nil, fmt.Errorf("target: %w", err)
+	}
+	if from.Registry == to.Registry && from.Namespace == to.Namespace {
+		return o, nil, fmt.Errorf("the source and the target are both %s: a migration copies from one registry (or namespace) to another; check --from and --to", to)
 	}
 	entries, lineErrs, err := inputs.ReadAll(m.Images.Lists, m.Images.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
 	if err != nil {
@@ -440,4 +459,49 @@ func scopeFromWorkloads(ctx context.Context, f *runFlags, from, to imageref.Loca
 		return nil, fmt.Errorf("workload images: %v", bad[0])
 	}
 	return entries, nil
+}
+
+// defaultRunDir names a run directory that no other run started in the
+// same second (on this machine or another sharing the folder) also takes.
+func defaultRunDir(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "regmigrate-run-" + now.Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// scopeOf is the scope definition a spec (and the flags merged into it)
+// gives: what decides whether a rerun may resume a plan.
+func scopeOf(m *spec.Migration, specFile string) report.Scope {
+	s := report.Scope{
+		Migration: m.Metadata.Name, Source: m.Source.Registry, Target: m.Target.Registry, Spec: specFile,
+		Filters: report.Filters{
+			IncludeNamespaces: m.Filters.IncludeNamespaces, ExcludeNamespaces: m.Filters.ExcludeNamespaces,
+			Repositories: m.Filters.Repositories, ExcludeRepos: m.Filters.ExcludeRepositories,
+			Tags: m.Filters.Tags, ExcludeTags: m.Filters.ExcludeTags,
+		},
+		Shards: report.Shards{Size: m.Shards.Size, MinSize: m.Shards.MinSize, Max: m.Shards.Max},
+	}
+	for _, l := range m.Images.Lists {
+		s.Inputs = append(s.Inputs, report.Input{Kind: "list", Path: l})
+	}
+	if m.Images.Rules != "" {
+		s.Inputs = append(s.Inputs, report.Input{Kind: "rules", Path: m.Images.Rules})
+	}
+	return s
+}
+
+// commandLine is the command as given, flags in their --name=value form,
+// secrets elided.
+func commandLine(c *cobra.Command) string {
+	args := []string{c.CommandPath()}
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				args = append(args, "--"+f.Name+"="+v)
+			}
+			return
+		}
+		args = append(args, "--"+f.Name+"="+f.Value.String())
+	})
+	return strings.Join(pipeline.ElideSecrets(args), " ")
 }

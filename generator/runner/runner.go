@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,14 @@ type Options struct {
 	// BadLines are input lines that could not be read: scope errors in
 	// export.json, so the report fails on them while the valid lines run.
 	BadLines []error
+	// Scope is the definition of what to migrate (scope.json). A previous
+	// plan in Out is resumed only when its definition is the same.
+	Scope report.Scope
+	// Command is the command line, secrets elided, for the lock and the
+	// run's record.
+	Command string
+	// Say prints what the run is doing, for the person who started it.
+	Say func(format string, args ...any)
 	// Rediscover ignores a previous plan in Out and exports again.
 	Rediscover    bool
 	DryRun        bool
@@ -77,9 +86,27 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Say == nil {
+		o.Say = func(string, ...any) {}
+	}
 	if o.Out == "" {
 		return report.Report{}, errors.New("no run directory: give --out DIR")
 	}
+	// One run per directory; the kernel drops the lock however we end.
+	unlock, err := artifacts.Lock(o.Out, contract.LockFile, o.Command)
+	if err != nil {
+		return report.Report{}, contract.Usage(err)
+	}
+	defer unlock()
+	// This invocation's own record (runs/<id>/): its log, with timestamps,
+	// and at the end a copy of the report it produced. The run directory's
+	// report.json is the current state of the whole migration.
+	record, err := newRecord(o.Out, started, o.Command)
+	if err != nil {
+		return report.Report{}, err
+	}
+	defer record.close()
+	o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), record.handler()))
 	if o.Jobs <= 0 {
 		o.Jobs = mirror.DefaultJobs
 	}
@@ -115,13 +142,21 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if err != nil {
 		return report.Report{}, err
 	}
+	if reused {
+		if err := sameScope(o.Out, o.Scope); err != nil {
+			return report.Report{}, err
+		}
+		prev, _ := pipeline.ReadScope(o.Out)
+		o.Say("resuming the plan in %s: %d images in %d shards, planned at %s (tags added to the source since are not in it: --rediscover plans again)",
+			o.Out, plan.Total, len(plan.Shards), prev.PlannedAt.Local().Format(time.DateTime))
+	}
 	if !reused {
 		eo := o.Export
 		eo.Client, eo.Progress, eo.Logger = c, o.Progress, o.Logger
 		// Digests are resolved by the copy, which asks source and target at
 		// once; reuse-storage copies nothing, so export resolves them.
 		eo.SkipResolve = !reuse
-		res, err := pipeline.Export(ctx, pipeline.ExportOptions{RunDir: o.Out, Export: eo, BadLines: o.BadLines, Logger: o.Logger})
+		res, err := pipeline.Export(ctx, pipeline.ExportOptions{RunDir: o.Out, Export: eo, BadLines: o.BadLines, Scope: o.Scope, Logger: o.Logger})
 		if err != nil {
 			return report.Report{}, err
 		}
@@ -154,7 +189,9 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if err != nil {
 		return report.Report{}, err
 	}
-	if api != nil {
+	// Interrupted: what was copied is recorded; no new phase starts.
+	interrupted, stopped := contract.InterruptedBy(ctx)
+	if api != nil && !stopped {
 		todo := 0
 		for _, sh := range plan.Shards {
 			items, err := pipeline.BackfillItems(dir.ShardDir(sh.ID))
@@ -174,7 +211,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 		bph.Finish()
 	}
-	if !o.DryRun {
+	if !o.DryRun && !stopped {
 		var tags pipeline.TagChecker
 		if api != nil {
 			tags = imagecheck.Checker{API: api}
@@ -192,11 +229,41 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			return report.Report{}, err
 		}
 	}
-	rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: o.Out, DryRun: o.DryRun, Started: started})
+	ao := pipeline.AggregateOptions{RunDir: o.Out, DryRun: o.DryRun, Started: started}
+	if i, ok := contract.InterruptedBy(ctx); ok {
+		interrupted, stopped = i, true
+	}
+	if stopped {
+		ao.Interrupted = interrupted.Signal.String()
+	}
+	rep, err := pipeline.Aggregate(ao)
 	if err != nil {
 		return rep, err
 	}
-	return rep, ctx.Err()
+	if err := record.keep(rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// sameScope refuses to resume a plan made for another scope.
+func sameScope(out string, cur report.Scope) error {
+	prev, err := pipeline.ReadScope(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return contract.Usage(fmt.Errorf("%s holds a plan without a record of its scope (an older regmigrate planned it): give --rediscover to plan again there, or another --out", out))
+	}
+	if err != nil {
+		return err
+	}
+	cur, err = pipeline.ResolveScope(cur)
+	if err != nil {
+		return err
+	}
+	if ch := cur.Changes(prev); len(ch) > 0 {
+		return contract.Usage(fmt.Errorf("%s holds the plan of another scope: %s. Give --rediscover to plan again in %s (its audit trail is kept), or another --out",
+			out, strings.Join(ch, "; "), out))
+	}
+	return nil
 }
 
 // loadPlan reads a previous run's plan from dir.

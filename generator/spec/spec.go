@@ -43,6 +43,10 @@ type Migration struct {
 	Cluster *Cluster `json:"cluster,omitempty"`
 	// Argo: how `generate` and `submit` build the Workflow. `run` ignores it.
 	Argo Argo `json:"argo,omitempty"`
+
+	// where the spec was read, for errors that name a file and line
+	file  string
+	lines map[string]int // field path (target.registry) -> line
 }
 
 // Argo says which step images the generated Workflow runs.
@@ -148,8 +152,9 @@ func Load(path string) (*Migration, error) {
 	}
 	var m Migration
 	if err := yaml.UnmarshalStrict(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w (see the example in README.md)", path, err)
+		return nil, fmt.Errorf("%s%s (see the example in README.md)", where(path, b, err), cleanYAMLError(err))
 	}
+	m.file, m.lines = path, fieldLines(b)
 	base := filepath.Dir(path)
 	rel := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -216,5 +221,5 @@ func (m *Migration) Validate() error {
 	if p := m.Argo.ImagePrefix; p != "" && !ImagePrefixOK(p) {
 		errs = append(errs, fmt.Errorf("argo.imagePrefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", p))
 	}
-	return errors.Join(errs...)
+	return errors.Join(m.located(errs)...)
 }

@@ -47,7 +47,6 @@ type StepResult struct {
 	Ref    string // the reference pushed, if any
 }
 
-
 // ParseArgs reads build-images' flags; getenv supplies VERSION and
 // SOURCE_DATE_EPOCH.
 func ParseArgs(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {

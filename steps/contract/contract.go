@@ -28,6 +28,9 @@ const (
 	DigestsFile = "digests.txt" // ns/repo:tag sha256:..., as the runbook's IMAGE_DIGEST_FILE
 	ShardsFile  = "shards.json" // the shard plan
 	ExportFile  = "export.json" // export's result: counts and input errors
+	ScopeFile   = "scope.json"  // what the run was asked to migrate (report.Scope)
+	LockFile    = ".regmigrate.lock"
+	RunsDir     = "runs" // runs/<id>/: each invocation's report and log
 	ReportJSON  = "report.json"
 	ReportMD    = "report.md"
 	ShardsDir   = "shards"

@@ -87,20 +87,26 @@ type Result struct {
 	// whose tags could not be listed). Unresolvable images are Items with
 	// Error set.
 	Errors []string `json:"errors,omitempty"`
+	// Excluded counts the tags the filters left out; ExcludedRepos the
+	// repositories left out whole (their tags never listed).
+	Excluded, ExcludedRepos int
 }
 
 // Summary is export.json.
 type Summary struct {
-	Total      int      `json:"total"`
-	Resolved   int      `json:"resolved"`
-	Unresolved int      `json:"unresolved"`
-	Shards     int      `json:"shards"`
-	Errors     []string `json:"errors,omitempty"`
+	Total      int `json:"total"`
+	Resolved   int `json:"resolved"`
+	Unresolved int `json:"unresolved"`
+	Shards     int `json:"shards"`
+	// Excluded tags and ExcludedRepos (left out whole) by the filters.
+	Excluded      int      `json:"excluded"`
+	ExcludedRepos int      `json:"excludedRepositories"`
+	Errors        []string `json:"errors,omitempty"`
 }
 
 // Summary of the result.
 func (r Result) Summary() Summary {
-	s := Summary{Total: len(r.Items), Shards: len(r.Plan.Shards), Errors: r.Errors}
+	s := Summary{Total: len(r.Items), Shards: len(r.Plan.Shards), Errors: r.Errors, Excluded: r.Excluded, ExcludedRepos: r.ExcludedRepos}
 	for _, it := range r.Items {
 		if it.Source.Digest != "" {
 			s.Resolved++
@@ -209,6 +215,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	for _, e := range entries {
 		if !o.Filter.MatchRepo(e.Source.Repository) {
+			if e.AllTags {
+				res.ExcludedRepos++
+			} else {
+				res.Excluded++
+			}
 			continue
 		}
 		if e.AllTags {
@@ -218,7 +229,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					continue
 				}
 				// Signature and referrer tags travel with their image (mirror).
-				if AttachmentTag.MatchString(t) || !o.Filter.MatchTag(t) {
+				if AttachmentTag.MatchString(t) {
+					continue
+				}
+				if !o.Filter.MatchTag(t) {
+					res.Excluded++
 					continue
 				}
 				src := e.Source
@@ -228,6 +243,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			continue
 		}
 		if e.Source.Tag != "" && !AttachmentTag.MatchString(e.Source.Tag) && !o.Filter.MatchTag(e.Source.Tag) {
+			res.Excluded++
 			continue
 		}
 		add(e.Source, o.target(e.Source, e.Target))

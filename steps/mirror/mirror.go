@@ -215,7 +215,9 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 		f := failed(it, err)
 		f.Digest = r.Digest
 		f.Bytes = r.Bytes
-		e.o.Logger.Error("image failed", "source", r.Source, "target", r.Target, "err", err)
+		if ctx.Err() == nil { // an interrupted run says so once, not per image
+			e.o.Logger.Error("image failed", "source", r.Source, "target", r.Target, "err", err)
+		}
 		return f
 	}
 	if dst.Tag == "" {

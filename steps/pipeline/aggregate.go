@@ -31,6 +31,9 @@ type AggregateOptions struct {
 	DryRun bool
 	// Started and Finished go into the report; Finished zero is now.
 	Started, Finished time.Time
+	// Interrupted is the signal that stopped the run, if one did: the
+	// report is marked partial.
+	Interrupted string
 }
 
 // Aggregate builds the run's report from every shard's results and writes
@@ -70,6 +73,12 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
 	rep.ScopeErrors = exp.Errors
+	rep.Excluded, rep.ExcludedRepos = exp.Excluded, exp.ExcludedRepos
+	rep.Interrupted = o.Interrupted
+	var err error
+	if rep.Scope, err = readScopeIfAny(o.RunDir); err != nil {
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
 	rep.Backfill = backfillLine(o.DryRun, backfilled, rep)
 	rep.Started, rep.Finished = o.Started, o.Finished
 	if rep.Finished.IsZero() {
@@ -142,7 +151,7 @@ func gatherPlan(dir artifacts.Dir, plan *artifacts.Plan) error {
 	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exp.Errors}
+	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exp.Errors, Excluded: exp.Excluded, ExcludedRepos: exp.ExcludedRepos}
 	res.Plan.Shards = slices.Clone(plan.Shards)
 	res.Plan.Total = 0
 	for i, s := range res.Plan.Shards {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/report"
 )
 
 // ExportOptions for Export.
@@ -20,7 +21,10 @@ type ExportOptions struct {
 	// lines still run; these become scope errors in export.json, and the
 	// report fails on them.
 	BadLines []error
-	Logger   *slog.Logger
+	// Scope is the definition the plan is made from, recorded in
+	// scope.json (inputs hashed here) and copied into the report.
+	Scope  report.Scope
+	Logger *slog.Logger
 }
 
 // Export lists the scope, cuts it into shards and writes the run
@@ -42,7 +46,14 @@ func Export(ctx context.Context, o ExportOptions) (export.Result, error) {
 	for _, le := range o.BadLines {
 		res.Errors = append(res.Errors, le.Error())
 	}
+	scope, err := ResolveScope(o.Scope)
+	if err != nil {
+		return res, err
+	}
 	if err := export.Write(artifacts.Dir(o.RunDir), res); err != nil {
+		return res, fmt.Errorf("writing the plan to %s: %w", o.RunDir, err)
+	}
+	if err := writeScope(o.RunDir, scope); err != nil {
 		return res, fmt.Errorf("writing the plan to %s: %w", o.RunDir, err)
 	}
 	return res, nil

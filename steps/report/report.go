@@ -47,20 +47,30 @@ type Shard struct {
 
 // Report is report.json. Counts are images (tags).
 type Report struct {
-	Source       string    `json:"source"`
-	Target       string    `json:"target"`
-	Started      time.Time `json:"started,omitzero"` // zero when the aggregate ran apart from the run (Argo)
-	Finished     time.Time `json:"finished"`
-	DryRun       bool      `json:"dryRun,omitempty"`
-	Total        int       `json:"total"`
-	Copied       int       `json:"copied"`
-	Skipped      int       `json:"skipped"`
-	Failed       int       `json:"failed"`
-	Planned      int       `json:"planned,omitempty"`
-	Bytes        int64     `json:"bytes"`
-	Verified     bool      `json:"verified"` // every image passed verification
-	VerifyPassed int       `json:"verifyPassed"`
-	VerifyFailed int       `json:"verifyFailed"`
+	// Scope is what was asked (scope.json): the migration, its inputs by
+	// content, filters, the version and command line that planned it.
+	Scope    *Scope    `json:"scope,omitempty"`
+	Source   string    `json:"source"`
+	Target   string    `json:"target"`
+	Started  time.Time `json:"started,omitzero"` // zero when the aggregate ran apart from the run (Argo)
+	Finished time.Time `json:"finished"`
+	DryRun   bool      `json:"dryRun,omitempty"`
+	// Interrupted names the signal that stopped the run before it was
+	// done: the report is partial and proves nothing.
+	Interrupted string `json:"interrupted,omitempty"`
+	// Excluded counts the tags the filters left out, ExcludedRepos the
+	// repositories left out whole.
+	Excluded      int   `json:"excluded"`
+	ExcludedRepos int   `json:"excludedRepositories"`
+	Total         int   `json:"total"`
+	Copied        int   `json:"copied"`
+	Skipped       int   `json:"skipped"`
+	Failed        int   `json:"failed"`
+	Planned       int   `json:"planned,omitempty"`
+	Bytes         int64 `json:"bytes"`
+	Verified      bool  `json:"verified"` // every image passed verification
+	VerifyPassed  int   `json:"verifyPassed"`
+	VerifyFailed  int   `json:"verifyFailed"`
 	// Backfill says whether and where the Image API was backfilled.
 	Backfill        string `json:"backfill,omitempty"`
 	BackfillApplied int    `json:"backfillApplied"`
@@ -187,6 +197,9 @@ func dedupe(s []string) []string {
 func (r Report) ExitCode() int {
 	if len(r.ScopeErrors) > 0 {
 		return contract.ExitFailed
+	}
+	if r.Total == 0 {
+		return contract.ExitOK // an empty scope: nothing failed (and nothing is proven)
 	}
 	if r.Failed == 0 && (r.DryRun || r.Verified) {
 		return contract.ExitOK

@@ -44,6 +44,8 @@ func ProofFromReport(r report.Report) (Proof, error) {
 	switch {
 	case r.DryRun:
 		p.Why = "the report is from a dry run"
+	case r.Interrupted != "":
+		p.Why = fmt.Sprintf("the run was interrupted (%s): the report is partial", r.Interrupted)
 	case len(r.ScopeErrors) > 0:
 		p.Why = fmt.Sprintf("the scope had %d error(s), first: %s", len(r.ScopeErrors), r.ScopeErrors[0])
 	case r.Total == 0:

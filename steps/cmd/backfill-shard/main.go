@@ -4,15 +4,14 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := contract.SignalContext(context.Background())
 	code := stepcli.Main(ctx, stepcli.OSEnv(), "backfill-shard", backfillcmd.Run, os.Args[1:])
 	stop()
 	os.Exit(code)

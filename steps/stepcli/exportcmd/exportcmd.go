@@ -13,6 +13,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
+	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 )
 
@@ -28,6 +29,7 @@ type Flags struct {
 	ExcludeRepo, ExcludeTag string
 	ShardSize, MinShardSize int
 	MaxShards               int
+	Migration               string
 }
 
 // Parse parses export's arguments.
@@ -50,6 +52,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
 	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
+	fs.StringVar(&f.Migration, "migration", "", "the migration's name, for the report")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -79,6 +82,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, contract.Usage(err)
 	}
+	if from.Registry == to.Registry && from.Namespace == to.Namespace {
+		return 0, contract.Usage(fmt.Errorf("the source and the target are both %s: a migration copies from one registry (or namespace) to another; check --from and --to", to))
+	}
 	entries, lineErrs, err := inputs.ReadAll(f.Images, f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
 	if err != nil {
 		return 0, contract.Usage(err)
@@ -96,7 +102,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		bad[i] = le
 	}
 	res, err := pipeline.Export(ctx, pipeline.ExportOptions{
-		RunDir: f.Out, BadLines: bad, Logger: log,
+		RunDir: f.Out, BadLines: bad, Logger: log, Scope: f.scope(args),
 		Export: export.Options{
 			Client: c, From: from, To: to, Entries: entries, Filter: filter,
 			ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.Jobs,
@@ -114,4 +120,24 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		fmt.Fprintf(env.Stderr, "export: %d bad input lines skipped (listed in export.json; the report will fail)\n", len(bad))
 	}
 	return contract.ExitOK, nil
+}
+
+// scope is the definition the flags give, recorded in scope.json.
+func (f *Flags) scope(args []string) report.Scope {
+	s := report.Scope{
+		Migration: f.Migration, Source: f.From, Target: f.To,
+		Filters: report.Filters{
+			IncludeNamespaces: stepcli.SplitList(f.IncludeNS), ExcludeNamespaces: stepcli.SplitList(f.ExcludeNS),
+			Repositories: f.RepoRegex, ExcludeRepos: f.ExcludeRepo, Tags: f.TagRegex, ExcludeTags: f.ExcludeTag,
+		},
+		Shards:  report.Shards{Size: f.ShardSize, MinSize: f.MinShardSize, Max: f.MaxShards},
+		Command: pipeline.ElideSecrets(append([]string{contract.StepExport}, args...)),
+	}
+	for _, l := range f.Images {
+		s.Inputs = append(s.Inputs, report.Input{Kind: "list", Path: l})
+	}
+	if f.Rules != "" {
+		s.Inputs = append(s.Inputs, report.Input{Kind: "rules", Path: f.Rules})
+	}
+	return s
 }
