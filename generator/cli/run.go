@@ -200,7 +200,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (deep checks of every image: children and blobs) or digest")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
+	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
 	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
 	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
@@ -249,7 +249,14 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	if o.Out == "" {
 		o.Out = "regmigrate-run-" + time.Now().Format("20060102-150405")
 	}
-	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
+	mode, err := progress.ParseMode(f.progressMode, env.IsTerminal)
+	if err != nil {
+		return usageError(err)
+	}
+	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
+	defer o.Progress.Close() // a run that stops on an error leaves no bar drawn over its message
+	// Log lines go through the progress bars: printed above them, never into them.
+	o.Logger = newLogger(o.Progress.Logs(), f.logFormat, f.verbose)
 	if f.cutover {
 		if f.dryRun {
 			return usageError(errors.New("--cutover needs a real run: drop --dry-run"))
@@ -276,22 +283,6 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		}
 		o.Export.Entries = append(o.Export.Entries, entries...)
 	}
-	mode := progress.Lines
-	switch f.progressMode {
-	case "auto":
-		if env.IsTerminal {
-			mode = progress.Bar
-		}
-	case "bar":
-		mode = progress.Bar
-	case "none":
-		mode = progress.Off
-	case "lines":
-	default:
-		return usageError(fmt.Errorf("--progress %q: want auto, bar, lines or none", f.progressMode))
-	}
-	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
-
 	rep, err := runner.Run(c.Context(), o)
 	if err != nil {
 		return err

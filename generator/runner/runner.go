@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// in flight. Each shard directory ends with this run's results only.
 	blobs := mirror.NewBlobs()
 	cache := verify.NewCache()
-	mph := o.Progress.Start("mirror", plan.Total)
+	mph := o.Progress.StartBytes("copy", plan.Total)
 	inputs := make([]report.ShardInput, len(plan.Shards))
 	sem := make(chan struct{}, o.Jobs)
 	var wg sync.WaitGroup
@@ -187,13 +187,21 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		return report.Report{}, fmt.Errorf("writing the resolved plan: %w", err)
 	}
 	if api != nil {
-		bph := o.Progress.Start("backfill", plan.Total)
-		for _, sh := range plan.Shards {
-			sd := dir.ShardDir(sh.ID)
-			todo, err := pipeline.BackfillItems(sd)
+		// What each shard backfills is known before the first starts: the
+		// phase's total does not move.
+		todos := make([][]artifacts.Item, len(plan.Shards))
+		n := 0
+		for i, sh := range plan.Shards {
+			todo, err := pipeline.BackfillItems(dir.ShardDir(sh.ID))
 			if err != nil {
 				return report.Report{}, fmt.Errorf("backfill of shard %s: %w", sh.ID, err)
 			}
+			todos[i] = todo
+			n += len(todo)
+		}
+		bph := o.Progress.Start("backfill", n)
+		for i, sh := range plan.Shards {
+			sd, todo := dir.ShardDir(sh.ID), todos[i]
 			b, err := backfill.Run(ctx, backfill.Options{
 				API: api, Registry: c, Items: todo, Strategy: o.Strategy,
 				MetadataDir: filepath.Join(sd, contract.MetadataDir), Progress: bph, Logger: o.Logger, Verbose: o.Cluster.Verbose,
@@ -212,7 +220,11 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		if api != nil {
 			tags = imagecheck.Checker{API: api}
 		}
-		vph := o.Progress.Start("verify", 0)
+		n := 0 // what mirror.json lists: the plan and the signature tags found
+		for _, in := range inputs {
+			n += len(in.Mirror.Images)
+		}
+		vph := o.Progress.Start("verify", n)
 		for _, sh := range plan.Shards {
 			wg.Add(1)
 			go func() {

@@ -66,7 +66,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		return 0, err
 	}
 	defer lf.Close()
-	ph := stepcli.ProgressFor(env).Start("mirror", len(items))
+	ph := stepcli.ProgressFor(env).StartBytes("copy", len(items))
 	res, err := mirror.Run(ctx, mirror.Options{
 		Client: c, Items: items, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
 		NoAttachments: f.NoAttachments, DryRun: f.DryRun, Log: lf, Logger: log, Progress: ph,
