@@ -65,6 +65,8 @@ func (p Plan) exportArgs() []string {
 	f.num("shard-size", p.Shards.Size)
 	f.num("min-shard-size", p.Shards.MinSize)
 	f.num("max-shards", p.Shards.Max)
+	f.str("migration", p.Name)
+	f.str("strategy", p.Strategy)
 	return f
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/regmigrate/regmigrate/generator/runner"
 	"github.com/regmigrate/regmigrate/generator/spec"
@@ -218,6 +219,12 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	if err != nil {
 		return usageError(err)
 	}
+	o.Migration, o.Command = m.Metadata.Name, recordedCommand(c)
+	if f.specFile != "" { // the spec as it ran, the flags merged in; it names credential files, never holds a secret
+		if b, err := yaml.Marshal(m); err == nil {
+			o.Spec = string(b)
+		}
+	}
 	for _, b := range bad {
 		fmt.Fprintln(env.Stderr, "regmigrate: skipping bad input:", b)
 	}
@@ -290,7 +297,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	if o.DryRun {
 		printPlan(env, rep)
 	}
-	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.md, report.json)\n", rep.SummaryLine(), o.Out)
+	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.html, report.md, report.json)\n", rep.SummaryLine(), o.Out)
 	code := rep.ExitCode()
 	if code == contract.ExitOK && len(bad) > 0 {
 		return &ExitError{Code: contract.ExitFailed, Err: fmt.Errorf("%d bad input lines were skipped (listed above); fix them and run again with --out %s", len(bad), o.Out)}

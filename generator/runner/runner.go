@@ -54,9 +54,14 @@ type Options struct {
 	// (the new registry serves the legacy storage: nothing is copied).
 	Strategy string
 	// Cluster, when set, is backfilled with Image API metadata and checked.
-	Cluster  *Cluster
-	Progress *progress.Reporter
-	Logger   *slog.Logger
+	Cluster *Cluster
+	// Migration (the spec's name), Command (how the run was started) and
+	// Spec (the spec as it ran, YAML) go into run.json for the report.
+	Migration string
+	Command   []string
+	Spec      string
+	Progress  *progress.Reporter
+	Logger    *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
 }
@@ -112,6 +117,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 	}
 	dir := artifacts.Dir(o.Out)
+	if err := artifacts.WriteRun(dir, artifacts.Run{
+		Migration: o.Migration, Version: contract.Version, Command: artifacts.RedactArgs(o.Command), Spec: o.Spec,
+		Source: o.Export.From.String(), Target: o.Export.To.String(), Strategy: o.Strategy, DryRun: o.DryRun, Started: started,
+	}); err != nil {
+		return report.Report{}, fmt.Errorf("recording the run in %s: %w", o.Out, err)
+	}
 
 	plan, shards, reused, err := loadPlan(dir, o.Rediscover)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -31,10 +32,10 @@ import (
 // Strategies (the runbook's scenarios).
 const (
 	// StrategyCopy: images were copied; metadata is read from the target.
-	StrategyCopy = "copy"
+	StrategyCopy = contract.StrategyCopy
 	// StrategyReuseStorage: the new registry serves the legacy storage; no
 	// copy, metadata is read from the legacy registry.
-	StrategyReuseStorage = "reuse-storage"
+	StrategyReuseStorage = contract.StrategyReuseStorage
 )
 
 // DefaultJobs is the number of images backfilled at once.

@@ -30,6 +30,11 @@ const (
 	ExportFile  = "export.json" // export's result: counts and input errors
 	ReportJSON  = "report.json"
 	ReportMD    = "report.md"
+	ReportHTML  = "report.html"  // the audit report to look at: self-contained, printable
+	RunFile     = "run.json"     // the migration and how its latest run was started
+	HistoryFile = "history.json" // every run of this run directory, one entry each
+	SwitchFile  = "switch.json"  // the cutover record (switch-mode)
+	SwitchDiff  = "switch.diff"  // the cutover's readable account
 	ShardsDir   = "shards"
 
 	ShardImages   = "images.txt"  // the shard's scope
@@ -40,6 +45,12 @@ const (
 	BackfillJSON  = "backfill.json"
 	MetadataDir   = "metadata"
 	ShardIDsParam = "shard-ids.json" // the small JSON list of shard IDs Argo fans out over
+)
+
+// Strategies (the runbook's scenarios).
+const (
+	StrategyCopy         = "copy"          // the registries do not share storage: copy
+	StrategyReuseStorage = "reuse-storage" // the new registry serves the legacy storage: nothing copied
 )
 
 // Image statuses in results and the report.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -28,6 +29,8 @@ type Flags struct {
 	ExcludeRepo, ExcludeTag string
 	ShardSize, MinShardSize int
 	MaxShards               int
+	// Migration and Strategy are recorded in run.json for the report.
+	Migration, Strategy string
 }
 
 // Parse parses export's arguments.
@@ -50,17 +53,23 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
 	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
+	fs.StringVar(&f.Migration, "migration", "", "the migration's name, recorded in run.json for the report")
+	fs.StringVar(&f.Strategy, "strategy", contract.StrategyCopy, "copy or reuse-storage, recorded in run.json for the report")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if f.Out == "" || f.To == "" {
 		return nil, stepcli.Usage{Err: errors.New("--out and --to are required")}
 	}
+	if f.Strategy != contract.StrategyCopy && f.Strategy != contract.StrategyReuseStorage {
+		return nil, stepcli.Usage{Err: fmt.Errorf("--strategy %q: want %s or %s", f.Strategy, contract.StrategyCopy, contract.StrategyReuseStorage)}
+	}
 	return f, nil
 }
 
 // Run runs export.
 func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	started := time.Now()
 	f, err := Parse(args, env.Stderr)
 	if err != nil {
 		return 0, err
@@ -106,6 +115,14 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		res.Errors = append(res.Errors, le.Error())
 	}
 	if err := export.Write(artifacts.Dir(f.Out), res); err != nil {
+		return 0, err
+	}
+	// The run's record: the report shows which migration this is and how
+	// it was started; the aggregate takes the start from here.
+	if err := artifacts.WriteRun(artifacts.Dir(f.Out), artifacts.Run{
+		Migration: f.Migration, Version: contract.Version, Command: artifacts.RedactArgs(append([]string{contract.StepExport}, args...)),
+		Source: from.String(), Target: to.String(), Strategy: f.Strategy, Started: started,
+	}); err != nil {
 		return 0, err
 	}
 	s := res.Summary()
