@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/workloads"
 )
+
+// emptySections are the spec's sections left at their defaults, left out
+// of the spec run.json records.
+var emptySections = regexp.MustCompile(`(?m)^[A-Za-z]+: \{\}\n`)
 
 // migrationFlags are the flags that describe a migration; run and generate
 // share them. Each overrides the spec's field when set.
@@ -222,7 +227,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o.Migration, o.Command = m.Metadata.Name, recordedCommand(c)
 	if f.specFile != "" { // the spec as it ran, the flags merged in; it names credential files, never holds a secret
 		if b, err := yaml.Marshal(m); err == nil {
-			o.Spec = string(b)
+			o.Spec = emptySections.ReplaceAllString(string(b), "")
 		}
 	}
 	for _, b := range bad {

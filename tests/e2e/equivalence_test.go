@@ -20,7 +20,8 @@ import (
 // --check-image-api → verify --run-dir), each into its own target registry
 // and Image API. The two report.json (and report.md) are the same but for
 // timestamps and the target's address: totals, every image's line, the
-// backfill counts and the ImageStreamTag checks.
+// backfill counts and the ImageStreamTag checks; and so are the two
+// report.html, but for times, sizes and the command that started the run.
 func TestRunAndStepsWriteTheSameReport(t *testing.T) {
 	t.Parallel()
 	src := regtest.StartDistribution(t, regtest.Options{})
@@ -102,6 +103,16 @@ func TestRunAndStepsWriteTheSameReport(t *testing.T) {
 	if localMD != argoMD {
 		t.Errorf("report.md differs:\n%s", lineDiff(localMD, argoMD))
 	}
+	localHTML := normalizedHTML(t, local, localDst.Host)
+	argoHTML := normalizedHTML(t, argo, argoDst.Host)
+	if localHTML != argoHTML {
+		t.Errorf("report.html differs:\n%s", lineDiff(localHTML, argoHTML))
+	}
+	// Both know when the run started (the Argo aggregate from export's
+	// run.json) and record it as the run directory's one run.
+	if !strings.Contains(argoHTML, "<dt>Started</dt><dd><time>") || strings.Count(argoHTML, `<tr class="run">`) != 1 {
+		t.Errorf("the Argo report.html lacks the start of the run or its one history entry")
+	}
 }
 
 // normalizedReport is report.json without its timestamps and byte counts,
@@ -145,6 +156,25 @@ func normalizedMarkdown(t *testing.T, dir, target string) string {
 	md := strings.ReplaceAll(readFile(t, filepath.Join(dir, contract.ReportMD)), target, "TARGET")
 	md = duration.ReplaceAllString(timeLines.ReplaceAllString(md, ""), "**")
 	return size.ReplaceAllString(md, "SIZE")
+}
+
+// report.html's times, sizes, durations and command line (`regmigrate
+// run ...` here, the export step's arguments there) are marked up, so
+// they are replaced by their element alone.
+var (
+	htmlTime     = regexp.MustCompile(`<time datetime="[^"]*">[^<]*</time>`)
+	htmlSize     = regexp.MustCompile(`<span class="size">[^<]*</span>`)
+	htmlDuration = regexp.MustCompile(`<span class="duration">[^<]*</span>`)
+	htmlCommand  = regexp.MustCompile(`<pre class="command">[^<]*</pre>`)
+)
+
+func normalizedHTML(t *testing.T, dir, target string) string {
+	t.Helper()
+	h := strings.ReplaceAll(readFile(t, filepath.Join(dir, contract.ReportHTML)), target, "TARGET")
+	h = htmlTime.ReplaceAllString(h, "<time>")
+	h = htmlSize.ReplaceAllString(h, `<span class="size">SIZE</span>`)
+	h = htmlDuration.ReplaceAllString(h, `<span class="duration">DURATION</span>`)
+	return htmlCommand.ReplaceAllString(h, `<pre class="command">COMMAND</pre>`)
 }
 
 // lineDiff lists the first lines that differ, position by position.
