@@ -167,3 +167,21 @@ func TestRunProgressBar(t *testing.T) {
 		t.Errorf("the error is not printed below the bars: last line %q", last)
 	}
 }
+
+func TestRunProgressModeIsChecked(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCLI(t, nil, "run", "--from", "legacy.example:5000", "--to", "new.example:5000", "--out", t.TempDir(), "--progress", "fancy")
+	if code != contract.ExitUsage || !strings.Contains(stderr, `--progress "fancy": want auto, bar, lines, json or none`) {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// `regmigrate report` on a folder that is no run directory says what is
+// missing: a usage error.
+func TestReportOfAFolderWithoutARun(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCLI(t, nil, "report", t.TempDir())
+	if code != contract.ExitUsage || !strings.Contains(stderr, "no shards.json") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
