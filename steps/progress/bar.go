@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"github.com/vbauerster/cupwriter"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -19,10 +20,9 @@ type barContainer struct{ p *mpb.Progress }
 
 func newBarContainer(o Options) *barContainer {
 	opts := []mpb.ContainerOption{
-		mpb.WithOutput(o.Out),
 		// --progress bar was asked for (or the output is a terminal): draw
 		// it even when the output cannot say it is a terminal.
-		mpb.ForceTTY(), mpb.WithAutoRefresh(),
+		mpb.WithConsoleWriter(sizedConsole{cupwriter.New(o.Out, true)}), mpb.WithAutoRefresh(),
 	}
 	if o.barWidth > 0 {
 		opts = append(opts, mpb.WithWidth(o.barWidth))
@@ -99,4 +99,27 @@ func cut(s string, width int) string {
 		return ""
 	}
 	return string(r[:width-1]) + "…"
+}
+
+// Size of a terminal that does not say its size.
+const (
+	defaultColumns = 80
+	defaultRows    = 24
+)
+
+// sizedConsole is the terminal the bars are drawn on. A terminal that
+// reports no size (a pseudo-terminal nobody sized: some CI runners,
+// `script`, editors' shells) is taken as 80x24 rather than drawing
+// nothing.
+type sizedConsole struct{ *cupwriter.Writer }
+
+func (c sizedConsole) GetTermSize() (width, height int, err error) {
+	width, height, err = c.Writer.GetTermSize()
+	if err != nil || width <= 0 {
+		width = defaultColumns
+	}
+	if err != nil || height <= 0 {
+		height = defaultRows
+	}
+	return width, height, nil
 }

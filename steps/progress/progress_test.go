@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vbauerster/cupwriter"
+
 	"github.com/regmigrate/regmigrate/tests/terminal"
 )
 
@@ -280,5 +282,15 @@ func waitFor(t *testing.T, out *syncBuffer, s string) {
 			t.Fatalf("%q never drawn: %q", s, out.String())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A terminal that says no size (or whose size cannot be read) is drawn on
+// as 80x24, not left blank.
+func TestBarsOnATerminalWithoutASize(t *testing.T) {
+	t.Parallel()
+	w, h, err := sizedConsole{cupwriter.New(&syncBuffer{}, true)}.GetTermSize()
+	if err != nil || w != defaultColumns || h != defaultRows {
+		t.Errorf("size %dx%d, %v; want %dx%d", w, h, err, defaultColumns, defaultRows)
 	}
 }
