@@ -34,11 +34,11 @@ type AggregateOptions struct {
 	Started, Finished time.Time
 }
 
-// Aggregate builds the run's report from every shard's results and writes
+// Aggregate builds the run's report from every shard's results, writes
 // report.json, report.md and report.html, and records the run in
-// history.json (when run.json says which run it is). Image failures are in the report (see
-// Report.ExitCode); the error is for a run directory that cannot be read
-// or written.
+// history.json (when run.json says which run it is). Image failures are
+// in the report (see Report.ExitCode); the error is for a run directory
+// that cannot be read or written.
 func Aggregate(o AggregateOptions) (report.Report, error) {
 	dir := artifacts.Dir(o.RunDir)
 	var plan artifacts.Plan
