@@ -159,7 +159,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// in flight. Each shard directory ends with this run's results only.
 	blobs := mirror.NewBlobs()
 	cache := verify.NewCache()
-	mph := o.Progress.StartBytes("copy", plan.Total)
+	var mph *progress.Phase
+	if reuse { // nothing moves: no bytes to show
+		mph = o.Progress.Start("copy", plan.Total)
+	} else {
+		mph = o.Progress.StartBytes("copy", plan.Total)
+	}
 	inputs := make([]report.ShardInput, len(plan.Shards))
 	sem := make(chan struct{}, o.Jobs)
 	var wg sync.WaitGroup
