@@ -7,6 +7,9 @@ LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/steps/contract.Version=$(VE
 STEPS := export mirror-shard backfill-shard verify switch-mode
 # Debian packages the tests and the demo start as real servers.
 APT_PKGS := docker-registry apache2-utils etcd-server
+# Debian packages the tests read regmigrate's output with: skopeo reads what
+# it wrote to registries, chromium renders report.html.
+TEST_APT_PKGS := skopeo chromium
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
@@ -17,8 +20,12 @@ help: ## this list
 test-deps: deps ## alias of deps
 
 deps: deps-demo ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
-	@command -v skopeo >/dev/null || { echo "installing skopeo from Debian (the tests read what regmigrate writes with it)"; \
-	  (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq skopeo) >/dev/null || { echo "apt-get failed: install skopeo by hand" >&2; exit 1; }; }
+	@missing=""; for b in $(TEST_APT_PKGS); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing from Debian (the tests read what regmigrate writes with skopeo, and render report.html in chromium)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || { echo "apt-get failed: install$$missing by hand" >&2; exit 1; }; \
+	fi
 	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
 	@$(GO) run ./tests/regtest/cmd/build-registries   # distribution v3.0.0 and fakes3, cached outside the repo (cold: 2m37s on 2 cores, empty Go build cache)
 

@@ -59,7 +59,6 @@ func (p Plan) exportArgs() []string {
 		f.str("rules", inputPath(len(p.Scope.Lists), r.Name))
 	}
 	f.str("out", RunDir)
-	f.str("migration", p.Name)
 	f.list("namespace", p.Scope.IncludeNamespaces)
 	f.list("exclude-namespace", p.Scope.ExcludeNamespaces)
 	f.str("repo-regex", p.Scope.RepoRegex)
@@ -69,6 +68,8 @@ func (p Plan) exportArgs() []string {
 	f.num("shard-size", p.Shards.Size)
 	f.num("min-shard-size", p.Shards.MinSize)
 	f.num("max-shards", p.Shards.Max)
+	f.str("migration", p.Name)
+	f.str("strategy", p.Strategy)
 	return f
 }
 

@@ -48,7 +48,7 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newRunCmd(env), newGenerateCmd(env), newLintCmd(env), newSubmitCmd(env), newCutoverCmd(env))
+	root.AddCommand(newRunCmd(env), newGenerateCmd(env), newLintCmd(env), newSubmitCmd(env), newCutoverCmd(env), newReportCmd(env))
 	return root
 }
 

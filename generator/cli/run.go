@@ -6,12 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/regmigrate/regmigrate/generator/runner"
 	"github.com/regmigrate/regmigrate/generator/spec"
@@ -22,13 +23,16 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
-	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/workloads"
 )
+
+// emptySections are the spec's sections left at their defaults, left out
+// of the spec run.json records.
+var emptySections = regexp.MustCompile(`(?m)^[A-Za-z]+: \{\}\n`)
 
 // migrationFlags are the flags that describe a migration; run and generate
 // share them. Each overrides the spec's field when set.
@@ -204,7 +208,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (deep checks of every image: children and blobs) or digest")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.StringVar(&f.progressMode, "progress", "auto", "auto, bar, lines or none")
+	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
 	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
 	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
@@ -221,6 +225,12 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o, bad, err := buildRun(m, env)
 	if err != nil {
 		return usageError(err)
+	}
+	o.Migration, o.Command = m.Metadata.Name, recordedCommand(c)
+	if f.specFile != "" { // the spec as it ran, the flags merged in; it names credential files, never holds a secret
+		if b, err := yaml.Marshal(m); err == nil {
+			o.Spec = emptySections.ReplaceAllString(string(b), "")
+		}
 	}
 	for _, b := range bad {
 		fmt.Fprintln(env.Stderr, "regmigrate: skipping bad input:", b)
@@ -255,10 +265,16 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.Out = defaultRunDir(time.Now())
 	}
 	o.Scope = scopeOf(m, f.specFile)
-	o.Command = commandLine(c)
-	o.Scope.Command = strings.Fields(o.Command)
+	o.Scope.Command = o.Command
 	o.Say = func(format string, args ...any) { fmt.Fprintf(env.Stderr, "regmigrate: "+format+"\n", args...) }
-	o.Logger = newLogger(env.Stderr, f.logFormat, f.verbose)
+	mode, err := progress.ParseMode(f.progressMode, env.IsTerminal)
+	if err != nil {
+		return usageError(err)
+	}
+	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
+	defer o.Progress.Close() // a run that stops on an error leaves no bar drawn over its message
+	// Log lines go through the progress bars: printed above them, never into them.
+	o.Logger = newLogger(o.Progress.Logs(), f.logFormat, f.verbose)
 	if f.cutover {
 		if f.dryRun {
 			return usageError(errors.New("--cutover needs a real run: drop --dry-run"))
@@ -285,22 +301,6 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		}
 		o.Export.Entries = append(o.Export.Entries, entries...)
 	}
-	mode := progress.Lines
-	switch f.progressMode {
-	case "auto":
-		if env.IsTerminal {
-			mode = progress.Bar
-		}
-	case "bar":
-		mode = progress.Bar
-	case "none":
-		mode = progress.Off
-	case "lines":
-	default:
-		return usageError(fmt.Errorf("--progress %q: want auto, bar, lines or none", f.progressMode))
-	}
-	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
-
 	rep, err := runner.Run(c.Context(), o)
 	if err != nil {
 		return err
@@ -308,7 +308,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	if o.DryRun {
 		printPlan(env, rep)
 	}
-	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.md, report.json)\n", rep.SummaryLine(), o.Out)
+	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.html, report.md, report.json)\n", rep.SummaryLine(), o.Out)
 	if i, ok := contract.InterruptedBy(c.Context()); ok {
 		return &ExitError{Code: i.Code(), Err: fmt.Errorf("%v: %d of %d images done, the rest not started or abandoned (the report in %s is partial); resume with the same command and --out %s",
 			i.Signal, rep.Copied+rep.Skipped, rep.Total, o.Out, o.Out)}
@@ -488,20 +488,4 @@ func scopeOf(m *spec.Migration, specFile string) report.Scope {
 		s.Inputs = append(s.Inputs, report.Input{Kind: "rules", Path: m.Images.Rules})
 	}
 	return s
-}
-
-// commandLine is the command as given, flags in their --name=value form,
-// secrets elided.
-func commandLine(c *cobra.Command) string {
-	args := []string{c.CommandPath()}
-	c.Flags().Visit(func(f *pflag.Flag) {
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			for _, v := range sv.GetSlice() {
-				args = append(args, "--"+f.Name+"="+v)
-			}
-			return
-		}
-		args = append(args, "--"+f.Name+"="+f.Value.String())
-	})
-	return strings.Join(pipeline.ElideSecrets(args), " ")
 }

@@ -44,9 +44,6 @@ type Options struct {
 	// Scope is the definition of what to migrate (scope.json). A previous
 	// plan in Out is resumed only when its definition is the same.
 	Scope report.Scope
-	// Command is the command line, secrets elided, for the lock and the
-	// run's record.
-	Command string
 	// Say prints what the run is doing, for the person who started it.
 	Say func(format string, args ...any)
 	// Rediscover ignores a previous plan in Out and exports again.
@@ -61,9 +58,14 @@ type Options struct {
 	// (the new registry serves the legacy storage: nothing is copied).
 	Strategy string
 	// Cluster, when set, is backfilled with Image API metadata and checked.
-	Cluster  *Cluster
-	Progress *progress.Reporter
-	Logger   *slog.Logger
+	Cluster *Cluster
+	// Migration (the spec's name), Command (how the run was started) and
+	// Spec (the spec as it ran, YAML) go into run.json for the report.
+	Migration string
+	Command   []string
+	Spec      string
+	Progress  *progress.Reporter
+	Logger    *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
 }
@@ -93,7 +95,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		return report.Report{}, errors.New("no run directory: give --out DIR")
 	}
 	// One run per directory; the kernel drops the lock however we end.
-	unlock, err := artifacts.Lock(o.Out, contract.LockFile, o.Command)
+	unlock, err := artifacts.Lock(o.Out, contract.LockFile, strings.Join(o.Command, " "))
 	if err != nil {
 		return report.Report{}, contract.Usage(err)
 	}
@@ -101,7 +103,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// This invocation's own record (runs/<id>/): its log, with timestamps,
 	// and at the end a copy of the report it produced. The run directory's
 	// report.json is the current state of the whole migration.
-	record, err := newRecord(o.Out, started, o.Command)
+	record, err := newRecord(o.Out, started, strings.Join(o.Command, " "))
 	if err != nil {
 		return report.Report{}, err
 	}
@@ -137,6 +139,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 	}
 	dir := artifacts.Dir(o.Out)
+	if err := artifacts.WriteRun(dir, artifacts.Run{
+		Migration: o.Migration, Version: contract.Version, Command: artifacts.RedactArgs(o.Command), Spec: o.Spec,
+		Source: o.Export.From.String(), Target: o.Export.To.String(), Strategy: o.Strategy, DryRun: o.DryRun, Started: started,
+	}); err != nil {
+		return report.Report{}, fmt.Errorf("recording the run in %s: %w", o.Out, err)
+	}
 
 	plan, reused, err := loadPlan(dir, o.Rediscover)
 	if err != nil {
@@ -170,7 +178,12 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// in flight.
 	blobs := mirror.NewBlobs()
 	cache := verify.NewCache()
-	mph := o.Progress.Start("mirror", plan.Total)
+	var mph *progress.Phase
+	if reuse { // nothing moves: no bytes to show
+		mph = o.Progress.Start("copy", plan.Total)
+	} else {
+		mph = o.Progress.StartBytes("copy", plan.Total)
+	}
 	sem := make(chan struct{}, o.Jobs)
 	err = eachShard(plan, func(sh artifacts.Shard) error {
 		_, err := pipeline.MirrorShard(ctx, pipeline.MirrorShardOptions{
@@ -216,7 +229,15 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		if api != nil {
 			tags = imagecheck.Checker{API: api}
 		}
-		vph := o.Progress.Start("verify", 0)
+		n := 0 // what mirror.json lists: the plan and the signature tags found
+		for _, sh := range plan.Shards {
+			k, err := pipeline.ShardImages(dir.ShardDir(sh.ID))
+			if err != nil {
+				return report.Report{}, err
+			}
+			n += k
+		}
+		vph := o.Progress.Start("verify", n)
 		err := eachShard(plan, func(sh artifacts.Shard) error {
 			_, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
 				ShardDir: dir.ShardDir(sh.ID), Client: c, Mode: o.VerifyMode, Observed: !reuse,

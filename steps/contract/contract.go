@@ -33,6 +33,11 @@ const (
 	RunsDir     = "runs" // runs/<id>/: each invocation's report and log
 	ReportJSON  = "report.json"
 	ReportMD    = "report.md"
+	ReportHTML  = "report.html"  // the audit report to look at: self-contained, printable
+	RunFile     = "run.json"     // the migration and how its latest run was started
+	HistoryFile = "history.json" // every run of this run directory, one entry each
+	SwitchFile  = "switch.json"  // the cutover record (switch-mode)
+	SwitchDiff  = "switch.diff"  // the cutover's readable account
 	ShardsDir   = "shards"
 
 	ShardImages   = "images.txt"  // the shard's scope

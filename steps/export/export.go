@@ -140,7 +140,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	entries := o.Entries
 	fromCatalog := len(entries) == 0
 	if fromCatalog {
-		ph := o.Progress.Start("catalog", 0)
+		ph := o.Progress.StartCounting("plan/catalog", "repositories", 0)
 		repos, err := o.Client.Catalog(ctx, o.From.Registry, ph.Done)
 		ph.Finish()
 		if err != nil {
@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			needAt = append(needAt, at)
 		}
 	}
-	ph := o.Progress.Start("tags", len(need))
+	ph := o.Progress.StartCounting("plan/tags", "repositories", len(need))
 	par.ForEach(ctx, o.Jobs, len(need), func(i int) {
 		k := need[i]
 		tags, err := o.Client.ListTags(ctx, k.registry, k.repo)
@@ -251,7 +251,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// 4. Resolve digests (HEAD on the source) for items that lack one.
 	if !o.SkipResolve {
-		ph = o.Progress.Start("resolve", len(items))
+		ph = o.Progress.Start("plan/digests", len(items))
 		par.ForEach(ctx, o.Jobs, len(items), func(i int) {
 			it := &items[i]
 			if it.Source.Digest == "" {

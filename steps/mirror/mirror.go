@@ -90,8 +90,16 @@ type ImageResult struct {
 	Digest    string `json:"digest"` // the digest now on the target
 	MediaType string `json:"mediaType,omitempty"`
 	Status    string `json:"status"`
-	Bytes     int64  `json:"bytes"`
-	Referrers int    `json:"referrers,omitempty"`
+	// Bytes are the bytes this image uploaded to the target in this run:
+	// the blobs (layers and config) of its manifest, of every child of an
+	// index, and of the referrers copied with it. Blobs the target already
+	// had, blobs mounted from another repository of the target, and blobs
+	// another image of the run uploaded first count 0; manifests are not
+	// counted. A skipped image moved 0 bytes, a failed one what it
+	// uploaded before it failed. Signature tags copied along have their
+	// own entries and bytes.
+	Bytes     int64 `json:"bytes"`
+	Referrers int   `json:"referrers,omitempty"`
 	// Attachments counts the signature/attestation tags copied along (each
 	// also has its own entry).
 	Attachments int    `json:"attachments,omitempty"`
@@ -153,6 +161,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.Progress != nil { // blob copies report their bytes as they stream
+		ctx = registry.WithByteWatcher(ctx, o.Progress)
 	}
 	e := &engine{o: o, blobs: o.Blobs, explicit: map[string]bool{}}
 	for _, it := range o.Items {
@@ -318,9 +329,8 @@ func (e *engine) copyAttachments(ctx context.Context, it artifacts.Item, digest 
 		if e.explicit[att.Target.WithoutDigest().String()] {
 			continue
 		}
-		e.o.Progress.Grow(1)
 		res := e.copyImage(ctx, att)
-		e.o.Progress.Add(res.Status, res.Bytes)
+		e.o.Progress.AddExtra(res.Status, res.Bytes) // not in the plan's total
 		e.extraMu.Lock()
 		e.extra = append(e.extra, res)
 		e.extraMu.Unlock()
@@ -427,8 +437,10 @@ func (e *engine) copyReferrers(ctx context.Context, src, dst imageref.Ref, diges
 	if e.o.NoReferrers || e.o.DryRun {
 		return
 	}
-	n, err := e.referrers(ctx, src, dst, digest, 0)
+	var moved int64
+	n, err := e.referrers(ctx, src, dst, digest, 0, &moved)
 	r.Referrers += n
+	r.Bytes += moved
 	if err != nil {
 		r.Status = contract.StatusFailed
 		r.Error = fmt.Sprintf("copying referrers of %s: %v", digest, err)
@@ -436,7 +448,9 @@ func (e *engine) copyReferrers(ctx context.Context, src, dst imageref.Ref, diges
 	}
 }
 
-func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest string, depth int) (int, error) {
+// referrers copies the referrers of digest, recursively; moved adds up
+// the bytes their blobs uploaded.
+func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest string, depth int, moved *int64) (int, error) {
 	c := e.o.Client
 	if depth > maxDepth {
 		return 0, nil
@@ -459,7 +473,9 @@ func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest st
 			if err != nil {
 				return count, err
 			}
-			if _, err := e.copyTree(ctx, src, dst, body, mt, depth+1); err != nil {
+			n, err := e.copyTree(ctx, src, dst, body, mt, depth+1)
+			*moved += n
+			if err != nil {
 				return count, err
 			}
 			if err := c.PutManifest(ctx, dst.Registry, dst.Repository, d.Digest, mt, body); err != nil {
@@ -468,7 +484,7 @@ func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest st
 			copied = append(copied, d)
 		}
 		count++
-		n, err := e.referrers(ctx, src, dst, d.Digest, depth+1)
+		n, err := e.referrers(ctx, src, dst, d.Digest, depth+1, moved)
 		count += n
 		if err != nil {
 			return count, err

@@ -27,6 +27,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
 
@@ -274,6 +275,10 @@ func TestMirrorCopiesReferrers(t *testing.T) {
 	if res.Images[0].Referrers != 1 {
 		t.Errorf("referrers copied %d, want 1", res.Images[0].Referrers)
 	}
+	// The image's bytes are its blobs and its referrer's, uploaded.
+	if want := blobBytes(t, img) + blobBytes(t, sbom); res.Images[0].Bytes != want {
+		t.Errorf("image bytes %d, want %d (its blobs and its referrer's)", res.Images[0].Bytes, want)
+	}
 	dd, _ := name.NewDigest(dst + "/ns/app@" + d)
 	idx, err := remote.Referrers(dd)
 	if err != nil {
@@ -282,6 +287,50 @@ func TestMirrorCopiesReferrers(t *testing.T) {
 	m, _ := idx.IndexManifest()
 	if len(m.Manifests) != 1 || m.Manifests[0].Digest != sd {
 		t.Errorf("target referrers %+v, want the SBOM %s", m.Manifests, sd)
+	}
+}
+
+// blobBytes is the size of an image's config and layers.
+func blobBytes(t *testing.T, img v1.Image) int64 {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Config.Size
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// The copy phase counts the plan's images against a total that never
+// moves, a signature tag found on the way apart, and the bytes as they
+// stream: at the end, the bytes the images report.
+func TestMirrorReportsProgress(t *testing.T) {
+	t.Parallel()
+	src, dst := newRegistry(t), newRegistry(t)
+	base, _ := random.Layer(256<<10, types.DockerLayer)
+	var items []artifacts.Item
+	for _, repo := range []string{"team-a/api", "team-a/web"} {
+		d := push(t, src+"/"+repo+":v1", image(t, base))
+		items = append(items, item(t, src+"/"+repo+":v1", dst+"/"+repo+":v1", d))
+	}
+	sig := image(t, base)
+	push(t, src+"/team-a/api:"+strings.Replace(items[0].Source.Digest, ":", "-", 1)+".sig", sig)
+
+	ph := progress.New(progress.Options{Mode: progress.Off}).StartBytes("copy", len(items))
+	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{Insecure: anyHost}), Items: items, Progress: ph})
+	ph.Finish()
+	if err != nil || res.Copied != 3 {
+		t.Fatalf("copied %d err %v: %+v", res.Copied, err, res.Images)
+	}
+	s := ph.Snapshot()
+	if s.Done != 2 || s.Total != 2 || s.Extra != 1 || s.Counts["copied"] != 3 {
+		t.Errorf("progress %d/%d images, %d found on the way, counts %v; want 2/2, 1, copied 3", s.Done, s.Total, s.Extra, s.Counts)
+	}
+	if s.BytesDone != res.Bytes || s.BytesTotal != res.Bytes || res.Bytes < 256<<10 {
+		t.Errorf("progress bytes %d of %d, want the %d the images report", s.BytesDone, s.BytesTotal, res.Bytes)
 	}
 }
 

@@ -22,24 +22,26 @@ const NoBackfill = "skipped: no cluster named (give --kubeconfig to backfill Ima
 
 // AggregateOptions for Aggregate.
 type AggregateOptions struct {
-	// RunDir holds shards.json, export.json and shards/<id>/{mirror.json,
-	// backfill.json, verify.json}; report.json and report.md are written
-	// there.
+	// RunDir holds shards.json, export.json, run.json and
+	// shards/<id>/{mirror.json, backfill.json, verify.json}; report.json,
+	// report.md, report.html and history.json are written there.
 	RunDir string
 	// DryRun: nothing was copied, backfilled or verified, so verify.json
 	// and backfill.json (a previous run's, if any) are not read.
 	DryRun bool
-	// Started and Finished go into the report; Finished zero is now.
+	// Started and Finished go into the report; Started zero is when
+	// run.json says the run started, Finished zero is now.
 	Started, Finished time.Time
 	// Interrupted is the signal that stopped the run, if one did: the
 	// report is marked partial.
 	Interrupted string
 }
 
-// Aggregate builds the run's report from every shard's results and writes
-// report.json and report.md. Image failures are in the report (see
-// Report.ExitCode); the error is for a run directory that cannot be read
-// or written.
+// Aggregate builds the run's report from every shard's results, writes
+// report.json, report.md and report.html, and records the run in
+// history.json (when run.json says which run it is). Image failures are
+// in the report (see Report.ExitCode); the error is for a run directory
+// that cannot be read or written.
 func Aggregate(o AggregateOptions) (report.Report, error) {
 	dir := artifacts.Dir(o.RunDir)
 	var plan artifacts.Plan
@@ -80,17 +82,65 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
 	rep.Backfill = backfillLine(o.DryRun, backfilled, rep)
+	run, err := artifacts.ReadRun(dir)
+	recorded := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
 	rep.Started, rep.Finished = o.Started, o.Finished
+	if rep.Started.IsZero() && recorded { // the aggregate step on Argo: when export started the run
+		rep.Started = run.Started
+	}
 	if rep.Finished.IsZero() {
 		rep.Finished = time.Now()
 	}
 	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
 		return rep, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
-	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+	if recorded {
+		if _, err := report.Record(dir, run, rep); err != nil {
+			return rep, fmt.Errorf("aggregating %s: the run history: %w", o.RunDir, err)
+		}
+	}
+	if err := write(dir, rep); err != nil {
 		return rep, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
 	return rep, nil
+}
+
+// Render writes report.md and report.html again from a run directory's
+// report.json and the records beside it (run.json, history.json, and the
+// cutover's switch.json, which comes after the aggregate). It changes no
+// figure: the report is what the aggregate found.
+func Render(runDir string) (report.Report, error) {
+	dir := artifacts.Dir(runDir)
+	var rep report.Report
+	if err := artifacts.ReadJSON(dir.Path(contract.ReportJSON), &rep); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w: no %s in %s (aggregate the run first: verify --run-dir)", ErrMissingInput, contract.ReportJSON, runDir)
+		}
+		return rep, fmt.Errorf("rendering the report of %s: %w", runDir, err)
+	}
+	if err := write(dir, rep); err != nil {
+		return rep, fmt.Errorf("rendering the report of %s: %w", runDir, err)
+	}
+	return rep, nil
+}
+
+// write writes report.md and report.html.
+func write(dir artifacts.Dir, rep report.Report) error {
+	if err := artifacts.WriteFile(dir.Path(contract.ReportMD), []byte(rep.Markdown())); err != nil {
+		return err
+	}
+	b, err := report.ReadBundle(dir, rep)
+	if err != nil {
+		return err
+	}
+	html, err := b.HTML()
+	if err != nil {
+		return err
+	}
+	return artifacts.WriteFile(dir.Path(contract.ReportHTML), html)
 }
 
 // readShard reads one shard's results: mirror.json always, backfill.json

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -227,4 +228,56 @@ func TestBackfillItemsAreWhatIsOnTheTarget(t *testing.T) {
 	if _, err := pipeline.BackfillItems(t.TempDir()); !errors.Is(err, pipeline.ErrMissingInput) {
 		t.Errorf("BackfillItems of an empty folder: %v, want ErrMissingInput", err)
 	}
+}
+
+// The aggregate writes report.html beside report.md, takes the run's start
+// from run.json (the Argo aggregate knows it no other way) and records the
+// run in history.json once, however often it aggregates; Render shows a
+// cutover that came after.
+func TestAggregateWritesTheHTMLReportAndTheRunHistory(t *testing.T) {
+	t.Parallel()
+	dir := runDir(t)
+	started := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	if err := artifacts.WriteRun(dir, artifacts.Run{Migration: "acp-to-v2", Version: "dev", Command: []string{"export", "--to", "dst"}, Strategy: contract.StrategyCopy, Started: started}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		rep, err := pipeline.Aggregate(pipeline.AggregateOptions{RunDir: string(dir)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Started.Equal(started) {
+			t.Errorf("started %v, want run.json's %v", rep.Started, started)
+		}
+	}
+	h, err := report.ReadHistory(dir)
+	if err != nil || len(h.Runs) != 1 || !h.Runs[0].Started.Equal(started) || h.Runs[0].Failed != 1 || h.Runs[0].ExitCode != contract.ExitFailed {
+		t.Errorf("history %+v (%v): want this run once, 1 failed, exit 1", h, err)
+	}
+	html := readFile(t, dir.Path(contract.ReportHTML))
+	for _, want := range []string{"Migration report: acp-to-v2", "image api: ImageStreamTag b/app:v2 does not exist", "No cutover recorded"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+
+	write(t, dir.Path(contract.SwitchFile), report.Cutover{Mode: "modern", DryRun: true, Time: started.Add(time.Hour), Pending: 2})
+	if _, err := pipeline.Render(string(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if html := readFile(t, dir.Path(contract.ReportHTML)); !strings.Contains(html, "modern (dry run: nothing changed") {
+		t.Error("report.html does not show the cutover after Render")
+	}
+	if _, err := pipeline.Render(t.TempDir()); !errors.Is(err, pipeline.ErrMissingInput) {
+		t.Errorf("Render of an empty folder: %v, want ErrMissingInput", err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

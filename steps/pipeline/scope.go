@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
@@ -58,35 +57,6 @@ func writeScope(runDir string, s report.Scope) error {
 		s.PlannedAt = time.Now().UTC()
 	}
 	return artifacts.WriteJSON(filepath.Join(runDir, contract.ScopeFile), s)
-}
-
-// secretArg matches command-line values that may carry a secret: a URL's
-// user:password, or the value of a flag whose name says password, token,
-// secret or creds.
-var (
-	secretFlag = regexp.MustCompile(`(?i)^--?[a-z-]*(password|passwd|token|secret|creds?)[a-z-]*$`)
-	secretEq   = regexp.MustCompile(`(?i)^(--?[a-z-]*(password|passwd|token|secret|creds?)[a-z-]*)=.*$`)
-	userinfo   = regexp.MustCompile(`://[^/@\s]+@`)
-)
-
-// ElideSecrets returns a command line fit for a record: values that may
-// be secrets are replaced by "***".
-func ElideSecrets(args []string) []string {
-	out := make([]string, len(args))
-	hide := false
-	for i, a := range args {
-		switch {
-		case hide:
-			out[i], hide = "***", false
-		case secretEq.MatchString(a):
-			out[i] = secretEq.ReplaceAllString(a, "$1=***")
-		case secretFlag.MatchString(a):
-			out[i], hide = a, true
-		default:
-			out[i] = userinfo.ReplaceAllString(a, "://***@")
-		}
-	}
-	return out
 }
 
 // readScopeIfAny is ReadScope that tolerates a directory without one.

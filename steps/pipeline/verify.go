@@ -44,7 +44,9 @@ type VerifyShardOptions struct {
 	// ImageAPI, when set, also checks every ImageStreamTag of the shard
 	// (the cluster was backfilled).
 	ImageAPI TagChecker
-	// Progress counts verified images; its total grows by the shard's.
+	// Progress counts verified images; the caller starts it with their
+	// number (ShardImages, or the sum over the shards), so that its total
+	// is known from the start.
 	Progress *progress.Phase
 	Logger   *slog.Logger
 }
@@ -60,7 +62,6 @@ func VerifyShard(ctx context.Context, o VerifyShardOptions) (verify.Result, erro
 	if err != nil {
 		return verify.Result{}, fmt.Errorf("verifying shard %s: %w", o.ShardDir, err)
 	}
-	o.Progress.Grow(len(exp))
 	res, err := verify.Run(ctx, verify.Options{
 		Client: o.Client, Expects: exp, Mode: o.Mode, Known: o.Known, Jobs: o.Jobs, Cache: o.Cache, Progress: o.Progress, Logger: o.Logger,
 	})
@@ -74,6 +75,13 @@ func VerifyShard(ctx context.Context, o VerifyShardOptions) (verify.Result, erro
 		return res, fmt.Errorf("verifying shard %s: %w", o.ShardDir, err)
 	}
 	return res, nil
+}
+
+// ShardImages is the number of images VerifyShard checks in a shard
+// directory: what mirror.json lists, else the plan's.
+func ShardImages(shardDir string) (int, error) {
+	exp, err := shardExpectations(shardDir, false)
+	return len(exp), err
 }
 
 // shardExpectations come from mirror.json (the digests now on the target),

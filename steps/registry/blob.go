@@ -116,16 +116,47 @@ func (c *Client) CopyBlob(ctx context.Context, srcHost, srcRepo, dstHost, dstRep
 	if err := checkDigest(d.Digest); err != nil {
 		return 0, err
 	}
+	w := byteWatcher(ctx)
+	if w != nil && d.Size > 0 {
+		w.ExpectBytes(d.Size)
+	}
 	var n int64
 	err := c.retry(ctx, "copy blob", func() error {
 		var err error
-		n, err = c.copyBlobOnce(ctx, srcHost, srcRepo, dstHost, dstRepo, d)
+		n, err = c.copyBlobOnce(ctx, srcHost, srcRepo, dstHost, dstRepo, d, w)
 		return err
 	})
+	if err != nil && w != nil && d.Size > 0 {
+		w.ExpectBytes(-d.Size)
+	}
 	return n, err
 }
 
-func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, dstRepo string, d Descriptor) (int64, error) {
+// ByteWatcher hears the bytes of blob copies (a progress display); see
+// WithByteWatcher. Its methods are called from many goroutines.
+type ByteWatcher interface {
+	// ExpectBytes: a blob of n bytes is about to be copied; negative: a
+	// blob that failed for good will not be.
+	ExpectBytes(n int64)
+	// MovedBytes: n more bytes went from the source to the target;
+	// negative: an attempt failed, and its bytes will be sent again.
+	MovedBytes(n int64)
+}
+
+type byteWatcherKey struct{}
+
+// WithByteWatcher returns a context whose blob copies (CopyBlob) report
+// their bytes to w while they stream.
+func WithByteWatcher(ctx context.Context, w ByteWatcher) context.Context {
+	return context.WithValue(ctx, byteWatcherKey{}, w)
+}
+
+func byteWatcher(ctx context.Context) ByteWatcher {
+	w, _ := ctx.Value(byteWatcherKey{}).(ByteWatcher)
+	return w
+}
+
+func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, dstRepo string, d Descriptor, w ByteWatcher) (_ int64, rerr error) {
 	// Open the upload first: a target that refuses should not cost a source read.
 	resp, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPost,
 		path: "/v2/" + dstRepo + "/blobs/uploads/"})
@@ -171,7 +202,14 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 	q := up.Query()
 	q.Set("digest", d.Digest)
 	up.RawQuery = q.Encode()
-	body := &verifyingReader{r: get.Body, h: h, want: d.Digest, size: size, where: srcHost + "/" + srcRepo}
+	body := &verifyingReader{r: get.Body, h: h, want: d.Digest, size: size, where: srcHost + "/" + srcRepo, watch: w}
+	if w != nil {
+		defer func() {
+			if rerr != nil { // what this attempt sent is sent again, or never
+				w.MovedBytes(-body.n)
+			}
+		}()
+	}
 	put, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPut,
 		path: up.String(), stream: body, size: size, hdr: http.Header{"Content-Type": {"application/octet-stream"}}})
 	if body.err != nil {
@@ -207,6 +245,7 @@ type verifyingReader struct {
 	where string
 	n     int64
 	err   error
+	watch ByteWatcher // nil: nobody listens
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -216,6 +255,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	v.n += int64(n)
 	v.h.Write(p[:n])
+	if v.watch != nil && n > 0 {
+		v.watch.MovedBytes(int64(n))
+	}
 	if v.size >= 0 && v.n > v.size {
 		v.err = fmt.Errorf("%w: blob %s from %s is longer than its %d bytes", ErrInvalidDigest, v.want, v.where, v.size)
 		return 0, v.err

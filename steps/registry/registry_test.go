@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,3 +118,68 @@ func TestReferrersUnsupportedIsDetectedOnce(t *testing.T) {
 // anyHost marks every registry insecure: the test registries speak plain
 // HTTP on loopback, which the client uses only when told.
 func anyHost(string) bool { return true }
+
+// watcher adds up what a blob copy reports.
+type watcher struct {
+	mu              sync.Mutex
+	expected, moved int64
+	backs           int // negative MovedBytes: attempts taken back
+}
+
+func (w *watcher) ExpectBytes(n int64) { w.mu.Lock(); w.expected += n; w.mu.Unlock() }
+func (w *watcher) MovedBytes(n int64) {
+	w.mu.Lock()
+	w.moved += n
+	if n < 0 {
+		w.backs++
+	}
+	w.mu.Unlock()
+}
+
+// A blob copy reports its size before it starts and its bytes as they
+// stream; an attempt cut short is taken back before the retry sends the
+// blob again, and a blob that fails for good leaves the totals as they were.
+func TestCopyBlobReportsItsBytes(t *testing.T) {
+	t.Parallel()
+	reg := regtest.StartInProcess(t)
+	img, err := random.Image(64<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.ParseReference(reg.Host + "/ns/app:v1")
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	size, _ := layers[0].Size()
+	d := registry.Descriptor{Digest: ld.String(), Size: size}
+	blobs := regexp.MustCompile(`/blobs/sha256:`)
+	for _, tc := range []struct {
+		name  string
+		times int
+		want  int64 // expected and moved at the end
+		err   bool
+	}{
+		{"cut once", 1, size, false},
+		{"cut every time", -1, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			px := faultproxy.New(t, "http://"+reg.Host, faultproxy.Fault{Method: "GET", PathRegex: blobs, Kind: faultproxy.TruncateBody, Times: tc.times})
+			dst := regtest.StartInProcess(t)
+			c := registry.New(registry.Options{Insecure: anyHost, RetryBase: time.Millisecond, RetryAttempts: 3})
+			w := &watcher{}
+			n, err := c.CopyBlob(registry.WithByteWatcher(context.Background(), w), px.Host, "ns/app", dst.Host, "ns/app", d)
+			if (err != nil) != tc.err {
+				t.Fatalf("err %v, want error: %v", err, tc.err)
+			}
+			if err == nil && n != size {
+				t.Errorf("copied %d bytes, want %d", n, size)
+			}
+			if w.expected != tc.want || w.moved != tc.want || w.backs == 0 {
+				t.Errorf("watcher: %d expected, %d moved, %d attempts taken back; want %d, %d and at least one", w.expected, w.moved, w.backs, tc.want, tc.want)
+			}
+		})
+	}
+}

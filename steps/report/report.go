@@ -23,8 +23,13 @@ type Image struct {
 	Target string `json:"target"`
 	Digest string `json:"digest"`
 	Status string `json:"status"`
-	Bytes  int64  `json:"bytes"`
-	Error  string `json:"error,omitempty"`
+	// Bytes are the bytes this image uploaded to the target in this run
+	// (BytesMeaning): its blobs (layers and config, of every platform)
+	// and its referrers'. Blobs the target had, mounted from another of
+	// its repositories, or uploaded by another image of the run count 0;
+	// manifests are not counted. A skipped image moved 0 bytes.
+	Bytes int64  `json:"bytes"`
+	Error string `json:"error,omitempty"`
 	// Retryable: the failure was transient (429, 5xx, resets); a rerun may fix it.
 	Retryable bool   `json:"retryable,omitempty"`
 	Shard     string `json:"shard"`
@@ -44,6 +49,10 @@ type Shard struct {
 	Bytes        int64    `json:"bytes"`
 	VerifyFailed int      `json:"verifyFailed"`
 }
+
+// BytesMeaning says, in the reports, what the bytes count.
+const BytesMeaning = "bytes of the blobs (layers and configs, referrers included) that this run uploaded to the target; " +
+	"blobs the target already had, blobs mounted from another repository and blobs another image uploaded first count 0; manifests are not counted"
 
 // Report is report.json. Counts are images (tags).
 type Report struct {
@@ -67,7 +76,7 @@ type Report struct {
 	Skipped       int   `json:"skipped"`
 	Failed        int   `json:"failed"`
 	Planned       int   `json:"planned,omitempty"`
-	Bytes         int64 `json:"bytes"`
+	Bytes         int64 `json:"bytes"`    // the images' bytes (Image.Bytes) added up
 	Verified      bool  `json:"verified"` // every image passed verification
 	VerifyPassed  int   `json:"verifyPassed"`
 	VerifyFailed  int   `json:"verifyFailed"`
@@ -230,7 +239,8 @@ func (r Report) SummaryLine() string {
 	return line
 }
 
-// Markdown renders report.md.
+// Markdown renders report.md: the result, a summary per namespace and
+// per shard, and every failed image with its reason and what to do.
 func (r Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# regmigrate report\n\n")
@@ -253,22 +263,90 @@ func (r Report) Markdown() string {
 	for _, e := range r.ScopeErrors {
 		fmt.Fprintf(&b, "> scope error: %s\n\n", e)
 	}
-	fmt.Fprintf(&b, "| shard | namespaces | total | copied | skipped | failed | verify failed | moved |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "## Namespaces\n\n| namespace | images | copied | skipped | failed | moved |\n|---|---|---|---|---|---|\n")
+	for _, n := range r.Namespaces() {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %s |\n", n.Name, n.Total, n.Copied, n.Skipped, n.Failed, progress.HumanBytes(n.Bytes))
+	}
+	fmt.Fprintf(&b, "\n## Shards\n\n| shard | namespaces | total | copied | skipped | failed | verify failed | moved |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Shards {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %s |\n", s.ID, strings.Join(s.Namespaces, ", "), s.Total, s.Copied, s.Skipped, s.Failed, s.VerifyFailed, progress.HumanBytes(s.Bytes))
 	}
-	var failed []Image
+	if failed := r.Failures(); len(failed) > 0 {
+		fmt.Fprintf(&b, "\n## Failed images (%d)\n\n| source | target | shard | error | what to do |\n|---|---|---|---|---|\n", len(failed))
+		for _, f := range failed {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", f.Source, f.Target, f.Shard, mdCell(f.Error), mdCell(f.Advice))
+		}
+	}
+	fmt.Fprintf(&b, "\nMoved: the %s.\n", BytesMeaning)
+	fmt.Fprintf(&b, "\nEvery image is listed in report.json; per-shard logs are under shards/<id>/; report.html is this report to look at and print.\n")
+	return b.String()
+}
+
+// mdCell makes s safe in a Markdown table cell.
+func mdCell(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
+}
+
+// NoNamespace names the images of single-component repositories
+// ("busybox") in the namespace summaries.
+const NoNamespace = "(no namespace)"
+
+// Namespace sums the images of one source namespace.
+type Namespace struct {
+	Name                                    string
+	Total, Copied, Skipped, Failed, Planned int
+	Bytes                                   int64
+}
+
+// Namespaces sums the images per source namespace, sorted by name.
+func (r Report) Namespaces() []Namespace {
+	byName := map[string]*Namespace{}
+	var names []string
+	for _, im := range r.Images {
+		name := NoNamespace
+		if ref, err := imageref.Parse(im.Source); err == nil && ref.Namespace() != "" {
+			name = ref.Namespace()
+		}
+		n, ok := byName[name]
+		if !ok {
+			n = &Namespace{Name: name}
+			byName[name] = n
+			names = append(names, name)
+		}
+		n.Total++
+		n.Bytes += im.Bytes
+		switch im.Status {
+		case contract.StatusCopied:
+			n.Copied++
+		case contract.StatusSkipped:
+			n.Skipped++
+		case contract.StatusPlanned:
+			n.Planned++
+		default:
+			n.Failed++
+		}
+	}
+	sort.Strings(names)
+	out := make([]Namespace, 0, len(names))
+	for _, name := range names {
+		out = append(out, *byName[name])
+	}
+	return out
+}
+
+// Failure is a failed image with what to do about it.
+type Failure struct {
+	Image
+	Advice string
+}
+
+// Failures are the failed images, in the report's order, each with advice.
+func (r Report) Failures() []Failure {
+	var out []Failure
 	for _, im := range r.Images {
 		if im.Status == contract.StatusFailed {
-			failed = append(failed, im)
+			out = append(out, Failure{Image: im, Advice: Advice(im)})
 		}
 	}
-	if len(failed) > 0 {
-		fmt.Fprintf(&b, "\n## Failed images (%d)\n\n| source | target | error |\n|---|---|---|\n", len(failed))
-		for _, im := range failed {
-			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", im.Source, im.Target, strings.ReplaceAll(im.Error, "|", "\\|"))
-		}
-	}
-	fmt.Fprintf(&b, "\nEvery image is listed in report.json; per-shard logs are under shards/<id>/.\n")
-	return b.String()
+	return out
 }

@@ -19,8 +19,8 @@ import (
 
 // Files switch-mode writes (into the run directory, or --out).
 const (
-	ResultFile = "switch.json"
-	DiffFile   = "switch.diff"
+	ResultFile = contract.SwitchFile
+	DiffFile   = contract.SwitchDiff
 )
 
 // Cluster is one cluster to switch.

@@ -208,7 +208,7 @@ func scenarioMigration(t *testing.T, e *env) {
 	// bundle in S3 under the run directory's layout.
 	run := name + "/run/"
 	keys := e.s3List(t, run)
-	for _, f := range []string{contract.ImagesFile, contract.DigestsFile, contract.ShardsFile, contract.ReportJSON, contract.ReportMD} {
+	for _, f := range []string{contract.ImagesFile, contract.DigestsFile, contract.ShardsFile, contract.ReportJSON, contract.ReportMD, contract.ReportHTML, contract.RunFile, contract.HistoryFile} {
 		if !slices.Contains(keys, run+f) {
 			t.Errorf("S3 lacks %s%s (have %v)", run, f, keys)
 		}

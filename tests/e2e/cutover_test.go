@@ -299,6 +299,10 @@ func TestCutoverAndRollbackOnARealAPIServer(t *testing.T) {
 	if r := readSwitch(t, filepath.Join(dir, "run")); r.Rewritten != 4 || r.Failed != 0 {
 		t.Errorf("switch.json: rewritten %d failed %d, want 4, 0", r.Rewritten, r.Failed)
 	}
+	// The report beside the verify report now shows the cutover record.
+	if h := readFile(t, filepath.Join(dir, "run", contract.ReportHTML)); !strings.Contains(h, "<dt>Mode</dt><dd>modern</dd>") || !strings.Contains(h, "<dd>4 rewritten, ") {
+		t.Errorf("report.html does not show the cutover:\n%s", h)
+	}
 
 	// Twice: nothing changes.
 	versions := p.versions()

@@ -23,7 +23,8 @@ import (
 // and Image API. The two run directories hold the same files with the same
 // contents (compareRunDirs): the plan, every shard's results, the Image
 // API audit files, mirror.log, report.json and report.md, but for
-// timestamps, the target's address and the transfer counters.
+// timestamps, the target's address and the transfer counters. report.html
+// too, but for times, sizes and the command that started the run.
 func TestRunAndStepsWriteTheSameReport(t *testing.T) {
 	t.Parallel()
 	src := regtest.StartDistribution(t, regtest.Options{})
@@ -96,6 +97,12 @@ func TestRunAndStepsWriteTheSameReport(t *testing.T) {
 		t.Errorf("ImageStreamTag checks: %d passed, %d failed; want all %d passed", rep.ImageAPIPassed, rep.ImageAPIFailed, rep.Total)
 	}
 
+	// Both know when the run started (the Argo aggregate from export's
+	// run.json) and record it as the run directory's one run.
+	argoHTML := readFile(t, filepath.Join(argo, contract.ReportHTML))
+	if !strings.Contains(argoHTML, "<dt>Started</dt><dd><time") || strings.Count(argoHTML, `<tr class="run">`) != 1 {
+		t.Errorf("the Argo report.html lacks the start of the run or its one history entry")
+	}
 }
 
 // normalizedReport is report.json without its timestamps and byte counts,
@@ -133,6 +140,23 @@ var (
 	duration  = regexp.MustCompile(`(?m) \([0-9.]+[a-zµ]+\)\*\*$`)
 	size      = regexp.MustCompile(`\b[0-9.]+ (B|KiB|MiB|GiB)\b`)
 )
+
+// report.html's times, sizes, durations and command line (`regmigrate
+// run ...` here, the export step's arguments there) are marked up, so
+// they are replaced by their element alone.
+var (
+	htmlTime     = regexp.MustCompile(`<time datetime="[^"]*">[^<]*</time>`)
+	htmlSize     = regexp.MustCompile(`<span class="size">[^<]*</span>`)
+	htmlDuration = regexp.MustCompile(`<span class="duration">[^<]*</span>`)
+	htmlCommand  = regexp.MustCompile(`<pre class="command">[^<]*</pre>`)
+)
+
+func normalizedHTML(h string) string {
+	h = htmlTime.ReplaceAllString(h, "<time>")
+	h = htmlSize.ReplaceAllString(h, `<span class="size">SIZE</span>`)
+	h = htmlDuration.ReplaceAllString(h, `<span class="duration">DURATION</span>`)
+	return htmlCommand.ReplaceAllString(h, `<pre class="command">COMMAND</pre>`)
+}
 
 // lineDiff lists the first lines that differ, position by position.
 func lineDiff(a, b string) string {
@@ -228,6 +252,8 @@ func normalizeFile(t *testing.T, rel, s string) string {
 		lines := strings.Split(s, "\n")
 		slices.Sort(lines)
 		return strings.Join(lines, "\n")
+	case strings.HasSuffix(rel, ".html"):
+		return normalizedHTML(s)
 	case strings.HasSuffix(rel, ".md"):
 		md := duration.ReplaceAllString(timeLines.ReplaceAllString(s, ""), "**")
 		return size.ReplaceAllString(md, "SIZE")

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
@@ -30,6 +32,7 @@ type Flags struct {
 	ShardSize, MinShardSize int
 	MaxShards               int
 	Migration               string
+	Strategy                string // recorded in run.json for the report
 }
 
 // Parse parses export's arguments.
@@ -52,18 +55,23 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.ShardSize, "shard-size", 0, "split namespaces larger than this")
 	fs.IntVar(&f.MinShardSize, "min-shard-size", 0, "pack namespaces smaller than this")
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
-	fs.StringVar(&f.Migration, "migration", "", "the migration's name, for the report")
+	fs.StringVar(&f.Migration, "migration", "", "the migration's name, recorded in run.json for the report")
+	fs.StringVar(&f.Strategy, "strategy", contract.StrategyCopy, "copy or reuse-storage, recorded in run.json for the report")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if f.Out == "" || f.To == "" {
 		return nil, contract.Usage(errors.New("--out and --to are required"))
 	}
+	if f.Strategy != contract.StrategyCopy && f.Strategy != contract.StrategyReuseStorage {
+		return nil, contract.Usage(fmt.Errorf("--strategy %q: want %s or %s", f.Strategy, contract.StrategyCopy, contract.StrategyReuseStorage))
+	}
 	return f, nil
 }
 
 // Run runs export.
 func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	started := time.Now()
 	f, err := Parse(args, env.Stderr)
 	if err != nil {
 		return 0, err
@@ -112,6 +120,14 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The run's record: the report shows which migration this is and how
+	// it was started; the aggregate takes the start from here.
+	if err := artifacts.WriteRun(artifacts.Dir(f.Out), artifacts.Run{
+		Migration: f.Migration, Version: contract.Version, Command: artifacts.RedactArgs(append([]string{contract.StepExport}, args...)),
+		Source: from.String(), Target: to.String(), Strategy: f.Strategy, Started: started,
+	}); err != nil {
+		return 0, err
+	}
 	s := res.Summary()
 	fmt.Fprintf(env.Stdout, "exported %d images (%d unresolved) in %d shards to %s\n", s.Total, s.Unresolved, s.Shards, f.Out)
 	// Bad lines do not stop the pipeline (the valid ones still run); they
@@ -131,7 +147,7 @@ func (f *Flags) scope(args []string) report.Scope {
 			Repositories: f.RepoRegex, ExcludeRepos: f.ExcludeRepo, Tags: f.TagRegex, ExcludeTags: f.ExcludeTag,
 		},
 		Shards:  report.Shards{Size: f.ShardSize, MinSize: f.MinShardSize, Max: f.MaxShards},
-		Command: pipeline.ElideSecrets(append([]string{contract.StepExport}, args...)),
+		Command: artifacts.RedactArgs(append([]string{contract.StepExport}, args...)),
 	}
 	for _, l := range f.Images {
 		s.Inputs = append(s.Inputs, report.Input{Kind: "list", Path: l})

@@ -66,9 +66,13 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, contract.Usage(err)
 	}
-	ph := stepcli.ProgressFor(env).Start("mirror", len(planned))
+	reuse := f.Strategy == contract.StrategyReuseStorage
+	ph := stepcli.ProgressFor(env).StartBytes("copy", len(planned))
+	if reuse { // nothing moves: images only
+		ph = stepcli.ProgressFor(env).Start("copy", len(planned))
+	}
 	res, err := pipeline.MirrorShard(ctx, pipeline.MirrorShardOptions{
-		ShardDir: f.ShardDir, ReuseStorage: f.Strategy == contract.StrategyReuseStorage,
+		ShardDir: f.ShardDir, ReuseStorage: reuse,
 		Mirror: mirror.Options{
 			Client: c, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
 			NoAttachments: f.NoAttachments, DryRun: f.DryRun, Logger: log, Progress: ph,

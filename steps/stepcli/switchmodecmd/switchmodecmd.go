@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 	"github.com/regmigrate/regmigrate/steps/switchmode"
@@ -181,6 +183,13 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 	}
 	if err := switchmode.Write(out, res); err != nil {
 		return 0, err
+	}
+	// The run's report.html shows the cutover record: render it again
+	// when the cutover was written beside a report.
+	if _, err := os.Stat(filepath.Join(out, contract.ReportJSON)); err == nil {
+		if _, err := pipeline.Render(out); err != nil {
+			log.Warn("the report could not show the cutover", "err", err)
+		}
 	}
 	io.WriteString(env.Stdout, switchmode.Diff(res))
 	for _, cr := range res.Clusters {

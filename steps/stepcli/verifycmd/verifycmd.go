@@ -92,7 +92,14 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		}
 		tags = imagecheck.Checker{API: api, Jobs: f.Jobs}
 	}
-	ph := stepcli.ProgressFor(env).Start("verify", 0)
+	n, err := pipeline.ShardImages(f.ShardDir)
+	if errors.Is(err, pipeline.ErrMissingInput) {
+		return 0, contract.Usage(fmt.Errorf("verifying shard %s: %w", f.ShardDir, err))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("verifying shard %s: %w", f.ShardDir, err)
+	}
+	ph := stepcli.ProgressFor(env).Start("verify", n)
 	res, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
 		ShardDir: f.ShardDir, Client: c, Mode: f.Mode, Jobs: f.Jobs, ImageAPI: tags, Progress: ph, Logger: log,
 	})
