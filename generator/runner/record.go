@@ -7,40 +7,32 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/report"
 )
 
-// record is one invocation's folder, runs/<id>/: run.json (who, when,
-// what command), log.jsonl (its log lines with timestamps, written as
-// they happen) and, once done, the report it produced. Earlier
-// invocations' folders are never touched: the audit trail only grows.
+// record is one invocation's folder, runs/<id>/: run.json (the same
+// record as the run directory's run.json, which the next run replaces),
+// log.jsonl (its log lines with timestamps, written as they happen) and,
+// once done, the report it produced. Earlier invocations' folders are
+// never touched: the audit trail only grows. history.json, which the
+// aggregate keeps on Argo too, is the index; runs/ holds the whole record.
 type record struct {
 	dir string
 	log *os.File
 }
 
-// RunInfo is runs/<id>/run.json.
-type RunInfo struct {
-	ID      string    `json:"id"`
-	Started time.Time `json:"started"`
-	Command string    `json:"command,omitempty"`
-	Version string    `json:"version"`
-	PID     int       `json:"pid"`
-}
-
-func newRecord(out string, started time.Time, command string) (*record, error) {
+func newRecord(out string, run artifacts.Run) (*record, error) {
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	id := started.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	id := run.Started.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 	dir := filepath.Join(out, contract.RunsDir, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("recording the run in %s: %w", out, err)
 	}
-	if err := artifacts.WriteJSON(filepath.Join(dir, "run.json"), RunInfo{ID: id, Started: started.UTC(), Command: command, Version: contract.Version, PID: os.Getpid()}); err != nil {
+	if err := artifacts.WriteJSON(filepath.Join(dir, contract.RunFile), run); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "log.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)

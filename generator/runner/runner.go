@@ -94,6 +94,16 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if o.Out == "" {
 		return report.Report{}, errors.New("no run directory: give --out DIR")
 	}
+	if o.Jobs <= 0 {
+		o.Jobs = mirror.DefaultJobs
+	}
+	switch o.Strategy {
+	case "":
+		o.Strategy = backfill.StrategyCopy
+	case backfill.StrategyCopy, backfill.StrategyReuseStorage:
+	default:
+		return report.Report{}, contract.Usage(fmt.Errorf("strategy %q: want %s or %s", o.Strategy, backfill.StrategyCopy, backfill.StrategyReuseStorage))
+	}
 	// One run per directory; the kernel drops the lock however we end.
 	unlock, err := artifacts.Lock(o.Out, contract.LockFile, strings.Join(o.Command, " "))
 	if err != nil {
@@ -103,22 +113,16 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	// This invocation's own record (runs/<id>/): its log, with timestamps,
 	// and at the end a copy of the report it produced. The run directory's
 	// report.json is the current state of the whole migration.
-	record, err := newRecord(o.Out, started, strings.Join(o.Command, " "))
+	run := artifacts.Run{
+		Migration: o.Migration, Version: contract.Version, Command: artifacts.RedactArgs(o.Command), Spec: o.Spec,
+		Source: o.Export.From.String(), Target: o.Export.To.String(), Strategy: o.Strategy, DryRun: o.DryRun, Started: started,
+	}
+	record, err := newRecord(o.Out, run)
 	if err != nil {
 		return report.Report{}, err
 	}
 	defer record.close()
 	o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), record.handler()))
-	if o.Jobs <= 0 {
-		o.Jobs = mirror.DefaultJobs
-	}
-	switch o.Strategy {
-	case "":
-		o.Strategy = backfill.StrategyCopy
-	case backfill.StrategyCopy, backfill.StrategyReuseStorage:
-	default:
-		return report.Report{}, fmt.Errorf("strategy %q: want %s or %s", o.Strategy, backfill.StrategyCopy, backfill.StrategyReuseStorage)
-	}
 	reuse := o.Strategy == backfill.StrategyReuseStorage
 	var api *imageapi.Client
 	if o.Cluster != nil && !o.DryRun {
@@ -139,12 +143,6 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 	}
 	dir := artifacts.Dir(o.Out)
-	if err := artifacts.WriteRun(dir, artifacts.Run{
-		Migration: o.Migration, Version: contract.Version, Command: artifacts.RedactArgs(o.Command), Spec: o.Spec,
-		Source: o.Export.From.String(), Target: o.Export.To.String(), Strategy: o.Strategy, DryRun: o.DryRun, Started: started,
-	}); err != nil {
-		return report.Report{}, fmt.Errorf("recording the run in %s: %w", o.Out, err)
-	}
 
 	plan, reused, err := loadPlan(dir, o.Rediscover)
 	if err != nil {
@@ -157,6 +155,10 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		prev, _ := pipeline.ReadScope(o.Out)
 		o.Say("resuming the plan in %s: %d images in %d shards, planned at %s (tags added to the source since are not in it: --rediscover plans again)",
 			o.Out, plan.Total, len(plan.Shards), prev.PlannedAt.Local().Format(time.DateTime))
+	}
+	// The run directory's run.json is this run's, once it is sure to run.
+	if err := artifacts.WriteRun(dir, run); err != nil {
+		return report.Report{}, fmt.Errorf("recording the run in %s: %w", o.Out, err)
 	}
 	if !reused {
 		eo := o.Export
