@@ -49,6 +49,7 @@ func TestResultsAndCopyStepsLinkNoKubernetes(t *testing.T) {
 		"steps/backfillresult":   kubernetes,
 		"steps/pipeline":         kubernetes,
 		"steps/par":              kubernetes,
+		"steps/switchresult":     kubernetes,
 		"steps/logging":          kubernetes,
 		"steps/cmd/export":       kubernetes,
 		"steps/cmd/mirror-shard": kubernetes,

@@ -26,6 +26,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
@@ -261,7 +262,7 @@ func TestAggregateWritesTheHTMLReportAndTheRunHistory(t *testing.T) {
 		}
 	}
 
-	write(t, dir.Path(contract.SwitchFile), report.Cutover{Mode: "modern", DryRun: true, Time: started.Add(time.Hour), Pending: 2})
+	write(t, dir.Path(contract.SwitchFile), switchresult.Result{Mode: "modern", DryRun: true, Time: started.Add(time.Hour), Pending: 2})
 	if _, err := pipeline.Render(string(dir)); err != nil {
 		t.Fatal(err)
 	}

@@ -4,58 +4,26 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"time"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 )
 
-// Cutover is switch.json, the cutover record switch-mode writes, as the
-// report reads it (this package links no Kubernetes client; a test in
-// steps/switchmode keeps the two in step).
+// Cutover is switch.json, the cutover record switch-mode writes
+// (package switchresult, which links no Kubernetes client), with
+// switch.diff, the readable account of what changed.
 type Cutover struct {
-	Mode      string           `json:"mode"`
-	DryRun    bool             `json:"dryRun"`
-	Forced    bool             `json:"forced,omitempty"`
-	Time      time.Time        `json:"time"`
-	Clusters  []CutoverCluster `json:"clusters"`
-	Rewritten int              `json:"rewritten"`
-	Restored  int              `json:"restored"`
-	Pending   int              `json:"pending"`
-	Unchanged int              `json:"unchanged"`
-	Reported  int              `json:"reported"`
-	Failed    int              `json:"failed"`
-	Unproven  int              `json:"unproven"`
-	// Diff is switch.diff, the readable account of what changed.
+	switchresult.Result
 	Diff string `json:"-"`
 }
 
-// CutoverCluster is one cluster's part of the cutover.
-type CutoverCluster struct {
-	Cluster string          `json:"cluster"`
-	Before  ModeRecord      `json:"before"`
-	After   ModeRecord      `json:"after"`
-	Changed bool            `json:"modeChanged"`
-	Objects []CutoverObject `json:"objects"`
-	Errors  []string        `json:"errors,omitempty"`
-}
-
-// ModeRecord is what the cluster's mode record said.
-type ModeRecord struct {
-	Mode, PreviousMode string
-	Source, Target     string
-	Migration          string
-	Time               string
-}
-
-// CutoverObject is one workload the cutover looked at.
-type CutoverObject struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Action    string `json:"action"`
-	Error     string `json:"error,omitempty"`
-}
+// The cutover record's parts, as the report names them.
+type (
+	CutoverCluster = switchresult.ClusterResult
+	ModeRecord     = switchresult.Record
+	CutoverObject  = switchresult.Object
+)
 
 // ReadCutover reads switch.json and switch.diff from a run directory; nil
 // when there was no cutover.

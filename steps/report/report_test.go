@@ -9,6 +9,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/report"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 )
 
 var started = time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
@@ -106,8 +107,8 @@ func TestHTMLIsSelfContainedAndShowsEverySection(t *testing.T) {
 	b := report.Bundle{Report: withFailures(), Run: run, History: report.History{Runs: []report.RunRecord{
 		{Started: started.Add(-24 * time.Hour), Finished: started.Add(-23 * time.Hour), Total: 6, Copied: 2, Failed: 4, ExitCode: contract.ExitRetryable},
 		{Started: started, Finished: started.Add(95 * time.Second), Total: 6, Copied: 3, Skipped: 1, Failed: 2, ExitCode: contract.ExitFailed},
-	}}, Cutover: &report.Cutover{Mode: "modern", DryRun: true, Time: started.Add(time.Hour), Pending: 3, Diff: "+++ mode record: modern\n",
-		Clusters: []report.CutoverCluster{{Cluster: "prod", Before: report.ModeRecord{Mode: "legacy"}, After: report.ModeRecord{Mode: "modern"}, Changed: true}}}}
+	}}, Cutover: &report.Cutover{Diff: "+++ mode record: modern\n", Result: switchresult.Result{Mode: "modern", DryRun: true, Time: started.Add(time.Hour), Pending: 3,
+		Clusters: []report.CutoverCluster{{Cluster: "prod", Before: report.ModeRecord{Mode: "legacy"}, After: report.ModeRecord{Mode: "modern"}, Changed: true}}}}}
 	raw, err := b.HTML()
 	if err != nil {
 		t.Fatal(err)

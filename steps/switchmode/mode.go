@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,8 +21,8 @@ import (
 
 // Modes, as seed 000's `ac config set-registry-mode`.
 const (
-	ModeLegacy = "legacy"
-	ModeModern = "modern"
+	ModeLegacy = switchresult.ModeLegacy
+	ModeModern = switchresult.ModeModern
 )
 
 // Where the record lives by default.
@@ -34,14 +35,6 @@ const (
 var ErrNotVerified = errors.New("the latest verify did not pass")
 
 var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-
-// Record is what the ConfigMap says.
-type Record struct {
-	Mode, PreviousMode string
-	Source, Target     string
-	Migration          string
-	Time               string
-}
 
 // ModeOptions for SetMode.
 type ModeOptions struct {

@@ -9,8 +9,8 @@ import (
 )
 
 // TestReportReadsTheCutoverRecord: the report (which links no Kubernetes
-// client) reads switch.json with its own types; what Write writes is what
-// it shows.
+// client) reads switch.json through package switchresult, with switch.diff;
+// what Write writes is what it shows.
 func TestReportReadsTheCutoverRecord(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

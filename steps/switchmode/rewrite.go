@@ -35,32 +35,6 @@ const (
 	ActionCannotRewrite = "cannot-rewrite" // unowned ReplicaSets, Jobs and Pods: reported only
 )
 
-// Change is one container's image, before and after.
-type Change struct {
-	Container string `json:"container"` // containers/NAME or initContainers/NAME
-	From      string `json:"from"`
-	To        string `json:"to"`
-}
-
-// Object is what happened to one workload.
-type Object struct {
-	Kind       string   `json:"kind"`
-	Namespace  string   `json:"namespace"`
-	Name       string   `json:"name"`
-	Action     string   `json:"action"`
-	Changes    []Change `json:"changes,omitempty"`
-	PullSecret string   `json:"pullSecretAdded,omitempty"`
-	// Unproven: images on the legacy registry left alone because verify did
-	// not prove them on the target.
-	Unproven []string `json:"unproven,omitempty"`
-	// Note: why an image was left alone on rollback, or what to do.
-	Note  string `json:"note,omitempty"`
-	Error string `json:"error,omitempty"`
-}
-
-// Ref is kind/namespace/name.
-func (o Object) Ref() string { return o.Kind + "/" + o.Namespace + "/" + o.Name }
-
 // WorkloadOptions for RewriteWorkloads.
 type WorkloadOptions struct {
 	Client     dynamic.Interface

@@ -15,6 +15,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 )
 
 // Files switch-mode writes (into the run directory, or --out).
@@ -53,47 +54,15 @@ type Options struct {
 	Now         func() time.Time
 }
 
-// ClusterResult is what happened in one cluster.
-type ClusterResult struct {
-	Cluster string   `json:"cluster"`
-	Before  Record   `json:"before"`
-	After   Record   `json:"after"`
-	Changed bool     `json:"modeChanged"`
-	Objects []Object `json:"objects"`
-	// Errors: the cluster could not be fully handled (a refused switch, a
-	// kind that could not be listed, the record that could not be written).
-	Errors []string `json:"errors,omitempty"`
-}
-
-// Result is switch.json.
-type Result struct {
-	Mode     string          `json:"mode"`
-	DryRun   bool            `json:"dryRun"`
-	Forced   bool            `json:"forced,omitempty"`
-	Time     time.Time       `json:"time"`
-	Clusters []ClusterResult `json:"clusters"`
-	// Counts over every cluster.
-	Rewritten int `json:"rewritten"`
-	Restored  int `json:"restored"`
-	Pending   int `json:"pending"` // would change (dry run)
-	Unchanged int `json:"unchanged"`
-	Reported  int `json:"reported"` // cannot be rewritten in place
-	Failed    int `json:"failed"`
-	Unproven  int `json:"unproven"` // legacy images left alone: not proven on the target
-}
-
-// ExitCode: 0 when every cluster was switched (or would be), 1 otherwise.
-func (r Result) ExitCode() int {
-	if r.Failed > 0 {
-		return contract.ExitFailed
-	}
-	for _, c := range r.Clusters {
-		if len(c.Errors) > 0 {
-			return contract.ExitFailed
-		}
-	}
-	return contract.ExitOK
-}
+// The cutover's record (switch.json), in package switchresult so that the
+// report reads it without linking Kubernetes.
+type (
+	Result        = switchresult.Result
+	ClusterResult = switchresult.ClusterResult
+	Object        = switchresult.Object
+	Change        = switchresult.Change
+	Record        = switchresult.Record
+)
 
 // Switch switches every cluster (to modern, or back to legacy on
 // rollback): workloads first, then the mode record, so the record says
@@ -270,17 +239,4 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
-}
-
-// Summary is the one line switch-mode prints last.
-func (r Result) Summary() string {
-	what := fmt.Sprintf("%d rewritten", r.Rewritten)
-	if r.Mode == ModeLegacy {
-		what = fmt.Sprintf("%d restored", r.Restored)
-	}
-	if r.DryRun {
-		what = fmt.Sprintf("%d would change (dry run: nothing written; --confirm applies)", r.Pending)
-	}
-	return fmt.Sprintf("switch-mode %s: %d cluster(s), workloads: %s, %d unchanged, %d to recreate by hand, %d failed, %d legacy images not proven on the target",
-		r.Mode, len(r.Clusters), what, r.Unchanged, r.Reported, r.Failed, r.Unproven)
 }
