@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -53,19 +54,21 @@ func (c *Client) ping(ctx context.Context, h *hostState) error {
 	err := errors.Join(errs...)
 	hint := ""
 	if !h.insecure {
-		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		var rec tls.RecordHeaderError
+		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") || errors.As(err, &rec) {
 			hint = "; it speaks plain HTTP: mark it insecure (--insecure, or insecure: true in the spec) to allow that"
 		} else if isTLSError(err) {
 			hint = "; give its CA (--certs-dir DIR/<host>/ca.crt) or mark it insecure (--insecure) to skip verification; plain HTTP is never tried for a registry not marked insecure"
 		}
 	}
-	return &pingError{host: h.host, err: err, hint: hint}
+	return &pingError{host: h.host, err: err, attempts: errs, hint: hint}
 }
 
 type pingError struct {
-	host string
-	err  error
-	hint string
+	host     string
+	err      error
+	attempts []error // one per scheme tried (https, then http for an insecure registry)
+	hint     string
 }
 
 func (e *pingError) Error() string {

@@ -216,7 +216,7 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 		if put != nil {
 			drain(put)
 		}
-		return 0, body.err
+		return 0, fmt.Errorf("%w; the upload was abandoned", body.err)
 	}
 	if err != nil {
 		if body.n < size {
@@ -232,6 +232,55 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 		return 0, fmt.Errorf("writing to the target: %w", err)
 	}
 	return body.n, nil
+}
+
+// CheckBlob reads a blob of repo to its end and checks it against its
+// digest, and its size when d.Size is set, keeping nothing: memory stays
+// flat whatever the blob's size. It returns the bytes read. ErrNotFound:
+// the repository does not hold the blob. ErrDigestMismatch (final): the
+// registry serves other content under that digest (corrupt in its
+// storage). A body that ends early or stalls is read again.
+func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor) (int64, error) {
+	if err := checkRepo(repo); err != nil {
+		return 0, err
+	}
+	if err := checkDigest(d.Digest); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := c.retry(ctx, "read blob", func() error {
+		resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pullScope(repo)}, method: http.MethodGet,
+			path: "/v2/" + repo + "/blobs/" + d.Digest})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := checkResponse(resp, http.StatusOK); err != nil {
+			return err
+		}
+		size := d.Size
+		switch {
+		case size <= 0:
+			size = resp.ContentLength // -1 when unknown: the digest alone decides
+		case resp.ContentLength >= 0 && resp.ContentLength != size:
+			// The registry says how much it stores: not what was written.
+			return fmt.Errorf("%w: blob %s in %s/%s has %d bytes, its manifest says %d", ErrDigestMismatch, d.Digest, host, repo, resp.ContentLength, size)
+		}
+		h, err := newHasher(d.Digest)
+		if err != nil {
+			return err
+		}
+		v := &verifyingReader{r: resp.Body, h: h, want: d.Digest, size: size, where: host + "/" + repo}
+		n, err = io.Copy(io.Discard, v)
+		if v.err != nil {
+			return v.err
+		}
+		if err != nil {
+			return fmt.Errorf("reading blob %s in %s/%s: %w", d.Digest, host, repo, err)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // verifyingReader counts and hashes a blob stream. At its end it checks
@@ -259,7 +308,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		v.watch.MovedBytes(int64(n))
 	}
 	if v.size >= 0 && v.n > v.size {
-		v.err = fmt.Errorf("%w: blob %s from %s is longer than its %d bytes", ErrInvalidDigest, v.want, v.where, v.size)
+		v.err = fmt.Errorf("%w: blob %s in %s is longer than its %d bytes", ErrDigestMismatch, v.want, v.where, v.size)
 		return 0, v.err
 	}
 	if err == io.EOF {
@@ -268,7 +317,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 		alg, _, _ := strings.Cut(v.want, ":")
 		if got := alg + ":" + hex.EncodeToString(v.h.Sum(nil)); got != v.want {
-			v.err = fmt.Errorf("%w: blob %s from %s: its content has digest %s; the upload was abandoned", ErrInvalidDigest, v.want, v.where, got)
+			v.err = fmt.Errorf("%w: blob %s in %s: its content has digest %s", ErrDigestMismatch, v.want, v.where, got)
 			return n, v.err
 		}
 	}

@@ -210,7 +210,7 @@ func (c *Client) getManifestOnce(ctx context.Context, host, repo, ref string) ([
 	if imageref.ValidDigest(ref) {
 		if !Matches(ref, body) {
 			got, _ := DigestAs(ref, body)
-			return nil, "", "", &truncatedError{fmt.Sprintf("manifest %s/%s@%s: content has digest %s", host, repo, ref, got)}
+			return nil, "", "", fmt.Errorf("%w: manifest %s/%s@%s: its content has digest %s", ErrDigestMismatch, host, repo, ref, got)
 		}
 		digest = ref
 	} else if hd := resp.Header.Get("Docker-Content-Digest"); hd != "" && imageref.ValidDigest(hd) {

@@ -20,6 +20,16 @@ var ErrInvalidName = errors.New("invalid name")
 // content that does not match its digest. Final: a retry reads the same.
 var ErrInvalidDigest = errors.New("invalid digest")
 
+// ErrDigestMismatch: content (a blob, a manifest) that does not have the
+// digest it was asked by: corrupt in the registry's storage, or altered on
+// the way. It is an ErrInvalidDigest, and final: a retry reads the same.
+var ErrDigestMismatch error = digestMismatch{}
+
+type digestMismatch struct{}
+
+func (digestMismatch) Error() string        { return "digest mismatch" }
+func (digestMismatch) Is(target error) bool { return target == ErrInvalidDigest }
+
 func validHost(host string) bool { return imageref.ValidHost(host) }
 
 // checkRepo refuses a repository name outside the grammar.

@@ -59,27 +59,42 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
-// IsRetryable reports whether err is transient: throttling, server errors,
-// connection resets and truncated bodies. A retry of the whole image may
-// succeed where the client's own retries ran out.
+// IsRetryable reports whether err is transient: throttling (429), server
+// errors (500, 502, 503, 504, 408), connection refusals and resets, stalls,
+// timeouts and truncated bodies. A retry of the whole image (a rerun) may
+// succeed where the client's own retries ran out. Final: content that does
+// not match its digest, invalid names and digests, oversized answers, TLS
+// verification failures, refused redirects, other 4xx (401, 403, 404...), a
+// host name that does not exist, and a cancelled context.
 func IsRetryable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	if errors.Is(err, ErrInvalidDigest) || errors.Is(err, ErrInvalidName) || errors.Is(err, ErrTooLarge) {
 		return false // the registry would send the same again
+	}
+	// A registry marked insecure is tried over HTTPS, then HTTP: the
+	// failure is transient when either attempt's is (a plain-HTTP registry
+	// that is down answers the HTTPS attempt with a TLS error).
+	var pe *pingError
+	if errors.As(err, &pe) && len(pe.attempts) > 1 {
+		for _, a := range pe.attempts {
+			if IsRetryable(a) {
+				return true
+			}
+		}
+		return false
 	}
 	var stall *StallError
 	if errors.As(err, &stall) {
 		return true
 	}
 	var re *RedirectError
-	if errors.As(err, &re) || isTLSError(err) {
+	if errors.As(err, &re) {
 		return false // configuration: a retry meets the same
 	}
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
+	// The registry's own answer decides, before any reading of the text
+	// (an error body may well mention TLS).
 	var se *StatusError
 	if errors.As(err, &se) {
 		if se.tokenExpired {
@@ -92,6 +107,13 @@ func IsRetryable(err error) bool {
 			return true
 		}
 		return false
+	}
+	if isTLSError(err) {
+		return false // an untrusted or invalid certificate stays so until someone acts
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return false // no such host: a typo, not an outage
 	}
 	var te *truncatedError
 	if errors.As(err, &te) {
