@@ -141,6 +141,7 @@ func Build(plan artifacts.Plan, shards []ShardInput) Report {
 					if line.Status != contract.StatusFailed {
 						line.Status = contract.StatusFailed
 						line.Error = "verify: " + c.Error
+						line.Retryable = c.Retryable
 					}
 				} else if ok {
 					r.VerifyPassed++

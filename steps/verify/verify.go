@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -32,17 +34,24 @@ const (
 
 // Modes of verification.
 const (
-	// ModeFull resolves every tag on the target and checks every child
-	// manifest and blob it references. The cutover uses it.
+	// ModeFull resolves every tag on the target, reads every child
+	// manifest and checks it against its digest, and reads and hashes
+	// every blob it references (streamed, memory flat). The cutover uses
+	// it.
 	ModeFull = "full"
 	// ModeAuto checks every tag's digest and deep-checks what this run
-	// copied; a tag the copy found already in place (Proven) counts as
-	// resolved by that check, and blobs the registry confirmed during this
-	// run (Known) are not asked again.
+	// copied (manifests read, blobs present); a tag the copy found already
+	// in place (Proven) counts as resolved by that check, and blobs the
+	// registry confirmed during this run (Known) are not asked again. An
+	// image the copy repaired is checked in full.
 	ModeAuto = "auto"
 	// ModeDigest checks tag digests only.
 	ModeDigest = "digest"
 )
+
+// blobsPerImage bounds the blobs of one image checked at once (requests
+// per registry are bounded by the client as well).
+const blobsPerImage = 16
 
 // Expect is one image to check.
 type Expect struct {
@@ -53,6 +62,13 @@ type Expect struct {
 	Proven bool
 	// Copied: this run wrote the image, so ModeAuto checks it deeply.
 	Copied bool
+	// Repaired: the image had failed verification and this run's copy
+	// walked it again; unless ModeDigest it is checked in full.
+	Repaired bool
+	// Reuploaded are the blobs the repair uploaded again although the
+	// target had them (they were corrupt): still corrupt, they are named
+	// as kept by the registry.
+	Reuploaded []string
 }
 
 // TagExpect is one ImageStreamTag to check (package imagecheck checks
@@ -91,12 +107,19 @@ type Options struct {
 
 // Check is one image's verdict (verify.json).
 type Check struct {
-	Target  string   `json:"target"`
-	Digest  string   `json:"digest"`
-	Got     string   `json:"got,omitempty"`
-	Status  string   `json:"status"`
-	Error   string   `json:"error,omitempty"`
+	Target string `json:"target"`
+	Digest string `json:"digest"`
+	Got    string `json:"got,omitempty"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	// Missing and Corrupt name what the target lacks or serves with
+	// another digest: "manifest sha256:..." or "blob sha256:...".
 	Missing []string `json:"missing,omitempty"`
+	Corrupt []string `json:"corrupt,omitempty"`
+	// Retryable: the check could not be made for a transient reason
+	// (registry unreachable, 5xx, 429, a stall); a rerun may pass. Integrity
+	// failures (wrong digest, missing or corrupt content) are final.
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // Result is verify.json.
@@ -134,11 +157,36 @@ func NewAPIResult(checks []Check) *APIResult {
 // OK reports whether everything passed.
 func (r Result) OK() bool { return r.Failed == 0 && (r.ImageAPI == nil || r.ImageAPI.Failed == 0) }
 
-// Cache remembers what was proven present, so shared base layers and
-// children are checked once per repository.
+// ExitCode is the verify step's exit code for a shard: ExitOK when
+// everything passed, ExitRetryable when every failure is transient, else
+// ExitFailed.
+func (r Result) ExitCode() int {
+	if r.OK() {
+		return contract.ExitOK
+	}
+	checks := r.Images
+	if r.ImageAPI != nil {
+		checks = append(slices.Clone(checks), r.ImageAPI.Tags...)
+	}
+	for _, c := range checks {
+		if c.Status != Passed && !c.Retryable {
+			return contract.ExitFailed
+		}
+	}
+	return contract.ExitRetryable
+}
+
+// Cache remembers what was proven, so shared base layers and children are
+// checked once per repository, and (ModeFull) each blob's content is read
+// once per registry.
 type Cache struct {
 	mu sync.Mutex
-	ok map[string]bool
+	ok map[string]bool // "host/repo@digest" present; "full host/repo@digest" read and checked
+	// content is the verdict of reading a blob, per "host@digest": "" when
+	// its content has its digest, else what is wrong with it. A registry
+	// stores a blob once whatever the repositories that link it, so it is
+	// read through the first repository that asks; the others HEAD it.
+	content par.Memo[string, string]
 }
 
 // NewCache returns an empty cache.
@@ -206,15 +254,20 @@ func check(ctx context.Context, o Options, e Expect) Check {
 		c.Error = "no expected digest: the source image could not be resolved"
 		return c
 	}
-	if !e.Proven || o.Mode == ModeFull {
+	fail := func(err error) Check {
+		c.Error = err.Error()
+		c.Retryable = registry.IsRetryable(err) || errors.Is(err, context.Canceled)
+		return c
+	}
+	full := o.Mode == ModeFull || (e.Repaired && o.Mode != ModeDigest)
+	if !e.Proven || full {
 		d, err := o.Client.HeadManifest(ctx, t.Registry, t.Repository, t.Tag)
-		if err != nil {
-			if errors.Is(err, registry.ErrNotFound) {
-				c.Error = "tag not found on the target"
-			} else {
-				c.Error = err.Error()
-			}
+		if errors.Is(err, registry.ErrNotFound) {
+			c.Error = "tag not found on the target"
 			return c
+		}
+		if err != nil {
+			return fail(err)
 		}
 		c.Got = d.Digest
 		if d.Digest != e.Digest {
@@ -222,15 +275,14 @@ func check(ctx context.Context, o Options, e Expect) Check {
 			return c
 		}
 	}
-	if o.Mode == ModeFull || (o.Mode == ModeAuto && e.Copied) {
-		missing, err := deep(ctx, o, t, e.Digest, 0)
-		if err != nil {
-			c.Error = err.Error()
-			return c
+	if full || (o.Mode == ModeAuto && e.Copied) {
+		w := walk{o: o, full: full}
+		if err := w.manifest(ctx, t, e.Digest, 0); err != nil {
+			return fail(err)
 		}
-		if len(missing) > 0 {
-			c.Missing = missing
-			c.Error = fmt.Sprintf("%d referenced manifests or blobs missing on the target", len(missing))
+		if len(w.missing)+len(w.corrupt) > 0 {
+			c.Missing, c.Corrupt = w.missing, w.corrupt
+			c.Error = w.describe(c.Target, e.Reuploaded)
 			return c
 		}
 	}
@@ -239,54 +291,188 @@ func check(ctx context.Context, o Options, e Expect) Check {
 	return c
 }
 
-// deep fetches the manifest by digest (checking its bytes) and checks that
-// every child and blob it references is present.
-func deep(ctx context.Context, o Options, t imageref.Ref, digest string, depth int) ([]string, error) {
-	key := t.Registry + "/" + t.Repository + "@" + digest
+// walk checks one image's tree: every child manifest read (and so checked
+// against its digest) and every blob present, or in full read and hashed.
+type walk struct {
+	o    Options
+	full bool
+
+	mu      sync.Mutex
+	missing []string
+	corrupt []string
+	details map[string]string // corrupt entry -> what is wrong
+}
+
+func (w *walk) found(list *[]string, entry, detail string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	*list = append(*list, entry)
+	if detail != "" {
+		if w.details == nil {
+			w.details = map[string]string{}
+		}
+		w.details[entry] = detail
+	}
+}
+
+func (w *walk) key(t imageref.Ref, digest string) string {
+	k := t.Registry + "/" + t.Repository + "@" + digest
+	if w.full {
+		return "full " + k
+	}
+	return k
+}
+
+// manifest checks the manifest digest of t's repository and what it
+// references.
+func (w *walk) manifest(ctx context.Context, t imageref.Ref, digest string, depth int) error {
+	o := w.o
+	key := w.key(t, digest)
 	if o.Cache.has(key) {
-		return nil, nil
+		return nil
 	}
 	if depth > 8 {
-		return nil, fmt.Errorf("indexes nested deeper than 8 at %s", digest)
+		return fmt.Errorf("indexes nested deeper than 8 at %s", digest)
 	}
 	body, mt, err := o.Client.GetManifest(ctx, t.Registry, t.Repository, digest)
-	if errors.Is(err, registry.ErrNotFound) {
-		return []string{"manifest " + digest}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s@%s on the target: %w", t.Repo(), digest, err)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		w.found(&w.missing, "manifest "+digest, "")
+		return nil
+	case errors.Is(err, registry.ErrDigestMismatch):
+		w.found(&w.corrupt, "manifest "+digest, err.Error())
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading %s@%s on the target: %w", t.Repo(), digest, err)
 	}
 	m, err := registry.ParseManifest(body, mt)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var missing []string
+	before := w.problems()
 	for _, ch := range m.Manifests {
-		ms, err := deep(ctx, o, t, ch.Digest, depth+1)
-		if err != nil {
-			return nil, err
+		if err := w.manifest(ctx, t, ch.Digest, depth+1); err != nil {
+			return err
 		}
-		missing = append(missing, ms...)
 	}
-	for _, b := range m.Blobs() {
-		bk := t.Registry + "/" + t.Repository + "@" + b.Digest
-		if o.Cache.has(bk) || o.Known(t.Registry, t.Repository, b.Digest) {
-			continue
-		}
-		ok, err := o.Client.HeadBlob(ctx, t.Registry, t.Repository, b.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("checking blob %s in %s: %w", b.Digest, t.Repo(), err)
-		}
-		if !ok {
-			missing = append(missing, "blob "+b.Digest)
-			continue
-		}
-		o.Cache.set(bk)
+	blobs := m.Blobs()
+	errs := make([]error, len(blobs))
+	par.ForEach(ctx, blobsPerImage, len(blobs), func(i int) { errs[i] = w.blob(ctx, t, blobs[i]) }, func(i int) { errs[i] = ctx.Err() })
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	if len(missing) == 0 {
+	if w.problems() == before {
 		o.Cache.set(key)
 	}
-	return missing, nil
+	return nil
+}
+
+func (w *walk) problems() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.missing) + len(w.corrupt)
+}
+
+// blob checks one blob of t's repository: present (HEAD), or in full read
+// and hashed, once per registry, and present in this repository.
+func (w *walk) blob(ctx context.Context, t imageref.Ref, b registry.Descriptor) error {
+	o := w.o
+	present := t.Registry + "/" + t.Repository + "@" + b.Digest
+	key := w.key(t, b.Digest)
+	if o.Cache.has(key) || (!w.full && o.Known(t.Registry, t.Repository, b.Digest)) {
+		return nil
+	}
+	if w.full {
+		bad, read, err := w.content(ctx, t, b)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			w.found(&w.missing, "blob "+b.Digest, "")
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading blob %s in %s: %w", b.Digest, t.Repo(), err)
+		case bad != "":
+			w.found(&w.corrupt, "blob "+b.Digest, bad)
+			return nil
+		case read:
+			o.Cache.set(present)
+			o.Cache.set(key)
+			return nil
+		}
+		// Read through another repository: is it linked in this one?
+		if o.Cache.has(present) {
+			o.Cache.set(key)
+			return nil
+		}
+	}
+	ok, err := o.Client.HeadBlob(ctx, t.Registry, t.Repository, b.Digest)
+	if err != nil {
+		return fmt.Errorf("checking blob %s in %s: %w", b.Digest, t.Repo(), err)
+	}
+	if !ok {
+		w.found(&w.missing, "blob "+b.Digest, "")
+		return nil
+	}
+	o.Cache.set(present)
+	o.Cache.set(key)
+	return nil
+}
+
+// content reads and hashes a blob once per registry, through t's
+// repository if no other read it first. bad says what is wrong with its
+// content ("" when it has its digest); read, that it was read through t's
+// repository (so it is present there).
+func (w *walk) content(ctx context.Context, t imageref.Ref, b registry.Descriptor) (bad string, read bool, err error) {
+	readIt := func() (string, error) {
+		_, err := w.o.Client.CheckBlob(ctx, t.Registry, t.Repository, b)
+		if errors.Is(err, registry.ErrDigestMismatch) {
+			return err.Error(), nil
+		}
+		return "", err
+	}
+	bad, fresh, err := w.o.Cache.content.Do(ctx, t.Registry+"@"+b.Digest, readIt)
+	if err != nil && !fresh && ctx.Err() == nil {
+		// Another repository's read failed (it may lack the blob): read
+		// it through this one.
+		bad, err = readIt()
+		fresh = true
+	}
+	return bad, fresh, err
+}
+
+// describe says what is wrong with an image, naming the first problems
+// and what a rerun does about them.
+func (w *walk) describe(image string, reuploaded []string) string {
+	sort.Strings(w.missing)
+	sort.Strings(w.corrupt)
+	var parts []string
+	if n := len(w.corrupt); n > 0 {
+		first := w.corrupt[0]
+		s := fmt.Sprintf("image %s: %s is corrupt on the target (%s)", image, first, w.details[first])
+		if n > 1 {
+			s += fmt.Sprintf(", and %d more corrupt", n-1)
+		}
+		kept := false
+		for _, d := range reuploaded {
+			kept = kept || slices.Contains(w.corrupt, "blob "+d)
+		}
+		if kept {
+			s += "; this run uploaded it again and the registry still serves the corrupt copy: it keeps a blob it already stores" +
+				" (the CNCF distribution registry does, whatever is uploaded, or deleted through its API). Delete the blob's data" +
+				" from the target's storage (distribution: <rootdirectory>/docker/registry/v2/blobs/sha256/<first two hex digits>/<hex>/data," +
+				" on a filesystem or S3 alike), then run again"
+		} else {
+			s += "; a rerun uploads it again"
+		}
+		parts = append(parts, s)
+	}
+	if n := len(w.missing); n > 0 {
+		names := strings.Join(w.missing[:min(n, 3)], ", ")
+		if n > 3 {
+			names += fmt.Sprintf(" and %d more", n-3)
+		}
+		parts = append(parts, fmt.Sprintf("%d referenced manifests or blobs missing on the target (%s); a rerun copies them again", n, names))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // FromMirror turns mirror-shard's results into expectations: the digest now
@@ -300,8 +486,15 @@ func FromMirror(images []mirror.ImageResult, observed bool) ([]Expect, error) {
 		if err != nil {
 			return nil, err
 		}
-		exp = append(exp, Expect{Target: t, Digest: im.Digest,
-			Proven: observed && im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied})
+		e := Expect{Target: t, Digest: im.Digest,
+			Proven: observed && im.Status == contract.StatusSkipped, Copied: im.Status == contract.StatusCopied}
+		if im.Repair != nil {
+			e.Repaired = true
+			if im.Status == contract.StatusCopied {
+				e.Reuploaded = im.Repair.Blobs
+			}
+		}
+		exp = append(exp, e)
 	}
 	return exp, nil
 }

@@ -114,10 +114,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if res.ImageAPI != nil {
 		fmt.Fprintf(env.Stdout, "verify: %d ImageStreamTags passed, %d failed\n", res.ImageAPI.Passed, res.ImageAPI.Failed)
 	}
-	if !res.OK() {
-		return contract.ExitFailed, nil
-	}
-	return contract.ExitOK, nil
+	return res.ExitCode(), nil
 }
 
 // aggregate writes report.json and report.md from the shards' results.
