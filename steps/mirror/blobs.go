@@ -17,6 +17,7 @@ type Blobs struct {
 	present  map[string]struct{} // host/repo@digest known present
 	homes    map[string]string   // host@digest -> a repo that holds it
 	inflight map[string]*blobJob // host@digest -> the transfer under way
+	forced   map[string]struct{} // host/repo@digest uploaded again by a repair in this run
 }
 
 type blobJob struct {
@@ -26,7 +27,7 @@ type blobJob struct {
 
 // NewBlobs returns an empty tracker.
 func NewBlobs() *Blobs {
-	return &Blobs{present: map[string]struct{}{}, homes: map[string]string{}, inflight: map[string]*blobJob{}}
+	return &Blobs{present: map[string]struct{}{}, homes: map[string]string{}, inflight: map[string]*blobJob{}, forced: map[string]struct{}{}}
 }
 
 // blob actions, counted in results.
@@ -51,21 +52,22 @@ func (b *Blobs) isPresent(host, repo, digest string) bool {
 
 // ensure makes dstRepo on dstHost hold the blob: already there, mounted
 // from a repository known to hold it, or streamed from the source once.
-func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo string, d registry.Descriptor) (blobAction, int64, error) {
+// force uploads it again, once per run and repository, whatever the target
+// or this run know of it (a repair of a blob the target holds corrupt).
+func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo string, d registry.Descriptor, force bool) (blobAction, int64, error) {
 	gk := dstHost + "@" + d.Digest
+	key := dstHost + "/" + dstRepo + "@" + d.Digest
 	for {
-		if b.isPresent(dstHost, dstRepo, d.Digest) {
+		b.mu.Lock()
+		_, done := b.forced[key]
+		again := force && !done
+		if _, ok := b.present[key]; ok && !again {
+			b.mu.Unlock()
 			return blobPresent, 0, nil
 		}
-		b.mu.Lock()
 		job, busy := b.inflight[gk]
-		if !busy {
-			job = &blobJob{done: make(chan struct{})}
-			b.inflight[gk] = job
-		}
-		home := b.homes[gk]
-		b.mu.Unlock()
 		if busy {
+			b.mu.Unlock()
 			select {
 			case <-job.done:
 			case <-ctx.Done():
@@ -73,13 +75,22 @@ func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo
 			}
 			continue // the blob has a home now (or the transfer failed: try ourselves)
 		}
-		act, n, err := b.transfer(ctx, c, srcHost, srcRepo, dstHost, dstRepo, home, d)
+		job = &blobJob{done: make(chan struct{})}
+		b.inflight[gk] = job
+		if again {
+			b.forced[key] = struct{}{}
+		}
+		home := b.homes[gk]
+		b.mu.Unlock()
+		act, n, err := b.transfer(ctx, c, srcHost, srcRepo, dstHost, dstRepo, home, d, again)
 		b.mu.Lock()
 		job.err = err
 		delete(b.inflight, gk)
 		if err == nil {
-			b.present[dstHost+"/"+dstRepo+"@"+d.Digest] = struct{}{}
+			b.present[key] = struct{}{}
 			b.homes[gk] = dstRepo
+		} else if again {
+			delete(b.forced, key)
 		}
 		b.mu.Unlock()
 		close(job.done)
@@ -87,7 +98,14 @@ func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo
 	}
 }
 
-func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo, home string, d registry.Descriptor) (blobAction, int64, error) {
+func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo, home string, d registry.Descriptor, force bool) (blobAction, int64, error) {
+	if force {
+		n, err := c.CopyBlob(ctx, srcHost, srcRepo, dstHost, dstRepo, d)
+		if err != nil {
+			return 0, 0, err
+		}
+		return blobUploaded, n, nil
+	}
 	if home != "" && home != dstRepo {
 		if ok, err := c.Mount(ctx, dstHost, dstRepo, d.Digest, home); err == nil && ok {
 			return blobMounted, 0, nil

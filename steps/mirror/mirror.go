@@ -61,6 +61,13 @@ type Options struct {
 	// Slots, when set, bounds images in flight across several Runs (the
 	// shards of one local run share it).
 	Slots chan struct{}
+	// Repair lists images (by target, without digest) that failed
+	// verification since they were last copied: they are not skipped when
+	// their tag is in place. Their whole tree is walked again, every child
+	// manifest and the image manifest pushed again, every blob the target
+	// lacks uploaded, and the blobs Repair names uploaded again even though
+	// the target has them (they were corrupt).
+	Repair map[string]Repair
 	// Log receives "Copied SRC -> DST@DIGEST" lines (mirror.log).
 	Log      io.Writer
 	Logger   *slog.Logger
@@ -81,6 +88,15 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Repair is why an image is copied again although its tag is in place,
+// and the blobs to upload again whatever the target says of them.
+type Repair struct {
+	// Reason is what verification found (its error).
+	Reason string `json:"reason"`
+	// Blobs are digests the target holds with other content.
+	Blobs []string `json:"blobs,omitempty"`
 }
 
 // ImageResult is one image's outcome (mirror.json).
@@ -105,6 +121,9 @@ type ImageResult struct {
 	Attachments int    `json:"attachments,omitempty"`
 	Error       string `json:"error,omitempty"`
 	Retryable   bool   `json:"retryable,omitempty"`
+	// Repair is set when the image had failed verification and this pass
+	// copied it again (Options.Repair); verify then checks it in full.
+	Repair *Repair `json:"repair,omitempty"`
 }
 
 // Result is mirror.json.
@@ -226,6 +245,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 		f := failed(it, err)
 		f.Digest = r.Digest
 		f.Bytes = r.Bytes
+		f.Repair = r.Repair
 		if ctx.Err() == nil { // an interrupted run says so once, not per image
 			e.o.Logger.Error("image failed", "source", r.Source, "target", r.Target, "err", err)
 		}
@@ -233,6 +253,15 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	}
 	if dst.Tag == "" {
 		return fail(fmt.Errorf("target %s has no tag", dst))
+	}
+	var force map[string]bool // blobs to upload again; non-nil: a repair
+	if rep, ok := e.o.Repair[dst.WithoutDigest().String()]; ok {
+		r.Repair = &rep
+		force = map[string]bool{}
+		for _, d := range rep.Blobs {
+			force[d] = true
+		}
+		e.o.Logger.Warn("copying again an image that failed verification", "target", r.Target, "reason", rep.Reason)
 	}
 	// Ask the source (when the plan has no digest) and the target at once.
 	var (
@@ -256,7 +285,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	wg.Wait()
 	filtering := len(e.o.Platforms) > 0
 	switch {
-	case haveErr == nil && have.Digest == r.Digest && !filtering:
+	case haveErr == nil && have.Digest == r.Digest && !filtering && force == nil:
 		r.Status, r.MediaType = contract.StatusSkipped, have.MediaType
 		e.copyReferrers(ctx, src, dst, r.Digest, &r)
 		e.copyAttachments(ctx, it, r.Digest, &r)
@@ -274,7 +303,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 			return fail(fmt.Errorf("filtering %s: %w", r.Source, err))
 		}
 		r.Digest = registry.Digest(body)
-		if err == nil && have.Digest == r.Digest {
+		if err == nil && have.Digest == r.Digest && force == nil {
 			r.Status = contract.StatusSkipped
 			return r
 		}
@@ -284,7 +313,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 		e.copyAttachments(ctx, it, r.Digest, &r)
 		return r
 	}
-	n, err := e.copyTree(ctx, src, dst, body, mt, 0)
+	n, err := e.copyTree(ctx, src, dst, body, mt, 0, force)
 	r.Bytes += n
 	if err != nil {
 		return fail(err)
@@ -352,8 +381,10 @@ func (e *engine) logf(format string, args ...any) {
 
 // copyTree makes the target hold everything the manifest references:
 // children of an index (recursively, pushed by digest before the parent)
-// or the blobs of an image. It returns the bytes uploaded.
-func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byte, mt string, depth int) (int64, error) {
+// or the blobs of an image. It returns the bytes uploaded. A repair (force
+// not nil) walks children the target has as well, pushes them again, and
+// uploads the blobs force names whatever the target says.
+func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byte, mt string, depth int, force map[string]bool) (int64, error) {
 	if depth > maxDepth {
 		return 0, fmt.Errorf("indexes nested deeper than %d", maxDepth)
 	}
@@ -368,10 +399,12 @@ func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byt
 	if registry.IsIndex(mt) || len(m.Manifests) > 0 {
 		var total int64
 		for _, ch := range m.Manifests {
-			if _, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, ch.Digest); err == nil {
-				continue
-			} else if !errors.Is(err, registry.ErrNotFound) {
-				return total, fmt.Errorf("checking child %s on target: %w", ch.Digest, err)
+			if force == nil {
+				if _, err := c.HeadManifest(ctx, dst.Registry, dst.Repository, ch.Digest); err == nil {
+					continue
+				} else if !errors.Is(err, registry.ErrNotFound) {
+					return total, fmt.Errorf("checking child %s on target: %w", ch.Digest, err)
+				}
 			}
 			cb, cmt, err := c.GetManifest(ctx, src.Registry, src.Repository, ch.Digest)
 			if err != nil {
@@ -380,7 +413,7 @@ func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byt
 			if cmt == "" {
 				cmt = ch.MediaType
 			}
-			n, err := e.copyTree(ctx, src, dst, cb, cmt, depth+1)
+			n, err := e.copyTree(ctx, src, dst, cb, cmt, depth+1, force)
 			total += n
 			if err != nil {
 				return total, err
@@ -407,7 +440,7 @@ func (e *engine) copyTree(ctx context.Context, src, dst imageref.Ref, body []byt
 		}
 		seen[d.Digest] = true
 		g.Go(func() error {
-			act, n, err := e.blobs.ensure(gctx, c, src.Registry, src.Repository, dst.Registry, dst.Repository, d)
+			act, n, err := e.blobs.ensure(gctx, c, src.Registry, src.Repository, dst.Registry, dst.Repository, d, force[d.Digest])
 			if err != nil {
 				return fmt.Errorf("blob %s: %w", d.Digest, err)
 			}
@@ -473,7 +506,7 @@ func (e *engine) referrers(ctx context.Context, src, dst imageref.Ref, digest st
 			if err != nil {
 				return count, err
 			}
-			n, err := e.copyTree(ctx, src, dst, body, mt, depth+1)
+			n, err := e.copyTree(ctx, src, dst, body, mt, depth+1, nil)
 			*moved += n
 			if err != nil {
 				return count, err

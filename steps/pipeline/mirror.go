@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
 // MirrorShardOptions for MirrorShard.
@@ -40,17 +42,17 @@ func MirrorShard(ctx context.Context, o MirrorShardOptions) (mirror.Result, erro
 	if err != nil {
 		return mirror.Result{}, err
 	}
-	// Results of an earlier pass over this shard describe another copy:
-	// the report must only read this one's.
-	if err := clearResults(o.ShardDir); err != nil {
-		return mirror.Result{}, err
-	}
 	var res mirror.Result
 	if o.ReuseStorage {
 		res = inPlace(items, o.Mirror)
 	} else {
 		mo := o.Mirror
 		mo.Items = items
+		// Images that failed verification are not in place, whatever
+		// their tag says: they are copied again.
+		if mo.Repair, err = Repairs(o.ShardDir); err != nil {
+			return res, fmt.Errorf("reading the previous verification of %s: %w", o.ShardDir, err)
+		}
 		if !mo.DryRun {
 			// mirror.log accumulates across reruns: it is the audit trail,
 			// written a line per image as each completes.
@@ -69,10 +71,73 @@ func MirrorShard(ctx context.Context, o MirrorShardOptions) (mirror.Result, erro
 	if werr := artifacts.WriteJSON(filepath.Join(o.ShardDir, contract.MirrorResult), res); werr != nil {
 		return res, werr
 	}
+	// Results of an earlier pass over this shard describe another copy:
+	// the report must only read this one's. They go once this pass's
+	// mirror.json holds what is left to repair: a pass that dies before
+	// leaves the earlier verdicts, and the next one still repairs.
+	if werr := clearResults(o.ShardDir); werr != nil {
+		return res, werr
+	}
 	if werr := writeResolved(o.ShardDir, items, res); werr != nil {
 		return res, fmt.Errorf("writing the resolved plan of %s: %w", o.ShardDir, werr)
 	}
 	return res, err
+}
+
+// Repairs reads what an earlier pass over the shard left to repair: the
+// images its verification failed (verify.json) although its copy did not
+// (they were reported in place); without a verification since the last
+// copy, the repairs that copy made or planned (mirror.json), which nothing
+// has proven yet. Keys are targets without digest.
+func Repairs(shardDir string) (map[string]mirror.Repair, error) {
+	var prev mirror.Result
+	switch err := artifacts.ReadJSON(filepath.Join(shardDir, contract.MirrorResult), &prev); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	}
+	out := map[string]mirror.Repair{}
+	var v verify.Result
+	err := artifacts.ReadJSON(filepath.Join(shardDir, contract.VerifyResult), &v)
+	if errors.Is(err, fs.ErrNotExist) {
+		for _, im := range prev.Images {
+			if im.Repair != nil {
+				out[targetKey(im.Target)] = *im.Repair
+			}
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	copyFailed := map[string]bool{}
+	for _, im := range prev.Images {
+		if im.Status == contract.StatusFailed {
+			copyFailed[targetKey(im.Target)] = true
+		}
+	}
+	for _, c := range v.Images {
+		k := targetKey(c.Target)
+		if c.Status == verify.Passed || copyFailed[k] {
+			continue // passed, or not copied yet: the copy tries anyway
+		}
+		r := mirror.Repair{Reason: c.Error}
+		for _, x := range c.Corrupt {
+			if d, ok := strings.CutPrefix(x, "blob "); ok {
+				r.Blobs = append(r.Blobs, d)
+			}
+		}
+		out[k] = r
+	}
+	return out, nil
+}
+
+// targetKey is a target reference without its digest, as results name it.
+func targetKey(s string) string {
+	if r, err := imageref.Parse(s); err == nil {
+		return r.WithoutDigest().String()
+	}
+	return s
 }
 
 // clearResults removes an earlier pass's backfill.json and verify.json
