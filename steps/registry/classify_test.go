@@ -198,16 +198,28 @@ func TestFailuresAreClassifiedTheSameInEveryOperation(t *testing.T) {
 
 // CheckBlob reads a blob whole and hashes it: a blob corrupted in place in
 // the registry's storage (same size, one byte changed) is a final
-// ErrDigestMismatch naming the blob; HEAD still says it is there.
+// ErrDigestMismatch naming the blob; HEAD still says it is there. What the
+// distribution registry does with it, which the verification's advice
+// relies on: an upload of the right content is accepted and changes
+// nothing, nor does one after the blob was deleted through the API; once
+// its data file is gone, an upload stores it again.
 func TestCheckBlobReadsAndHashesWhatTheRegistryStores(t *testing.T) {
 	t.Parallel()
 	ctx := guard(t)
+	src := regtest.StartInProcess(t)
+	_, layer := image(t, src.Host, "ns/app")
 	for _, version := range []string{"", regtest.DistributionV3Version} {
 		t.Run("distribution "+version, func(t *testing.T) {
 			t.Parallel()
 			reg := regtest.StartDistribution(t, regtest.Options{Version: version})
-			_, layer := image(t, reg.Host, "ns/app")
 			c := registry.New(registry.Options{Insecure: anyHost})
+			reupload := func() {
+				t.Helper()
+				if _, err := c.CopyBlob(ctx, src.Host, "ns/app", reg.Host, "ns/app", layer); err != nil {
+					t.Fatalf("upload: %v", err)
+				}
+			}
+			reupload()
 			if n, err := c.CheckBlob(ctx, reg.Host, "ns/app", layer); err != nil || n != layer.Size {
 				t.Fatalf("intact blob: %d bytes, %v; want %d and no error", n, err, layer.Size)
 			}
@@ -226,16 +238,38 @@ func TestCheckBlobReadsAndHashesWhatTheRegistryStores(t *testing.T) {
 			if ok, err := c.HeadBlob(ctx, reg.Host, "ns/app", layer.Digest); !ok || err != nil {
 				t.Fatalf("HEAD of the corrupt blob: %v %v; the registry should still say it has it", ok, err)
 			}
-			_, err = c.CheckBlob(ctx, reg.Host, "ns/app", layer)
-			if !errors.Is(err, registry.ErrDigestMismatch) || !errors.Is(err, registry.ErrInvalidDigest) || registry.IsRetryable(err) {
-				t.Fatalf("corrupt blob: %v, want a final ErrDigestMismatch", err)
+			corrupt := func(when string) {
+				t.Helper()
+				_, err := c.CheckBlob(ctx, reg.Host, "ns/app", layer)
+				if !errors.Is(err, registry.ErrDigestMismatch) || !errors.Is(err, registry.ErrInvalidDigest) || registry.IsRetryable(err) {
+					t.Fatalf("%s: %v, want a final ErrDigestMismatch", when, err)
+				}
+				if !strings.Contains(err.Error(), layer.Digest) || !strings.Contains(err.Error(), "ns/app") {
+					t.Errorf("%s: %v does not name the blob and its repository", when, err)
+				}
 			}
-			if !strings.Contains(err.Error(), layer.Digest) || !strings.Contains(err.Error(), "ns/app") {
-				t.Errorf("%v: does not name the blob and its repository", err)
+			corrupt("corrupt in place")
+			reupload()
+			corrupt("uploaded again")
+			req, _ := http.NewRequest(http.MethodDelete, "http://"+reg.Host+"/v2/ns/app/blobs/"+layer.Digest, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("DELETE through the API: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			reupload()
+			corrupt("deleted through the API and uploaded again")
+			if err := os.Remove(blobFile(reg, layer.Digest)); err != nil {
+				t.Fatal(err)
+			}
+			reupload()
+			if _, err := c.CheckBlob(ctx, reg.Host, "ns/app", layer); err != nil {
+				t.Fatalf("data file deleted and uploaded again: %v", err)
 			}
 
 			// Stored shorter than its descriptor says: final as well, not
 			// a truncated read to retry.
+			b, _ = os.ReadFile(blobFile(reg, layer.Digest))
 			if err := os.WriteFile(blobFile(reg, layer.Digest), b[:len(b)-10], 0o644); err != nil {
 				t.Fatal(err)
 			}
