@@ -6,7 +6,9 @@ import (
 	"log/slog"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
+	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
+	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
 )
 
@@ -27,18 +29,30 @@ type ExportOptions struct {
 	Logger *slog.Logger
 }
 
-// Export lists the scope, cuts it into shards and writes the run
-// directory's plan. The error is for a scope that cannot be listed at all
-// (an unreachable catalog) or a plan that cannot be written; problems with
-// single repositories and lines are scope errors in the result.
+// Export reaches and authenticates to every registry of the scope once
+// (Preflight), lists the scope, cuts it into shards and writes the run
+// directory's plan. The error is for a registry that fails the preflight,
+// a scope that cannot be listed at all (an unreachable catalog) or a plan
+// that cannot be written, a contract.ExitError with ExitRetryable when
+// the cause is transient; problems with single repositories and lines are
+// scope errors in the result.
 func Export(ctx context.Context, o ExportOptions) (export.Result, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.Export.Client != nil {
+		if err := Preflight(ctx, o.Export.Client, o.Export.From, o.Export.To, o.Export.Entries); err != nil {
+			return export.Result{}, err
+		}
+	}
 	res, err := export.Run(ctx, o.Export)
 	if err != nil {
-		return res, fmt.Errorf("export: %w", err)
+		err = fmt.Errorf("export: %w", err)
+		if registry.IsRetryable(err) {
+			err = &contract.ExitError{Code: contract.ExitRetryable, Err: err}
+		}
+		return res, err
 	}
 	for _, e := range res.Errors {
 		log.Warn("export", "problem", e)

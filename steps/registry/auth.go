@@ -72,7 +72,19 @@ type pingError struct {
 }
 
 func (e *pingError) Error() string {
-	return fmt.Sprintf("reaching registry %s: %v%s", e.host, e.err, e.hint)
+	return fmt.Sprintf("reaching registry %s: %s%s", e.host, e.attemptsText(), e.hint)
+}
+
+// attemptsText is what each scheme's attempt met, on one line.
+func (e *pingError) attemptsText() string {
+	if len(e.attempts) == 0 {
+		return e.err.Error()
+	}
+	s := make([]string, len(e.attempts))
+	for i, a := range e.attempts {
+		s[i] = a.Error()
+	}
+	return strings.Join(s, "; ")
 }
 func (e *pingError) Unwrap() error { return e.err }
 

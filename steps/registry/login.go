@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,12 +32,17 @@ func (e *LoginError) Error() string {
 		return fmt.Sprintf("registry %s refused the configured credentials (%v)", e.Host, e.Err)
 	}
 	what := "cannot be reached"
-	if isTLSError(e.Err) && !IsRetryable(e.Err) {
+	var rec tls.RecordHeaderError
+	switch {
+	case IsRetryable(e.Err):
+	case errors.As(e.Err, &rec):
+		what = "does not speak TLS"
+	case isTLSError(e.Err):
 		what = "failed TLS verification"
 	}
 	var pe *pingError
 	if errors.As(e.Err, &pe) {
-		return fmt.Sprintf("registry %s %s: %v%s", e.Host, what, pe.err, pe.hint)
+		return fmt.Sprintf("registry %s %s: %s%s", e.Host, what, pe.attemptsText(), pe.hint)
 	}
 	return fmt.Sprintf("registry %s %s: %v", e.Host, what, e.Err)
 }
