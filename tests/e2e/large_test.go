@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regmigrate/regmigrate/tests/faultproxy"
 	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
@@ -38,50 +39,65 @@ func buildCLI(t *testing.T) string {
 
 // TestLargeLayerCopiesInFlatMemory copies one 1 GiB layer between two real
 // registries with the real binary and checks the process's peak RSS: the
-// blob is streamed, never held.
+// blob is streamed, never held. A rerun with --verify full reads the layer
+// back from the target and hashes it, in flat memory too.
 func TestLargeLayerCopiesInFlatMemory(t *testing.T) {
 	t.Parallel()
 	bin := buildCLI(t)
 	src := regtest.StartDistribution(t, regtest.Options{})
 	dst := regtest.StartDistribution(t, regtest.Options{})
+	px := faultproxy.New(t, "http://"+dst.Host) // counts what the verification reads
 	const size = 1 << 30
 	digest, err := regtest.PushLargeImage(context.Background(), src.Host, "big/layer", "v1", size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--from", src.Host, "--to", dst.Host, "--insecure", "--out", filepath.Join(t.TempDir(), "run"), "--progress", "none")
+	args := []string{"run", "--from", src.Host, "--to", px.Host, "--insecure", "--out", filepath.Join(t.TempDir(), "run"), "--progress", "none"}
+	if rss := peakRSS(t, bin, args...); rss > 100*1024 {
+		t.Errorf("peak RSS %d MiB copying a 1 GiB layer, want under 100 MiB (the blob must be streamed)", rss/1024)
+	}
+	assertMirrored(t, dst.Host, map[string]string{"big/layer:v1": digest})
+
+	px.ResetStats()
+	if rss := peakRSS(t, bin, append(args, "--verify", "full")...); rss > 100*1024 {
+		t.Errorf("peak RSS %d MiB verifying a 1 GiB layer in full, want under 100 MiB (the blob must be streamed)", rss/1024)
+	}
+	if got := px.Stats().BlobBytes; got < size {
+		t.Errorf("--verify full read %d bytes of blobs from the target, want the whole %d-byte layer", got, int64(size))
+	}
+}
+
+// peakRSS runs the binary to its end and returns its own peak resident set
+// in KiB (VmHWM, sampled until it exits; not rusage's Maxrss: Go starts
+// children with CLONE_VM, so that counts the parent). It fails the test if
+// the command fails.
+func peakRSS(t *testing.T, bin string, args ...string) int64 {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The child's own peak (VmHWM, sampled until it exits). Not rusage's
-	// Maxrss: Go starts children with CLONE_VM, so that counts the parent.
 	var rss int64
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-wait:
 	for {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Fatalf("regmigrate: %v\n%s", err, buf.String())
+				t.Fatalf("regmigrate %s: %v\n%s", strings.Join(args, " "), err, buf.String())
 			}
-			break wait
+			t.Logf("regmigrate %s: peak RSS %d MiB\n%s", strings.Join(args, " "), rss/1024, tail(buf.Bytes()))
+			return rss
 		case <-tick.C:
 			if v := vmHWM(cmd.Process.Pid); v > rss {
 				rss = v
 			}
 		}
 	}
-	out := buf.Bytes()
-	t.Logf("peak RSS copying a 1 GiB layer: %d MiB\n%s", rss/1024, tail(out))
-	if rss > 100*1024 {
-		t.Errorf("peak RSS %d MiB copying a 1 GiB layer, want under 100 MiB (the blob must be streamed)", rss/1024)
-	}
-	assertMirrored(t, dst.Host, map[string]string{"big/layer:v1": digest})
 }
 
 var (
