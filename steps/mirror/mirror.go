@@ -65,8 +65,8 @@ type Options struct {
 	// verification since they were last copied: they are not skipped when
 	// their tag is in place. Their whole tree is walked again, every child
 	// manifest and the image manifest pushed again, every blob the target
-	// lacks uploaded, and the blobs Repair names uploaded again even though
-	// the target has them (they were corrupt).
+	// lacks uploaded, and the blobs Repair names uploaded again whatever
+	// the target says of them.
 	Repair map[string]Repair
 	// Log receives "Copied SRC -> DST@DIGEST" lines (mirror.log).
 	Log      io.Writer
@@ -95,7 +95,8 @@ func (o *Options) Validate() error {
 type Repair struct {
 	// Reason is what verification found (its error).
 	Reason string `json:"reason"`
-	// Blobs are digests the target holds with other content.
+	// Blobs are digests the verification found corrupt or missing on the
+	// target (a registry may answer HEAD for a blob it no longer has).
 	Blobs []string `json:"blobs,omitempty"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
@@ -121,8 +122,11 @@ func Repairs(shardDir string) (map[string]mirror.Repair, error) {
 		if c.Status == verify.Passed || copyFailed[k] {
 			continue // passed, or not copied yet: the copy tries anyway
 		}
+		// Missing and unreadable blobs too: a registry may still answer
+		// HEAD for a blob whose data is gone (distribution's blob
+		// descriptor cache does).
 		r := mirror.Repair{Reason: c.Error}
-		for _, x := range c.Corrupt {
+		for _, x := range slices.Concat(c.Corrupt, c.Missing, c.Unread) {
 			if d, ok := strings.CutPrefix(x, "blob "); ok {
 				r.Blobs = append(r.Blobs, d)
 			}

@@ -81,18 +81,24 @@ func statusOf(res mirror.Result) map[string]string {
 // again what failed (the index's child walked although present, the
 // missing layer uploaded, the corrupt one uploaded again, once per
 // repository however many images use it) and checks it in full. The
-// registry (distribution, both versions) keeps its corrupt copy of a blob
+// registry (distribution, both versions, with or without its cache) keeps its corrupt copy of a blob
 // it already stores, whatever is uploaded: the verification says so and
 // where to delete it, and the repair is still pending if the next pass
 // dies before verifying; once the blob's data is deleted, the rerun
 // repairs it and nothing is copied after that.
 func TestARerunRepairsWhatVerificationFound(t *testing.T) {
 	t.Parallel()
-	for _, version := range []string{"", regtest.DistributionV3Version} {
-		t.Run("distribution "+version, func(t *testing.T) {
+	for variant, o := range map[string]regtest.Options{
+		"distribution 2.8": {},
+		"distribution v3":  {Version: regtest.DistributionV3Version},
+		// which still answers HEAD, and GET with no bytes, for a blob
+		// whose data is gone: the repair uploads it regardless
+		"distribution 2.8 with its blob descriptor cache": {BlobDescriptorCache: true},
+	} {
+		t.Run(variant, func(t *testing.T) {
 			t.Parallel()
 			src := regtest.StartDistribution(t, regtest.Options{})
-			dst := regtest.StartDistribution(t, regtest.Options{Version: version})
+			dst := regtest.StartDistribution(t, o)
 			px := faultproxy.New(t, "http://"+dst.Host)
 
 			// ns/app:v1 and ns/app:v2 share a layer that will be corrupted;
@@ -177,8 +183,12 @@ func TestARerunRepairsWhatVerificationFound(t *testing.T) {
 			for _, c := range v.Images {
 				switch {
 				case strings.HasSuffix(c.Target, "ns/multi:v1"):
-					if len(c.Missing) != 1 || c.Missing[0] != "blob "+lost || !strings.Contains(c.Error, lost) {
-						t.Errorf("%s: missing %v (%s), want the deleted layer %s", c.Target, c.Missing, c.Error, lost)
+					// With its cache the registry answers a GET of the lost
+					// blob with headers and no body, which the proxy in
+					// front turns into a connection closed: unreadable.
+					named := append(c.Missing, c.Unread...)
+					if len(named) != 1 || named[0] != "blob "+lost || !strings.Contains(c.Error, lost) {
+						t.Errorf("%s: missing %v unread %v (%s), want the deleted layer %s", c.Target, c.Missing, c.Unread, c.Error, lost)
 					}
 				default:
 					if len(c.Corrupt) != 1 || c.Corrupt[0] != "blob "+corrupt || !strings.Contains(c.Error, corrupt) || !strings.Contains(c.Error, c.Target) {

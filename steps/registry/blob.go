@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -239,7 +240,8 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 // flat whatever the blob's size. It returns the bytes read. ErrNotFound:
 // the repository does not hold the blob. ErrDigestMismatch (final): the
 // registry serves other content under that digest (corrupt in its
-// storage). A body that ends early or stalls is read again.
+// storage). A body that ends early or stalls is read again; one that ends
+// early on every attempt is ErrIncompleteBlob (final).
 func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor) (int64, error) {
 	if err := checkRepo(repo); err != nil {
 		return 0, err
@@ -248,7 +250,9 @@ func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor)
 		return 0, err
 	}
 	var n int64
+	short := false // the last attempt's body ended early
 	err := c.retry(ctx, "read blob", func() error {
+		short = false
 		resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pullScope(repo)}, method: http.MethodGet,
 			path: "/v2/" + repo + "/blobs/" + d.Digest})
 		if err != nil {
@@ -276,10 +280,14 @@ func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor)
 			return v.err
 		}
 		if err != nil {
+			short = errors.Is(err, io.ErrUnexpectedEOF)
 			return fmt.Errorf("reading blob %s in %s/%s: %w", d.Digest, host, repo, err)
 		}
 		return nil
 	})
+	if short && ctx.Err() == nil {
+		return n, fmt.Errorf("%w: blob %s in %s/%s: after %d attempts, the registry still ended it after %d of its %d bytes", ErrIncompleteBlob, d.Digest, host, repo, c.o.RetryAttempts, n, d.Size)
+	}
 	return n, err
 }
 

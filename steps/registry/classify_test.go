@@ -145,6 +145,12 @@ func TestFailuresAreClassifiedTheSameInEveryOperation(t *testing.T) {
 			},
 		},
 		{
+			name: "blob body cut short on every attempt", ops: []op{readBlob}, retryable: false, want: "blob served incomplete",
+			host: func(t *testing.T) string {
+				return faultproxy.New(t, "http://"+up.Host, faultproxy.Fault{Method: "GET", PathRegex: blobPath, Kind: faultproxy.TruncateBody, Times: -1}).Host
+			},
+		},
+		{
 			name: "not found", retryable: false, want: "404",
 			ops:  []op{headManifest, getManifest},
 			host: func(t *testing.T) string { return regtest.StartDistribution(t, regtest.Options{}).Host },

@@ -30,6 +30,12 @@ type digestMismatch struct{}
 func (digestMismatch) Error() string        { return "digest mismatch" }
 func (digestMismatch) Is(target error) bool { return target == ErrInvalidDigest }
 
+// ErrIncompleteBlob: a registry that, on every attempt, ended a blob's
+// body before its end (the distribution registry does so, with 200 OK,
+// for a blob whose data left its storage while its blob descriptor cache
+// still knows it). Final: the blob must be uploaded again.
+var ErrIncompleteBlob = errors.New("blob served incomplete")
+
 func validHost(host string) bool { return imageref.ValidHost(host) }
 
 // checkRepo refuses a repository name outside the grammar.

@@ -70,7 +70,7 @@ func IsRetryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, ErrInvalidDigest) || errors.Is(err, ErrInvalidName) || errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrInvalidDigest) || errors.Is(err, ErrInvalidName) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrIncompleteBlob) {
 		return false // the registry would send the same again
 	}
 	// A registry marked insecure is tried over HTTPS, then HTTP: the

@@ -113,9 +113,11 @@ type Check struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
 	// Missing and Corrupt name what the target lacks or serves with
-	// another digest: "manifest sha256:..." or "blob sha256:...".
+	// another digest: "manifest sha256:..." or "blob sha256:..."; Unread
+	// the blobs that could not be checked (the registry failed).
 	Missing []string `json:"missing,omitempty"`
 	Corrupt []string `json:"corrupt,omitempty"`
+	Unread  []string `json:"unread,omitempty"`
 	// Retryable: the check could not be made for a transient reason
 	// (registry unreachable, 5xx, 429, a stall); a rerun may pass. Integrity
 	// failures (wrong digest, missing or corrupt content) are final.
@@ -280,9 +282,19 @@ func check(ctx context.Context, o Options, e Expect) Check {
 		if err := w.manifest(ctx, t, e.Digest, 0); err != nil {
 			return fail(err)
 		}
+		c.Unread = w.unread
 		if len(w.missing)+len(w.corrupt) > 0 {
 			c.Missing, c.Corrupt = w.missing, w.corrupt
 			c.Error = w.describe(c.Target, e.Reuploaded)
+			return c
+		}
+		if len(w.unread) > 0 {
+			sort.Strings(c.Unread)
+			c.Retryable = true
+			for _, err := range w.unreadErrs {
+				c.Retryable = c.Retryable && (registry.IsRetryable(err) || errors.Is(err, context.Canceled))
+			}
+			c.Error = fmt.Sprintf("%d blobs could not be checked: %v", len(w.unread), w.unreadErrs[0])
 			return c
 		}
 	}
@@ -297,10 +309,21 @@ type walk struct {
 	o    Options
 	full bool
 
-	mu      sync.Mutex
-	missing []string
-	corrupt []string
-	details map[string]string // corrupt entry -> what is wrong
+	mu         sync.Mutex
+	missing    []string
+	corrupt    []string
+	details    map[string]string // entry -> what is wrong
+	unread     []string          // blobs whose check failed
+	unreadErrs []error
+}
+
+// failed records a blob whose check failed (the registry did not answer):
+// the other blobs are still checked, and a repair uploads this one again.
+func (w *walk) failed(digest string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unread = append(w.unread, "blob "+digest)
+	w.unreadErrs = append(w.unreadErrs, err)
 }
 
 func (w *walk) found(list *[]string, entry, detail string) {
@@ -370,7 +393,7 @@ func (w *walk) manifest(ctx context.Context, t imageref.Ref, digest string, dept
 func (w *walk) problems() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.missing) + len(w.corrupt)
+	return len(w.missing) + len(w.corrupt) + len(w.unread)
 }
 
 // blob checks one blob of t's repository: present (HEAD), or in full read
@@ -388,8 +411,14 @@ func (w *walk) blob(ctx context.Context, t imageref.Ref, b registry.Descriptor) 
 		case errors.Is(err, registry.ErrNotFound):
 			w.found(&w.missing, "blob "+b.Digest, "")
 			return nil
+		case errors.Is(err, registry.ErrIncompleteBlob):
+			// Its data is gone from the storage, though the registry
+			// still says it has it: missing, for a rerun to upload.
+			w.found(&w.missing, "blob "+b.Digest, err.Error())
+			return nil
 		case err != nil:
-			return fmt.Errorf("reading blob %s in %s: %w", b.Digest, t.Repo(), err)
+			w.failed(b.Digest, fmt.Errorf("reading blob %s in %s: %w", b.Digest, t.Repo(), err))
+			return nil
 		case bad != "":
 			w.found(&w.corrupt, "blob "+b.Digest, bad)
 			return nil
@@ -406,7 +435,8 @@ func (w *walk) blob(ctx context.Context, t imageref.Ref, b registry.Descriptor) 
 	}
 	ok, err := o.Client.HeadBlob(ctx, t.Registry, t.Repository, b.Digest)
 	if err != nil {
-		return fmt.Errorf("checking blob %s in %s: %w", b.Digest, t.Repo(), err)
+		w.failed(b.Digest, fmt.Errorf("checking blob %s in %s: %w", b.Digest, t.Repo(), err))
+		return nil
 	}
 	if !ok {
 		w.found(&w.missing, "blob "+b.Digest, "")
@@ -470,7 +500,11 @@ func (w *walk) describe(image string, reuploaded []string) string {
 		if n > 3 {
 			names += fmt.Sprintf(" and %d more", n-3)
 		}
-		parts = append(parts, fmt.Sprintf("%d referenced manifests or blobs missing on the target (%s); a rerun copies them again", n, names))
+		s := fmt.Sprintf("%d referenced manifests or blobs missing on the target (%s)", n, names)
+		if d := w.details[w.missing[0]]; d != "" {
+			s += fmt.Sprintf(" (%s: %s)", w.missing[0], d)
+		}
+		parts = append(parts, s+"; a rerun copies them again")
 	}
 	return strings.Join(parts, "; ")
 }

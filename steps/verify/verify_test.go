@@ -298,3 +298,35 @@ func TestVerifyTellsTransientFailuresFromFinalOnes(t *testing.T) {
 		})
 	}
 }
+
+// A registry whose blob descriptor cache outlives a blob's data answers
+// HEAD, and GET with headers but no body: --verify full says the blob is
+// missing (final), auto (HEAD) cannot tell.
+func TestFullVerifyFindsABlobWhoseDataIsGoneBehindACache(t *testing.T) {
+	t.Parallel()
+	reg := regtest.StartDistribution(t, regtest.Options{BlobDescriptorCache: true})
+	img, _ := random.Image(16<<10, 2)
+	d := push(t, reg.Host, "ns/app:v1", img)
+	layers, _ := img.Layers()
+	gone, _ := layers[0].Digest()
+	client := registry.New(registry.Options{Insecure: anyHost, RetryAttempts: 2, RetryBase: time.Millisecond})
+	target, _ := imageref.Parse(reg.Host + "/ns/app:v1")
+	exp := []verify.Expect{{Target: target, Digest: d, Copied: true}}
+	if res, err := verify.Run(context.Background(), verify.Options{Client: client, Mode: verify.ModeAuto, Expects: exp}); err != nil || !res.OK() {
+		t.Fatalf("before: %+v %v", res.Images, err) // fills the cache
+	}
+	if err := os.Remove(blobFile(reg, gone.String())); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := verify.Run(context.Background(), verify.Options{Client: client, Mode: verify.ModeAuto, Expects: exp}); err != nil || !res.OK() {
+		t.Fatalf("auto: %+v %v; the cache answers HEAD", res.Images, err)
+	}
+	res, err := verify.Run(context.Background(), verify.Options{Client: client, Mode: verify.ModeFull, Expects: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Images[0]
+	if c.Status != verify.Failed || c.Retryable || len(c.Missing) != 1 || c.Missing[0] != "blob "+gone.String() || !strings.Contains(c.Error, "incomplete") {
+		t.Fatalf("full: %+v, want the blob missing (served incomplete), final", c)
+	}
+}

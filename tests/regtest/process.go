@@ -71,6 +71,11 @@ type ProcOptions struct {
 	// (Registry.S3). Two registries given the same FakeS3 share storage.
 	S3 *FakeS3
 
+	// BlobDescriptorCache turns on storage.cache.blobdescriptor: inmemory,
+	// the cache production configurations (and ../shared/bench) use: the
+	// registry then answers some HEADs from memory, not from its storage.
+	BlobDescriptorCache bool
+
 	LogLevel     string        // registry log level; default "info"
 	StartTimeout time.Duration // how long to wait for /v2/; default 30s
 }
@@ -333,6 +338,9 @@ storage:
 `, s3.Region, s3.Endpoint, s3.Bucket, s3.AccessKey, s3.SecretKey)
 	} else {
 		fmt.Fprintf(&b, "  filesystem:\n    rootdirectory: %q\n", o.DataDir)
+	}
+	if o.BlobDescriptorCache {
+		b.WriteString("  cache:\n    blobdescriptor: inmemory\n")
 	}
 	fmt.Fprintf(&b, `  delete:
     enabled: true

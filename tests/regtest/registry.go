@@ -169,6 +169,10 @@ type Options struct {
 	// share storage). Registry.S3 describes it.
 	S3       bool
 	S3Server *FakeS3
+
+	// BlobDescriptorCache turns on the registry's in-memory blob
+	// descriptor cache (ProcOptions.BlobDescriptorCache).
+	BlobDescriptorCache bool
 }
 
 // StartDistribution starts the CNCF distribution registry
@@ -192,7 +196,7 @@ func StartDistribution(t testing.TB, o Options) *Registry {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, cmd, err := StartDistributionProcess(ctx, ProcOptions{
 		Dir: dir, TLS: o.TLS, Auth: o.Auth, DataDir: o.DataDir, ReadOnly: o.ReadOnly, Host: o.Host,
-		Version: o.Version, Binary: o.Binary, Token: o.Token, S3: s3,
+		Version: o.Version, Binary: o.Binary, Token: o.Token, S3: s3, BlobDescriptorCache: o.BlobDescriptorCache,
 	})
 	name := "docker-registry"
 	if o.Binary != "" || o.Version != "" {
