@@ -44,7 +44,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	f.Common.Bind(fs)
 	fs.StringVar(&f.ShardDir, "shard-dir", "", "verify one shard: reads mirror.json (or mapping.txt), writes verify.json")
 	fs.StringVar(&f.RunDir, "run-dir", "", "aggregate: read every shard's results, write report.json and report.md")
-	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (deep-check everything) or digest")
+	fs.StringVar(&f.Mode, "mode", verify.ModeAuto, "auto (deep-check what mirror copied), full (read every manifest and read and hash every blob) or digest")
 	fs.BoolVar(&f.CheckImageAPI, "check-image-api", false, "also check every ImageStreamTag of the shard (digest and TARGET/ns/stream@digest) in the cluster below")
 	f.Cluster.Bind(fs)
 	var started string
