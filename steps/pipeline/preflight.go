@@ -18,6 +18,10 @@ const (
 	SideTarget = "target"
 )
 
+// preflightJobs bounds the registries logged in to at once (lists may
+// name many).
+const preflightJobs = 8
+
 // Endpoint is one registry a migration reaches, from one side, with the
 // repository (or namespace) whose credentials apply ("" for the
 // registry's).
@@ -59,7 +63,7 @@ func Endpoints(source, target imageref.Location, entries []inputs.Entry) []Endpo
 func Preflight(ctx context.Context, c *registry.Client, source, target imageref.Location, entries []inputs.Entry) error {
 	eps := Endpoints(source, target, entries)
 	errs := make([]error, len(eps))
-	par.ForEach(ctx, len(eps), len(eps), func(i int) {
+	par.ForEach(ctx, preflightJobs, len(eps), func(i int) {
 		if err := c.Login(ctx, eps[i].Host, eps[i].Repo); err != nil {
 			errs[i] = preflightError(eps[i], err)
 		}
