@@ -152,6 +152,11 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		if err := sameScope(o.Out, o.Scope); err != nil {
 			return report.Report{}, err
 		}
+		// A resumed plan is not exported again: the registries are
+		// reached and logged in to here, once, before anything is copied.
+		if err := pipeline.Preflight(ctx, c, o.Export.From, o.Export.To, o.Export.Entries); err != nil {
+			return report.Report{}, err
+		}
 		prev, _ := pipeline.ReadScope(o.Out)
 		o.Say("resuming the plan in %s: %d images in %d shards, planned at %s (tags added to the source since are not in it: --rediscover plans again)",
 			o.Out, plan.Total, len(plan.Shards), prev.PlannedAt.Local().Format(time.DateTime))

@@ -278,3 +278,23 @@ func TestInterruptsAndKillKeepWhatWasDone(t *testing.T) {
 		})
 	}
 }
+
+// A resumed plan is not exported again, and is still preflighted: with the
+// target gone, the rerun stops with one line naming it, nothing copied.
+func TestAResumedRunIsPreflighted(t *testing.T) {
+	t.Parallel()
+	src := regtest.StartDistribution(t, regtest.Options{})
+	dst := regtest.StartDistribution(t, regtest.Options{})
+	seed(t, src, regtest.Corpus{Namespaces: []string{"team-a"}, ReposPerNS: 1, TagsPerRepo: 2, LayerSize: 1024})
+	px := faultproxy.New(t, "http://"+dst.Host)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"run", "--from", src.Host, "--to", px.Host, "--insecure", "--out", out, "--progress", "none"}
+	if code, _, _ := runCLI(t, nil, args...); code != contract.ExitOK {
+		t.Fatalf("first run: exit %d", code)
+	}
+	px.Close()
+	code, _, stderr := runCLI(t, nil, args...)
+	if code != contract.ExitRetryable || !strings.Contains(stderr, "preflight: target registry "+px.Host+" cannot be reached") || strings.Contains(stderr, "resuming the plan") {
+		t.Errorf("rerun with the target down: exit %d, want 75 and the one preflight line before any resume", code)
+	}
+}
