@@ -206,7 +206,7 @@ func newRunCmd(env Env) *cobra.Command {
 	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
-	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (deep checks of every image: children and blobs) or digest")
+	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (read and hash every manifest and blob of every image on the target; images that fail are copied again by the next run) or digest")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
