@@ -66,6 +66,9 @@ func Main(ctx context.Context, env Env, args []string) int {
 		return ee.Code // said already
 	}
 	fmt.Fprintln(env.Stderr, "regmigrate:", err)
+	if i, ok := contract.InterruptedBy(ctx); ok {
+		return i.Code() // stopped by a signal, whatever the command was doing
+	}
 	return contract.ExitCode(err)
 }
 

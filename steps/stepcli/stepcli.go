@@ -96,7 +96,13 @@ func Main(ctx context.Context, env Env, name string, run RunFunc, args []string)
 	code, err := run(ctx, env, args)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
-		return contract.ExitCode(err)
+		code = contract.ExitCode(err)
+	}
+	// Stopped by a signal (SIGTERM from the Argo controller, Ctrl-C): the
+	// step wrote what it had; its exit code says it was interrupted.
+	if i, ok := contract.InterruptedBy(ctx); ok && code != contract.ExitOK {
+		fmt.Fprintf(env.Stderr, "%s: %v: the results written so far are kept\n", name, i)
+		return i.Code()
 	}
 	return code
 }
