@@ -206,7 +206,13 @@ func TestSummaryLineIsPlainWords(t *testing.T) {
 		{"one image, aggregated apart from the run", report.Report{Total: 1, Skipped: 1, Verified: true, VerifyPassed: 1}, "1 image: 0 copied, 1 skipped, 0 failed; verified; 0 B moved"},
 		{"dry run", report.Report{DryRun: true, Total: 3, Planned: 2, Skipped: 1}, "3 images: 2 to copy, 1 already on the target, 0 failed; dry run: nothing written"},
 		{"empty scope", report.Report{}, "0 images: nothing to migrate"},
-		{"interrupted", func() report.Report { r := ok; r.Interrupted = "interrupt"; r.Verified = false; r.VerifyPassed = 20; return r }(),
+		{"interrupted", func() report.Report {
+			r := ok
+			r.Interrupted = "interrupt"
+			r.Verified = false
+			r.VerifyPassed = 20
+			return r
+		}(),
 			"27 images: 26 copied, 1 skipped, 0 failed; 7 not verified; 3.0 MiB moved in 4.21s; interrupted (interrupt): partial"},
 	} {
 		if got := tc.rep.SummaryLine(); got != tc.want {
