@@ -175,7 +175,7 @@ func TestRender(t *testing.T) {
 					}
 				}
 				if o.apiVersion == "argoproj.io/v1alpha1" {
-					if err := workflows.Lint(tc.dir+"/"+o.id(), o.yaml); err != nil {
+					if _, err := workflows.Lint(tc.dir+"/"+o.id(), o.yaml); err != nil {
 						t.Error(err)
 					}
 				}

@@ -59,7 +59,7 @@ func (p Plan) exportArgs() []string {
 		f.str("rules", inputPath(len(p.Scope.Lists), r.Name))
 	}
 	f.str("out", RunDir)
-	f.list("namespace", p.Scope.IncludeNamespaces)
+	f.list("include-namespace", p.Scope.IncludeNamespaces)
 	f.list("exclude-namespace", p.Scope.ExcludeNamespaces)
 	f.str("repo-regex", p.Scope.RepoRegex)
 	f.str("exclude-repo-regex", p.Scope.ExcludeRepoRegex)

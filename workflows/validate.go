@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -48,39 +49,86 @@ func (offlineTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
 	return nil, fmt.Errorf("workflowtemplates.argoproj.io %q: not resolvable offline", name)
 }
 
-// Lint decodes every YAML document of data (a Workflow, CronWorkflow or
-// WorkflowTemplate; unknown fields are errors) and validates each. Errors
-// name the file (name) and the document's kind and name.
-func Lint(name string, data []byte) error {
+// Linted is what Lint found in a file.
+type Linted struct {
+	// Checked names each Argo object validated: "Workflow acp-to-registry-v2-*".
+	Checked []string
+	// Skipped says, for each document that is not an Argo object (a
+	// ConfigMap, a Secret beside the Workflow), that it was left alone:
+	// "document 2: ConfigMap registry-mode (v1): not an Argo object, skipped".
+	Skipped []string
+}
+
+// Lint decodes every YAML document of data and validates each Workflow,
+// CronWorkflow and WorkflowTemplate (unknown fields are errors).
+// Documents of other API groups are skipped and said so in Skipped; an
+// argoproj.io object of another kind, a document that is not a
+// Kubernetes object, or a file without any Argo object is an error.
+// Errors name the file (name), the document and the object's kind and
+// name.
+func Lint(name string, data []byte) (Linted, error) {
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var res Linted
 	var errs []error
-	n := 0
 	for i := 1; ; i++ {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return res, fmt.Errorf("%s: %w", name, err)
 		}
-		if len(bytes.TrimSpace(doc)) == 0 {
+		if len(bytes.TrimSpace(doc)) == 0 || onlyComments(doc) {
 			continue
 		}
-		n++
-		if err := lintDoc(doc); err != nil {
-			errs = append(errs, fmt.Errorf("%s (document %d): %w", name, i, err))
+		var meta struct {
+			APIVersion, Kind string
+			Metadata         struct{ Name, GenerateName string }
 		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			errs = append(errs, fmt.Errorf("%s (document %d): %w", name, i, err))
+			continue
+		}
+		if meta.APIVersion == "" || meta.Kind == "" {
+			errs = append(errs, fmt.Errorf("%s (document %d): not a Kubernetes object (no apiVersion and kind)", name, i))
+			continue
+		}
+		if group, _, _ := strings.Cut(meta.APIVersion, "/"); group != "argoproj.io" {
+			objName := meta.Metadata.Name
+			if objName == "" {
+				objName = meta.Metadata.GenerateName + "*"
+			}
+			res.Skipped = append(res.Skipped, fmt.Sprintf("document %d: %s %s (%s): not an Argo object, skipped", i, meta.Kind, objName, meta.APIVersion))
+			continue
+		}
+		checked, err := lintDoc(doc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (document %d): %w", name, i, err))
+			continue
+		}
+		res.Checked = append(res.Checked, checked)
 	}
-	if n == 0 && len(errs) == 0 {
-		return fmt.Errorf("%s: no Workflow, CronWorkflow or WorkflowTemplate in it", name)
+	if len(res.Checked) == 0 && len(errs) == 0 {
+		return res, fmt.Errorf("%s: no Workflow, CronWorkflow or WorkflowTemplate in it", name)
 	}
-	return errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
-func lintDoc(doc []byte) error {
+// onlyComments: a document of comment lines (a file's header) is empty.
+func onlyComments(doc []byte) bool {
+	for _, l := range bytes.Split(doc, []byte("\n")) {
+		if l = bytes.TrimSpace(l); len(l) > 0 && l[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// lintDoc validates one argoproj.io document and names it.
+func lintDoc(doc []byte) (string, error) {
 	var meta struct{ APIVersion, Kind string }
 	if err := yaml.Unmarshal(doc, &meta); err != nil {
-		return err
+		return "", err
 	}
 	var obj interface{ GetName() string }
 	switch meta.Kind {
@@ -91,18 +139,18 @@ func lintDoc(doc []byte) error {
 	case "WorkflowTemplate":
 		obj = &wfv1.WorkflowTemplate{}
 	default:
-		return fmt.Errorf("kind %q: want Workflow, CronWorkflow or WorkflowTemplate", meta.Kind)
+		return "", fmt.Errorf("kind %q: lint validates Workflow, CronWorkflow and WorkflowTemplate", meta.Kind)
 	}
 	if meta.APIVersion != "argoproj.io/v1alpha1" {
-		return fmt.Errorf("%s: apiVersion %q, want argoproj.io/v1alpha1", meta.Kind, meta.APIVersion)
+		return "", fmt.Errorf("%s: apiVersion %q, want argoproj.io/v1alpha1", meta.Kind, meta.APIVersion)
 	}
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-		return fmt.Errorf("%s: %w", meta.Kind, err)
+		return "", fmt.Errorf("%s: %w", meta.Kind, err)
 	}
 	if err := Validate(obj); err != nil {
-		return fmt.Errorf("%s %s: %w", meta.Kind, objName(obj), err)
+		return "", fmt.Errorf("%s %s: %w", meta.Kind, objName(obj), err)
 	}
-	return nil
+	return meta.Kind + " " + objName(obj), nil
 }
 
 func objName(obj any) string {

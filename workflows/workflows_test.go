@@ -174,7 +174,7 @@ func TestEveryObjectPassesArgosValidator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := workflows.Lint(name, b); err != nil {
+		if _, err := workflows.Lint(name, b); err != nil {
 			t.Errorf("lint %s: %v", name, err)
 		}
 	}

@@ -28,6 +28,7 @@ type generateFlags struct {
 	artifactRepositoryRef     string
 	parallelism, shardsAtOnce int64
 	retryLimit                int
+	output                    output
 }
 
 func newGenerateCmd(env Env) *cobra.Command {
@@ -35,6 +36,13 @@ func newGenerateCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "generate",
 		Short: "Print the Argo Workflow (or the CronWorkflow for delta syncs, or the cutover Workflow), validated",
+		Long: `generate prints the Argo object that runs the migration, built from the spec
+and the flags (the flags of run work here too) and validated with Argo's own
+validator: the migration Workflow, a CronWorkflow for delta syncs (--cron), the
+cutover Workflow (--cutover), the rollback Workflow (--rollback) or a
+WorkflowTemplate (--template). It creates nothing: submit it with
+regmigrate submit, argo submit or kubectl create (not apply: the Workflow's
+name is generated).`,
 		Example: `  regmigrate generate -f migration.yaml --secret registry-auth > workflow.yaml
   argo submit -n regmigrate workflow.yaml        # or: kubectl create -f workflow.yaml (not apply: the name is generated)
   regmigrate generate -f migration.yaml --cron '0 2 * * *' --timezone Asia/Shanghai
@@ -43,6 +51,7 @@ func newGenerateCmd(env Env) *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error { return runGenerate(c, env, &f) },
 	}
 	f.bindGenerate(c)
+	bindOutput(c, &f.output, "yaml, the default, and json: the object; name: KIND.argoproj.io/NAME, a Workflow's generateName", outputYAML, outputJSON, outputName)
 	return c
 }
 
@@ -50,23 +59,28 @@ func newGenerateCmd(env Env) *cobra.Command {
 func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	f.bind(c)
 	fs := c.Flags()
-	fs.StringVar(&f.cron, "cron", "", "print a CronWorkflow running delta syncs on this schedule (cron syntax)")
-	fs.StringVar(&f.timezone, "timezone", "", "IANA timezone of --cron (default: the controller's)")
-	fs.BoolVar(&f.cutover, "cutover", false, "print the cutover Workflow: last delta, full verify, approval, switch-mode")
-	fs.BoolVar(&f.rollback, "rollback", false, "print the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
-	fs.BoolVar(&f.template, "template", false, "print the migration as a WorkflowTemplate (runs are submitted from it)")
-	fs.StringVar(&f.imagePrefix, "image-prefix", "", "step images are PREFIX/<step>:TAG (default "+workflows.DefaultImagePrefix+"; argo.imagePrefix in the spec)")
-	fs.StringVar(&f.imageTag, "image-tag", "", "tag of the step images (default: this regmigrate's version if it is a release; argo.imageTag in the spec)")
-	fs.StringVar(&f.namespace, "namespace-for-workflow", "", "namespace of the generated object (default: the submitter's)")
-	fs.StringVar(&f.secret, "secret", "", "name of an existing kubernetes.io/dockerconfigjson Secret with the registries' credentials (mounted, never printed)")
-	fs.StringVar(&f.serviceAccount, "service-account", workflows.DefaultServiceAccount, "ServiceAccount the steps run as")
-	fs.StringVar(&f.artifactRepositoryRef, "artifact-repository-ref", "", "artifact repository as CONFIGMAP[:KEY] (default: the namespace's default)")
-	fs.Int64Var(&f.parallelism, "parallelism", 0, "pods at once in the workflow (0: no bound)")
-	fs.Int64Var(&f.shardsAtOnce, "shard-parallelism", 0, "shards at once (0: no bound)")
-	fs.IntVar(&f.retryLimit, "retry-limit", workflows.DefaultRetryLimit, "retries of a step that exits 75 (transient failures)")
+	fs.StringVar(&f.cron, "cron", "", "a CronWorkflow running delta syncs on this `SCHEDULE` (cron syntax)")
+	fs.StringVar(&f.timezone, "timezone", "", "IANA `TIMEZONE` of --cron (default: the controller's)")
+	fs.BoolVar(&f.cutover, "cutover", false, "the cutover Workflow: last delta, full verify, approval, switch-mode")
+	fs.BoolVar(&f.rollback, "rollback", false, "the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
+	fs.BoolVar(&f.template, "template", false, "the migration as a WorkflowTemplate (runs are submitted from it)")
+	fs.StringVar(&f.imagePrefix, "image-prefix", "", "step images are `PREFIX`/<step>:TAG (default "+workflows.DefaultImagePrefix+"; argo.imagePrefix in the spec)")
+	fs.StringVar(&f.imageTag, "image-tag", "", "`TAG` of the step images (default: this regmigrate's version if it is a release; argo.imageTag in the spec)")
+	fs.StringVarP(&f.namespace, "namespace-for-workflow", "n", "", "Kubernetes namespace `NS` of the Workflow (default: the submitter's)")
+	fs.StringVar(&f.secret, "secret", "", "`NAME` of an existing kubernetes.io/dockerconfigjson Secret with the registries' credentials (mounted, never printed)")
+	fs.StringVar(&f.serviceAccount, "service-account", workflows.DefaultServiceAccount, "`SERVICEACCOUNT` the steps run as")
+	fs.StringVar(&f.artifactRepositoryRef, "artifact-repository-ref", "", "artifact repository as `CONFIGMAP[:KEY]` (default: the namespace's default)")
+	fs.Int64Var(&f.parallelism, "parallelism", 0, "`N` pods at once in the workflow (0: no bound)")
+	fs.Int64Var(&f.shardsAtOnce, "shard-parallelism", 0, "`N` shards at once (0: no bound)")
+	fs.IntVar(&f.retryLimit, "retry-limit", workflows.DefaultRetryLimit, "`N` retries of a step that exits 75 (transient failures)")
+	setGroup(fs, groupCopy, "parallelism", "shard-parallelism", "retry-limit")
+	setGroup(fs, groupWorkflow, "cron", "timezone", "cutover", "rollback", "template", "image-prefix", "image-tag", "namespace-for-workflow", "secret", "service-account", "artifact-repository-ref")
 }
 
 func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
+	if err := f.output.check(); err != nil {
+		return err
+	}
 	g, err := prepare(c, f, false, false)
 	if err != nil {
 		return err
@@ -74,6 +88,21 @@ func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
 	obj, err := g.object()
 	if err != nil {
 		return err
+	}
+	switch f.output.format {
+	case outputName:
+		u, err := toUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		name := u.GetName()
+		if name == "" {
+			name = u.GetGenerateName()
+		}
+		_, err = fmt.Fprintf(env.Stdout, "%s.argoproj.io/%s\n", strings.ToLower(u.GetKind()), name)
+		return err
+	case outputJSON:
+		return f.output.print(env.Stdout, obj)
 	}
 	b, err := workflows.YAML(obj)
 	if err != nil {

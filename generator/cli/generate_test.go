@@ -113,11 +113,11 @@ func TestGenerateThenLint(t *testing.T) {
 }
 
 func TestGenerateFromFlags(t *testing.T) {
-	code, out, stderr := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--namespace", "team-a,team-b", "--image-tag", "v1.2.3")
+	code, out, stderr := runCLI(t, "generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--include-namespace", "team-a,team-b", "--image-tag", "v1.2.3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, w := range []string{"--namespace=team-a,team-b", "image: ghcr.io/regmigrate/export:v1.2.3", "verify-shard"} {
+	for _, w := range []string{"--include-namespace=team-a,team-b", "image: ghcr.io/regmigrate/export:v1.2.3", "verify-shard"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q", w)
 		}

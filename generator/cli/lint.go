@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -11,28 +12,45 @@ import (
 	"github.com/regmigrate/regmigrate/workflows"
 )
 
+// stdinName is how lint names standard input (FILE "-").
+const stdinName = "<stdin>"
+
 func newLintCmd(env Env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "lint FILE...",
 		Short: "Validate Workflow, CronWorkflow and WorkflowTemplate YAML files with Argo's validator, offline",
+		Long: `lint validates every Workflow, CronWorkflow and WorkflowTemplate in the files
+with Argo's own validator, offline (no cluster is asked). A file may hold
+several YAML documents; documents that are not Argo objects (a ConfigMap or a
+Secret kept beside the Workflow) are skipped, each with a note on stderr. FILE
+"-" reads standard input.
+
+Exit codes: 0 every Argo object is valid, 2 one is not, a file cannot be read,
+or a file holds no Argo object.`,
+		Example: `  regmigrate lint workflow.yaml cron.yaml
+  regmigrate generate -f migration.yaml --image-tag v1.2.3 | regmigrate lint -`,
 		Args: func(_ *cobra.Command, files []string) error {
 			if len(files) == 0 {
-				return usageError(errors.New("lint: name the YAML files to validate"))
+				return usageError(errors.New("lint: name the YAML files to validate (- for standard input)"))
 			}
 			return nil
 		},
 		RunE: func(c *cobra.Command, files []string) error {
 			var errs []error
 			for _, f := range files {
-				b, err := os.ReadFile(f)
+				name, b, err := readLintInput(env, f)
+				var res workflows.Linted
 				if err == nil {
-					err = workflows.Lint(f, b)
+					res, err = workflows.Lint(name, b)
+				}
+				for _, s := range res.Skipped {
+					fmt.Fprintf(env.Stderr, "regmigrate lint: %s: %s\n", name, s)
 				}
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				fmt.Fprintf(env.Stdout, "%s: ok\n", f)
+				fmt.Fprintf(env.Stdout, "%s: ok\n", name)
 			}
 			if len(errs) > 0 {
 				return &ExitError{Code: contract.ExitUsage, Err: errors.Join(errs...)}
@@ -40,4 +58,20 @@ func newLintCmd(env Env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// readLintInput reads a file, or standard input for "-".
+func readLintInput(env Env, f string) (string, []byte, error) {
+	if f != "-" {
+		b, err := os.ReadFile(f)
+		return f, b, err
+	}
+	if env.Stdin == nil {
+		return stdinName, nil, errors.New("lint -: no standard input")
+	}
+	b, err := io.ReadAll(env.Stdin)
+	if err != nil {
+		return stdinName, nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	return stdinName, b, nil
 }

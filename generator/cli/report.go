@@ -15,7 +15,8 @@ import (
 )
 
 func newReportCmd(env Env) *cobra.Command {
-	return &cobra.Command{
+	var out output
+	c := &cobra.Command{
 		Use:   "report RUN_DIR",
 		Short: "Write report.md and report.html (the audit report to look at and print) from a run directory",
 		Long: `Writes report.md and report.html into RUN_DIR from what the run left there:
@@ -30,6 +31,9 @@ archive offline and prints readably.`,
   regmigrate report ./run-1 && xdg-open ./run-1/report.html`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := out.check(); err != nil {
+				return err
+			}
 			dir := args[0]
 			rep, err := pipeline.Render(dir)
 			if errors.Is(err, pipeline.ErrMissingInput) {
@@ -41,10 +45,15 @@ archive offline and prints readably.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(env.Stdout, "%s\nwritten: %s, %s\n", rep.SummaryLine(), filepath.Join(dir, contract.ReportMD), filepath.Join(dir, contract.ReportHTML))
+			fmt.Fprintf(out.readable(env), "%s\nwritten: %s, %s\n", rep.SummaryLine(), filepath.Join(dir, contract.ReportMD), filepath.Join(dir, contract.ReportHTML))
+			if out.format != "" {
+				return out.print(env.Stdout, rep)
+			}
 			return nil
 		},
 	}
+	bindOutput(c, &out, "report.json", outputJSON, outputYAML)
+	return c
 }
 
 // recordedCommand is the command line as run.json records it: the

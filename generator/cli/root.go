@@ -20,6 +20,7 @@ import (
 // Env is what the process gives the CLI: streams and environment. Tests
 // pass their own.
 type Env struct {
+	Stdin          io.Reader // lint -
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	// IsTerminal reports whether stderr is a terminal (progress bars).
@@ -28,7 +29,7 @@ type Env struct {
 
 // OSEnv is the real process environment.
 func OSEnv() Env {
-	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, IsTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
 }
 
 // ExitError carries an exit code out of a command.
@@ -39,8 +40,11 @@ func usageError(err error) error { return contract.Usage(err) }
 // NewRoot builds the command tree.
 func NewRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "regmigrate",
-		Short:         "Move every image of a platform from one registry to another, provably",
+		Use:   "regmigrate",
+		Short: "Move every image of a platform from one registry to another, provably",
+		Long: `regmigrate moves every container image of a platform from a legacy registry
+to a new one, on this machine (run) or as an Argo Workflow (generate, submit),
+verifies the result, and cuts the cluster over (cutover).`,
 		Version:       contract.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -48,8 +52,20 @@ func NewRoot(env Env) *cobra.Command {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(newRunCmd(env), newGenerateCmd(env), newLintCmd(env), newSubmitCmd(env), newCutoverCmd(env), newReportCmd(env))
+	// -v is verbose in every command (as in skopeo, crane and kubectl);
+	// the version is `regmigrate version` or --version.
+	root.PersistentFlags().BoolP("verbose", "v", false, "log more: debug lines, every retry and image")
+	root.Flags().Bool("version", false, "print regmigrate's version (as regmigrate version does)")
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.AddCommand(newRunCmd(env), newGenerateCmd(env), newLintCmd(env), newSubmitCmd(env), newCutoverCmd(env), newReportCmd(env), newVersionCmd(env))
+	setupHelp(root, env)
 	return root
+}
+
+// verbose reports whether -v was given.
+func verbose(c *cobra.Command) bool {
+	v, _ := c.Flags().GetBool("verbose")
+	return v
 }
 
 // Main runs the CLI and returns the process exit code. Errors are printed

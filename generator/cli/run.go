@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -56,28 +57,38 @@ type migrationFlags struct {
 
 func (f *migrationFlags) bind(c *cobra.Command) {
 	fs := c.Flags()
-	fs.StringVarP(&f.specFile, "file", "f", "", "migration spec (migration.yaml)")
-	fs.StringVar(&f.from, "from", "", "legacy registry: HOST[:PORT][/NAMESPACE]")
-	fs.StringVar(&f.to, "to", "", "new registry: HOST[:PORT][/NAMESPACE]")
+	fs.StringVarP(&f.specFile, "file", "f", "", "migration spec `FILE` (migration.yaml); the flags override its fields")
+	fs.StringVar(&f.from, "from", "", "the legacy registry `HOST[:PORT][/NAMESPACE]` to copy from")
+	fs.StringVar(&f.to, "to", "", "the new registry `HOST[:PORT][/NAMESPACE]` to copy to")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for both registries")
-	fs.StringArrayVar(&f.images, "images", nil, "image list: `ns/repo:tag [digest]` lines, an `ac get images` table, or SRC=DST lines (repeatable)")
-	fs.StringVar(&f.rules, "rules", "", "image-migrator images.json rules")
-	fs.StringVar(&f.authJSON, "auth", "", "image-migrator auth.json")
-	fs.StringVar(&f.authFile, "authfile", "", "docker config.json with credentials (default: $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json)")
-	fs.StringVar(&f.certsDir, "certs-dir", "", "docker certs.d-style folder: <dir>/<host>/{*.crt,*.cert,*.key}")
-	fs.StringSliceVar(&f.includeNS, "namespace", nil, "only these namespaces (repeatable, comma-separated)")
-	fs.StringSliceVar(&f.excludeNS, "exclude-namespace", nil, "leave these namespaces out")
-	fs.StringVar(&f.repoRegex, "repo-regex", "", "only repositories (ns/name) matching this regex (docker/migrator's V1_REPO_FILTER)")
-	fs.StringVar(&f.excludeRepo, "exclude-repo-regex", "", "leave out repositories matching this regex")
-	fs.StringVar(&f.tagRegex, "tag-regex", "", "only tags matching this regex (V1_TAG_FILTER)")
-	fs.StringVar(&f.excludeTag, "exclude-tag-regex", "", "leave out tags matching this regex")
-	fs.IntVar(&f.shardSize, "shard-size", 0, fmt.Sprintf("split namespaces with more images than this (default %d)", export.DefaultShardSize))
-	fs.IntVar(&f.maxShards, "max-shards", 0, "pack namespaces into at most this many shards (0: no bound)")
-	fs.IntVar(&f.minShardSize, "min-shard-size", 0, fmt.Sprintf("pack namespaces with fewer images than this together (default %d)", export.DefaultMinShardSize))
-	fs.StringVar(&f.strategy, "strategy", "", "copy (default: the registries do not share storage) or reuse-storage (the new registry serves the legacy storage; nothing is copied)")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "backfill the Image API of this cluster (ImageStream, ImageStreamMapping)")
-	fs.StringVar(&f.kubecontext, "context", "", "kubeconfig context")
-	fs.StringVar(&f.imageAPI, "image-api", "", "Image API GROUP/VERSION, e.g. image.alauda.io/v1 or image.openshift.io/v1 (default: discovered)")
+	fs.StringVar(&f.authFile, "authfile", "", "docker config.json `FILE` with credentials (default: $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json)")
+	fs.StringVar(&f.authJSON, "auth", "", "image-migrator auth.json `FILE` (keys registry or registry/namespace)")
+	fs.StringVar(&f.certsDir, "certs-dir", "", "docker certs.d-style `DIR`: DIR/<host>/{*.crt,*.cert,*.key}")
+	fs.StringArrayVar(&f.images, "images", nil, "image list `FILE`: ns/repo:tag [digest] lines, an 'ac get images' table, or SRC=DST lines (repeatable; default: the source catalog)")
+	fs.StringVar(&f.rules, "rules", "", "image-migrator rules `FILE` (images.json)")
+	fs.StringSliceVar(&f.includeNS, "include-namespace", nil, "only these registry namespaces: `NS` as in HOST/NS/repo, not a Kubernetes namespace (repeatable, comma-separated)")
+	// --namespace was this filter's name; it stays, deprecated, so that
+	// scripts keep working. One Value: both spellings add to one list.
+	alias := *fs.Lookup("include-namespace")
+	alias.Name, alias.Deprecated = "namespace", "use --include-namespace (registry namespaces; -n/--namespace name Kubernetes namespaces in cutover)"
+	fs.AddFlag(&alias)
+	fs.StringSliceVar(&f.excludeNS, "exclude-namespace", nil, "leave these registry namespaces out (`NS`; repeatable, comma-separated)")
+	fs.StringVar(&f.repoRegex, "repo-regex", "", "only repositories (ns/name) matching this `REGEX` (docker/migrator's V1_REPO_FILTER)")
+	fs.StringVar(&f.excludeRepo, "exclude-repo-regex", "", "leave out repositories matching this `REGEX`")
+	fs.StringVar(&f.tagRegex, "tag-regex", "", "only tags matching this `REGEX` (V1_TAG_FILTER)")
+	fs.StringVar(&f.excludeTag, "exclude-tag-regex", "", "leave out tags matching this `REGEX`")
+	fs.IntVar(&f.shardSize, "shard-size", 0, fmt.Sprintf("split namespaces with more than `N` images (default %d)", export.DefaultShardSize))
+	fs.IntVar(&f.minShardSize, "min-shard-size", 0, fmt.Sprintf("pack namespaces with fewer than `N` images together (default %d)", export.DefaultMinShardSize))
+	fs.IntVar(&f.maxShards, "max-shards", 0, "pack namespaces into at most `N` shards (0: no bound)")
+	fs.StringVar(&f.strategy, "strategy", "", "`STRATEGY`: copy (default: the registries do not share storage) or reuse-storage (the new registry serves the legacy storage; nothing is copied)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "backfill the Image API (ImageStream, ImageStreamMapping) of the cluster of this kubeconfig `FILE`")
+	fs.StringVar(&f.kubecontext, "context", "", "`CONTEXT` of --kubeconfig")
+	fs.StringVar(&f.imageAPI, "image-api", "", "Image API `GROUP/VERSION`, e.g. image.alauda.io/v1 or image.openshift.io/v1 (default: discovered)")
+	setGroup(fs, groupRegistries, "file", "from", "to", "insecure", "authfile", "auth", "certs-dir")
+	setGroup(fs, groupScope, "images", "rules", "include-namespace", "exclude-namespace", "repo-regex", "exclude-repo-regex", "tag-regex", "exclude-tag-regex",
+		"shard-size", "min-shard-size", "max-shards")
+	setGroup(fs, groupCopy, "strategy")
+	setGroup(fs, groupCluster, "kubeconfig", "context", "image-api")
 }
 
 // spec merges the spec file and the flags into one Migration.
@@ -114,7 +125,7 @@ func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
 	if set("certs-dir") {
 		m.Auth.CertsDir = f.certsDir
 	}
-	if set("namespace") {
+	if set("include-namespace") || set("namespace") {
 		m.Filters.IncludeNamespaces = f.includeNS
 	}
 	if set("exclude-namespace") {
@@ -175,7 +186,7 @@ type runFlags struct {
 	noReferrers, noAttachments bool
 	verifyMode                 string
 	logFormat, progressMode    string
-	verbose                    bool
+	output                     output
 	workloadsKubeconfig        string
 	workloadNamespaces         []string
 	cutover                    bool
@@ -187,37 +198,63 @@ func newRunCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Migrate on this machine: export, mirror every shard, verify, report",
+		Long: `run migrates on this machine: it plans the images to move (the source's
+catalog, or the lists and rules given, filtered), copies every shard, verifies
+the target, backfills the Image API when a cluster is named, and writes the
+run directory (report.html, report.md, report.json). It ends with one line:
+
+  27 images: 26 copied, 1 skipped, 0 failed; verified; 3.1 MiB moved in 4.2s
+
+"skipped" images were on the target already with the source's digest. With
+--dry-run it prints the plan instead, a line per image marked with what would
+happen:
+
+  + SRC@DIGEST=DST   to copy
+  = SRC@DIGEST=DST   already on the target: skipped
+  ! SRC@DIGEST=DST   failed while planning (the reason is in report.md)
+
+Exit codes: 0 every image on the target and verified, 1 a failure a rerun will
+not fix, 2 a mistake in the command or its files, 75 only transient failures
+(run again), 130/143 interrupted.`,
 		Example: `  regmigrate run --from legacy.example:5000 --to newreg.example:5000
   regmigrate run --from SRC --to DST --images image-list.txt --out ./run-1
   regmigrate run -f migration.yaml
-  regmigrate run -f migration.yaml --dry-run`,
+  regmigrate run -f migration.yaml --dry-run
+  regmigrate run --from SRC --to DST --include-namespace team-a -o name   # prints the run directory`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runRun(c, env, &f) },
 	}
 	f.bind(c)
 	fs := c.Flags()
-	fs.StringVar(&f.out, "out", "", "run directory (default: a new ./regmigrate-run-<time>); give a previous one to finish it")
-	fs.BoolVar(&f.rediscover, "rediscover", false, "export again even when --out holds a previous plan")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (SRC=DST mapping) and what would be copied; write nothing to the target")
-	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("images copied at once (default %d)", 8))
-	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
-	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, fmt.Sprintf("end a request whose response or body stalls this long; retried (default %s)", registry.DefaultIdleTimeout))
-	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these platforms of multi-arch images (CHANGES their digests)")
+	fs.BoolVar(&f.rediscover, "rediscover", false, "plan again even when --out holds a previous plan")
+	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "kubeconfig `FILE`: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
+	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (`NS`; default: all)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan, a line per image: + to copy, = already on the target, ! failed; nothing is written to the target")
+	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("`N` images copied at once (default %d)", 8))
+	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("`N` concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
+	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("`N` attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, fmt.Sprintf("end a request whose response or body stalls this `DURATION`; retried (default %s)", registry.DefaultIdleTimeout))
+	fs.StringSliceVar(&f.platforms, "platform", nil, "keep only these `OS/ARCH` platforms of multi-arch images (CHANGES their digests)")
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
-	fs.StringVar(&f.verifyMode, "verify", "", "auto (default: every tag digest, deep checks of what this run copied), full (read and hash every manifest and blob of every image on the target; images that fail are copied again by the next run) or digest")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
-	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log every request retry and image")
-	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "KUBECONFIG: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
-	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (default: all)")
-	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as `regmigrate cutover`; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
+	fs.StringVar(&f.verifyMode, "verify", "", "`MODE`: auto (default: every tag digest, deep checks of what this run copied), full (read and hash every manifest and blob of every image on the target; images that fail are copied again by the next run) or digest")
+	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as regmigrate cutover; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
 	bindCutover(c, "cutover-", &f.cut)
+	fs.StringVar(&f.out, "out", "", "run `DIR` (default: a new ./regmigrate-run-<time>); give a previous one to finish it")
+	bindOutput(c, &f.output, "json and yaml: report.json; name: the run directory", outputJSON, outputYAML, outputName)
+	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "`MODE`: auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
+	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
+	setGroup(fs, groupScope, "rediscover", "scope-from-workloads", "workload-namespace")
+	setGroup(fs, groupCopy, "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify")
+	setGroup(fs, groupCutover, "cutover", "cutover-context", "cutover-all-clusters", "workloads", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
+	setGroup(fs, groupOutput, "out", "progress", "log-format")
 	return c
 }
 
 func runRun(c *cobra.Command, env Env, f *runFlags) error {
+	if err := f.output.check(); err != nil {
+		return err
+	}
 	m, err := f.spec(c)
 	if err != nil {
 		return err
@@ -274,7 +311,7 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o.Progress = progress.New(progress.Options{Out: env.Stderr, Mode: mode})
 	defer o.Progress.Close() // a run that stops on an error leaves no bar drawn over its message
 	// Log lines go through the progress bars: printed above them, never into them.
-	o.Logger = newLogger(o.Progress.Logs(), f.logFormat, f.verbose)
+	o.Logger = newLogger(o.Progress.Logs(), f.logFormat, verbose(c))
 	if f.cutover {
 		if f.dryRun {
 			return usageError(errors.New("--cutover needs a real run: drop --dry-run"))
@@ -305,10 +342,9 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	if o.DryRun {
-		printPlan(env, rep)
+	if err := printRun(env, &f.output, rep, o.Out); err != nil {
+		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s\nrun directory: %s (report.html, report.md, report.json)\n", rep.SummaryLine(), o.Out)
 	if i, ok := contract.InterruptedBy(c.Context()); ok {
 		return &ExitError{Code: i.Code(), Err: fmt.Errorf("%v: %d of %d images done, the rest not started or abandoned (the report in %s is partial); resume with the same command and --out %s",
 			i.Signal, rep.Copied+rep.Skipped, rep.Total, o.Out, o.Out)}
@@ -328,13 +364,37 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, o.Out, o.Out)}
 	}
 	if f.cutover {
-		return runCutover(c.Context(), env, f.cut)
+		return runCutover(c.Context(), env, f.cut, &f.output)
 	}
 	return nil
 }
 
-// printPlan prints the dry run's mapping: what would be copied.
-func printPlan(env Env, rep report.Report) {
+// planLegend says what the dry run's marks mean.
+const planLegend = "# dry run: + to copy, = already on the target (skipped), ! failed while planning (reason in report.md); nothing was written"
+
+// printRun prints a run's result: the plan of a dry run, the summary line
+// and the run directory; with -o, report.json (json, yaml) or the run
+// directory (name) on stdout, and the readable lines on stderr.
+func printRun(env Env, out *output, rep report.Report, dir string) error {
+	w := out.readable(env)
+	if rep.DryRun && out.format == "" {
+		printPlan(w, rep)
+	}
+	fmt.Fprintf(w, "%s\nrun directory: %s (report.html, report.md, report.json)\n", rep.SummaryLine(), dir)
+	switch out.format {
+	case outputName:
+		_, err := fmt.Fprintln(env.Stdout, dir)
+		return err
+	case outputJSON, outputYAML:
+		return out.print(env.Stdout, rep)
+	}
+	return nil
+}
+
+// printPlan prints the dry run's mapping under a legend: what would be
+// copied (+), what the target has (=), what failed (!).
+func printPlan(w io.Writer, rep report.Report) {
+	fmt.Fprintln(w, planLegend)
 	for _, im := range rep.Images {
 		mark := "="
 		switch im.Status {
@@ -343,7 +403,7 @@ func printPlan(env Env, rep report.Report) {
 		case contract.StatusFailed:
 			mark = "!"
 		}
-		fmt.Fprintf(env.Stdout, "%s %s@%s=%s\n", mark, im.Source, im.Digest, im.Target)
+		fmt.Fprintf(w, "%s %s@%s=%s\n", mark, im.Source, im.Digest, im.Target)
 	}
 }
 

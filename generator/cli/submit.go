@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -27,13 +28,30 @@ type submitFlags struct {
 	pollEvery                   time.Duration
 }
 
+const submitLong = `submit builds the same object as generate (the same flags, the same
+validation with Argo's validator) and creates it in the cluster where Argo runs
+(--argo-kubeconfig, else $KUBECONFIG, else ~/.kube/config), in the namespace
+-n gives (else the kubeconfig's). It prints what it created and, with
+--argo-ui, the link to it; --watch follows the Workflow until it ends.
+
+The registries' credentials reach the pods only through a Secret: a spec that
+names credential files needs --create-secret (submit builds a
+kubernetes.io/dockerconfigjson Secret from them, owned by the created object,
+deleted with it) or --secret NAME (an existing Secret).
+
+Exit codes: 0 created (with --watch: the Workflow Succeeded), 1 the Workflow
+failed (--watch) or the cluster refused it, 2 a mistake in the command or the
+spec.`
+
 func newSubmitCmd(env Env) *cobra.Command {
 	var f submitFlags
 	c := &cobra.Command{
 		Use:   "submit",
 		Short: "Create the generated Workflow (or CronWorkflow) in the cluster where Argo runs; print its name and UI link",
-		Example: `  regmigrate submit -f migration.yaml --create-secret --namespace-for-workflow regmigrate
-  regmigrate submit -f migration.yaml --secret registry-auth --namespace-for-workflow regmigrate
+		Long:  submitLong,
+		Example: `  regmigrate submit -f migration.yaml --create-secret -n regmigrate
+  regmigrate submit -f migration.yaml --secret registry-auth -n regmigrate --watch
+  regmigrate submit -f migration.yaml --create-secret -n regmigrate -o name   # workflow.argoproj.io/NAME, secret/NAME
   regmigrate submit -f migration.yaml --cron '0 */6 * * *' --argo-kubeconfig ~/.kube/config`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSubmit(c, env, &f) },
@@ -41,16 +59,21 @@ func newSubmitCmd(env Env) *cobra.Command {
 	f.bindGenerate(c)
 	fs := c.Flags()
 	fs.BoolVar(&f.createSecret, "create-secret", false, "create a kubernetes.io/dockerconfigjson Secret from the spec's credential files (auth.authFile, auth.imageMigratorAuth, auth.dockerConfig; ${ENV} and credential helpers resolved now) in the Workflow's namespace, owned by the created object")
-	fs.StringVar(&f.argoKubeconfig, "argo-kubeconfig", "", "kubeconfig of the cluster where Argo runs (default: $KUBECONFIG, then ~/.kube/config)")
-	fs.StringVar(&f.argoContext, "argo-context", "", "context in --argo-kubeconfig")
-	fs.StringVar(&f.uiURL, "argo-ui", "", "base URL of the Argo UI, for the printed link")
+	fs.StringVar(&f.argoKubeconfig, "argo-kubeconfig", "", "kubeconfig `FILE` of the cluster where Argo runs (default: $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&f.argoContext, "argo-context", "", "`CONTEXT` in --argo-kubeconfig")
+	fs.StringVar(&f.uiURL, "argo-ui", "", "base `URL` of the Argo UI, for the printed link")
 	fs.BoolVar(&f.watch, "watch", false, "follow the Workflow until it ends; exit 0 only if it Succeeded")
-	fs.DurationVar(&f.pollEvery, "watch-interval", 2*time.Second, "how often --watch reads the Workflow's status")
+	fs.DurationVar(&f.pollEvery, "watch-interval", 2*time.Second, "how often (`DURATION`) --watch reads the Workflow's status")
+	bindOutput(c, &f.output, "json and yaml: the object as created; name: KIND.argoproj.io/NAME and secret/NAME", outputJSON, outputYAML, outputName)
+	setGroup(fs, groupArgo, "create-secret", "argo-kubeconfig", "argo-context", "argo-ui", "watch", "watch-interval")
 	return c
 }
 
 func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	ctx := c.Context()
+	if err := f.output.check(); err != nil {
+		return err
+	}
 	g, err := prepare(c, &f.generateFlags, true, f.createSecret)
 	if err != nil {
 		return err
@@ -112,13 +135,14 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		}
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
+	w := f.output.readable(env)
+	fmt.Fprintf(w, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
 	if secret != "" {
 		if err := ownSecret(ctx, dyn, ns, secret, created); err != nil {
 			return fmt.Errorf("the %s %s was created, but its credentials Secret %s could not be given to it as its owner (delete the Secret with it): %w",
 				resource, created.GetName(), secret, err)
 		}
-		fmt.Fprintf(env.Stdout, "secret/%s created in namespace %s with credentials for %s (deleted with %s %s)\n",
+		fmt.Fprintf(w, "secret/%s created in namespace %s with credentials for %s (deleted with %s %s)\n",
 			secret, ns, strings.Join(dc.Keys, ", "), resource, created.GetName())
 	}
 	if f.uiURL != "" {
@@ -126,12 +150,23 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		if resource == "cronworkflow" {
 			path = "cron-workflows"
 		}
-		fmt.Fprintf(env.Stdout, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
+		fmt.Fprintf(w, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
+	}
+	switch f.output.format {
+	case outputName:
+		fmt.Fprintf(env.Stdout, "%s.argoproj.io/%s\n", resource, created.GetName())
+		if secret != "" {
+			fmt.Fprintf(env.Stdout, "secret/%s\n", secret)
+		}
+	case outputJSON, outputYAML:
+		if err := f.output.print(env.Stdout, created.Object); err != nil {
+			return err
+		}
 	}
 	if !f.watch || resource != "workflow" {
 		return nil
 	}
-	return watch(ctx, env, dyn, ns, created.GetName(), f.pollEvery)
+	return watch(ctx, w, dyn, ns, created.GetName(), f.pollEvery)
 }
 
 // removeSecret deletes the Secret of an object that was not created, and
@@ -145,7 +180,7 @@ func removeSecret(ctx context.Context, dyn dynamic.Interface, ns, name string) e
 
 // watch prints the Workflow's phase (and its progress) as it changes,
 // until it ends.
-func watch(ctx context.Context, env Env, dyn dynamic.Interface, ns, name string, every time.Duration) error {
+func watch(ctx context.Context, w io.Writer, dyn dynamic.Interface, ns, name string, every time.Duration) error {
 	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflows"}
 	last := ""
 	t := time.NewTicker(every)
@@ -158,7 +193,7 @@ func watch(ctx context.Context, env Env, dyn dynamic.Interface, ns, name string,
 		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
 		progress, _, _ := unstructured.NestedString(u.Object, "status", "progress")
 		if now := phase + " " + progress; now != last && phase != "" {
-			fmt.Fprintf(env.Stdout, "%s %s %s\n", name, phase, progress)
+			fmt.Fprintf(w, "%s %s %s\n", name, phase, progress)
 			last = now
 		}
 		switch phase {
@@ -176,14 +211,23 @@ func watch(ctx context.Context, env Env, dyn dynamic.Interface, ns, name string,
 	}
 }
 
-// create turns the typed object into JSON and creates it.
-func create(ctx context.Context, dyn dynamic.Interface, ns string, obj any) (*unstructured.Unstructured, string, error) {
+// toUnstructured turns a typed object into its JSON form.
+func toUnstructured(obj any) (*unstructured.Unstructured, error) {
 	b, err := json.Marshal(obj)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(b); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// create turns the typed object into JSON and creates it.
+func create(ctx context.Context, dyn dynamic.Interface, ns string, obj any) (*unstructured.Unstructured, string, error) {
+	u, err := toUnstructured(obj)
+	if err != nil {
 		return nil, "", err
 	}
 	kind := strings.ToLower(u.GetKind())

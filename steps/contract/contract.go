@@ -3,7 +3,10 @@
 // import it so that they cannot drift apart.
 package contract
 
-import "regexp"
+import (
+	"regexp"
+	"runtime/debug"
+)
 
 // Step names, also the names of the binaries in steps/cmd.
 const (
@@ -68,10 +71,28 @@ const (
 	StatusPlanned = "planned" // dry run
 )
 
-// Version is the version being built (set with -X at link time); the
-// generator uses it as the default tag of the step images when it is a
-// release (IsRelease).
+// Version is the version being built: set with -X at link time (make
+// build), else the module version the go command stamped into the binary
+// (`go install github.com/regmigrate/regmigrate/generator/cmd/regmigrate@v1.2.3`
+// says v1.2.3), else "dev". The generator uses it as the default tag of
+// the step images when it is a release (IsRelease).
 var Version = "dev"
+
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		Version = versionOf(Version, bi.Main.Version)
+	}
+}
+
+// versionOf is the version of a binary linked with version linked (-X)
+// whose main module has the version the go command stamped ("(devel)"
+// or "" when built inside its own checkout without a tag).
+func versionOf(linked, module string) string {
+	if linked != "dev" || module == "" || module == "(devel)" {
+		return linked
+	}
+	return module
+}
 
 // releaseVersion is a released version's tag: v1.2.3, or a pre-release
 // v1.2.3-rc.1 (also alpha.N, beta.N).

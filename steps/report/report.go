@@ -222,20 +222,27 @@ func (r Report) ExitCode() int {
 	return contract.ExitRetryable
 }
 
-// SummaryLine is the last line a run prints, in the spirit of
-// image-migrator's "Images(38) migration finished, 0 images tasks failed".
+// SummaryLine is the last line a run prints, in plain words: "27 images:
+// 26 copied, 1 skipped, 0 failed; verified; 3.1 MiB moved in 4.2s".
+// "skipped" are the images the target already had with the source digest.
 func (r Report) SummaryLine() string {
+	images := fmt.Sprintf("%d %s", r.Total, plural(r.Total, "image", "images"))
 	if r.DryRun {
-		return fmt.Sprintf("Images(%d) dry run finished: %d to copy, %d already on the target, %d failed", r.Total, r.Planned, r.Skipped, r.Failed)
+		return fmt.Sprintf("%s: %d to copy, %d already on the target, %d failed; dry run: nothing written", images, r.Planned, r.Skipped, r.Failed)
+	}
+	if r.Total == 0 {
+		return "0 images: nothing to migrate"
 	}
 	verified := "verified"
 	if !r.Verified {
 		verified = fmt.Sprintf("%d not verified", r.Total-r.VerifyPassed)
 	}
-	line := fmt.Sprintf("Images(%d) migration finished, %d images tasks failed: %d copied, %d skipped, %d failed, %s moved, %s",
-		r.Total, r.Failed, r.Copied, r.Skipped, r.Failed, progress.HumanBytes(r.Bytes), verified)
+	line := fmt.Sprintf("%s: %d copied, %d skipped, %d failed; %s; %s moved", images, r.Copied, r.Skipped, r.Failed, verified, progress.HumanBytes(r.Bytes))
 	if !r.Started.IsZero() { // the verify step's aggregate does not know when the run started
-		line += fmt.Sprintf(" (%s)", r.Finished.Sub(r.Started).Round(10*time.Millisecond))
+		line += fmt.Sprintf(" in %s", r.Finished.Sub(r.Started).Round(10*time.Millisecond))
+	}
+	if r.Interrupted != "" {
+		line += fmt.Sprintf("; interrupted (%s): partial", r.Interrupted)
 	}
 	return line
 }

@@ -191,3 +191,33 @@ func TestRecordKeepsOneEntryPerRun(t *testing.T) {
 		t.Errorf("history.json: %+v, %v", again, err)
 	}
 }
+
+// The summary line says in plain words what happened, for a person and
+// for a grep: "N images: C copied, S skipped, F failed; verified".
+func TestSummaryLineIsPlainWords(t *testing.T) {
+	t.Parallel()
+	ok := report.Report{Started: started, Finished: started.Add(4210 * time.Millisecond), Total: 27, Copied: 26, Skipped: 1, Bytes: 3 << 20, Verified: true, VerifyPassed: 27}
+	for _, tc := range []struct {
+		name string
+		rep  report.Report
+		want string
+	}{
+		{"verified", ok, "27 images: 26 copied, 1 skipped, 0 failed; verified; 3.0 MiB moved in 4.21s"},
+		{"failures", withFailures(), "6 images: 3 copied, 1 skipped, 2 failed; 2 not verified; 3.0 MiB moved in 1m35s"},
+		{"one image, aggregated apart from the run", report.Report{Total: 1, Skipped: 1, Verified: true, VerifyPassed: 1}, "1 image: 0 copied, 1 skipped, 0 failed; verified; 0 B moved"},
+		{"dry run", report.Report{DryRun: true, Total: 3, Planned: 2, Skipped: 1}, "3 images: 2 to copy, 1 already on the target, 0 failed; dry run: nothing written"},
+		{"empty scope", report.Report{}, "0 images: nothing to migrate"},
+		{"interrupted", func() report.Report {
+			r := ok
+			r.Interrupted = "interrupt"
+			r.Verified = false
+			r.VerifyPassed = 20
+			return r
+		}(),
+			"27 images: 26 copied, 1 skipped, 0 failed; 7 not verified; 3.0 MiB moved in 4.21s; interrupted (interrupt): partial"},
+	} {
+		if got := tc.rep.SummaryLine(); got != tc.want {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -264,6 +265,26 @@ func TestCutoverAndRollbackOnARealAPIServer(t *testing.T) {
 		}
 	}
 
+	// -o name: the workloads that would change, one a line; -n keeps
+	// those of one Kubernetes namespace; -o json: switch.json.
+	code, stdout, stderr = runCLI(t, nil, "cutover", "--kubeconfig", kc, "--verify-report", good, "-o", "name")
+	if want := "cronjob/tools/backup\ndaemonset/tools/agent\ndeployment/shop/api\nstatefulset/shop/db\n"; code != 0 || sortedLines(stdout) != want {
+		t.Errorf("-o name: exit %d, stdout %q, want %q", code, stdout, want)
+	}
+	if !strings.Contains(stderr, "would change (dry run") {
+		t.Errorf("-o name: the summary is not on stderr:\n%s", stderr)
+	}
+	code, stdout, _ = runCLI(t, nil, "cutover", "--kubeconfig", kc, "--verify-report", good, "-n", "shop", "-o", "name")
+	if want := "deployment/shop/api\nstatefulset/shop/db\n"; code != 0 || sortedLines(stdout) != want {
+		t.Errorf("-n shop -o name: exit %d, stdout %q, want %q", code, stdout, want)
+	}
+	code, stdout, _ = runCLI(t, nil, "cutover", "--kubeconfig", kc, "--verify-report", good, "-o", "json")
+	var res switchmode.Result
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || !res.DryRun || res.Pending != 4 {
+		t.Errorf("-o json: exit %d, %v, %+v; want switch.json of the dry run", code, err, res)
+	}
+	assertSame(t, "after dry runs with -o", original, p.specs())
+
 	// Confirm.
 	code, stdout, stderr = runCLI(t, nil, "cutover", "--kubeconfig", kc, "--verify-report", good, "--pull-secret", "new-pull", "--migration", "m1", "--confirm")
 	if code != 0 {
@@ -325,6 +346,13 @@ func TestCutoverAndRollbackOnARealAPIServer(t *testing.T) {
 	if r := readSwitch(t, dir); r.Restored != 4 {
 		t.Errorf("rollback switch.json: restored %d, want 4", r.Restored)
 	}
+}
+
+// sortedLines sorts the lines of s.
+func sortedLines(s string) string {
+	l := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	sort.Strings(l)
+	return strings.Join(l, "\n") + "\n"
 }
 
 func assertSame(t *testing.T, what string, want, got map[string]string) {

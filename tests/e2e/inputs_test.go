@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -393,8 +394,29 @@ func TestRunDryRunPrintsThePlanAndWritesNothing(t *testing.T) {
 			t.Errorf("the plan has a line for what would not be copied:\n%s", g)
 		}
 	}
-	if !strings.Contains(stdout, "dry run") {
-		t.Errorf("stdout does not say it was a dry run:\n%s", stdout)
+	if !strings.HasPrefix(stdout, "# dry run: + to copy, = already on the target (skipped), ! failed while planning (reason in report.md); nothing was written\n") {
+		t.Errorf("stdout does not start with the legend of the plan's marks:\n%s", stdout)
+	}
+	if want := fmt.Sprintf("%d images: %d to copy, 0 already on the target, 0 failed; dry run: nothing written\n", len(want), len(want)); !strings.Contains(stdout, want) {
+		t.Errorf("stdout lacks the summary %q:\n%s", want, stdout)
+	}
+	checkTarget(t, dst, map[string]string{})
+
+	// -o json: the report (the plan) on stdout, the readable lines on stderr.
+	code, stdout, stderr := runCLI(t, nil, "run", "--from", src.Host, "--to", dst.Host, "--insecure", "--dry-run", "--out", out, "--progress", "none", "-o", "json")
+	var rep struct {
+		DryRun bool
+		Total  int
+		Images []struct{ Source, Target, Digest, Status string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); code != contract.ExitOK || err != nil {
+		t.Fatalf("-o json: exit %d, %v:\n%s", code, err, stdout)
+	}
+	if !rep.DryRun || rep.Total != len(want) || len(rep.Images) != len(want) || rep.Images[0].Status != contract.StatusPlanned {
+		t.Errorf("-o json: %+v, want the %d planned images", rep, len(want))
+	}
+	if !strings.Contains(stderr, "dry run: nothing written") || !strings.Contains(stderr, "run directory: "+out) {
+		t.Errorf("-o json: the summary and the run directory are not on stderr:\n%s", stderr)
 	}
 	checkTarget(t, dst, map[string]string{})
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,8 +104,8 @@ func TestRunWholeRegistryThenRerunSkipsEverything(t *testing.T) {
 	if code != contract.ExitOK {
 		t.Fatalf("exit %d, want 0", code)
 	}
-	if !regexp.MustCompile(`Images\(\d+\) migration finished, 0 images tasks failed`).MatchString(stdout) {
-		t.Errorf("summary line missing from stdout:\n%s", stdout)
+	if want := fmt.Sprintf("%d images: %d copied, 0 skipped, 0 failed; verified; ", len(seeded.Tags), len(seeded.Tags)); !strings.Contains(stdout, want) {
+		t.Errorf("summary line %q missing from stdout:\n%s", want, stdout)
 	}
 	assertMirrored(t, dst.Host, seeded.Tags)
 	rep := readReport(t, out)
@@ -138,10 +139,18 @@ func TestRunWholeRegistryThenRerunSkipsEverything(t *testing.T) {
 	}
 
 	// The same command again against a complete target copies nothing.
+	// -o name prints the run directory alone (for scripts), the summary
+	// going to stderr.
 	out2 := filepath.Join(t.TempDir(), "run-2")
-	code, _, _ = runCLI(t, nil, "run", "--from", px.Host, "--to", dst.Host, "--insecure", "--out", out2, "--progress", "none")
+	code, stdout, stderr := runCLI(t, nil, "run", "--from", px.Host, "--to", dst.Host, "--insecure", "--out", out2, "--progress", "none", "-o", "name")
 	if code != contract.ExitOK {
 		t.Fatalf("rerun exit %d", code)
+	}
+	if stdout != out2+"\n" {
+		t.Errorf("-o name: stdout %q, want the run directory %s", stdout, out2)
+	}
+	if want := fmt.Sprintf("%d images: 0 copied, %d skipped, 0 failed; verified; 0 B moved in ", len(seeded.Tags), len(seeded.Tags)); !strings.Contains(stderr, want) {
+		t.Errorf("-o name: stderr lacks the summary %q", want)
 	}
 	rep = readReport(t, out2)
 	if rep.Skipped != rep.Total || rep.Copied != 0 || rep.Bytes != 0 {

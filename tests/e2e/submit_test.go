@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,23 @@ func TestSubmitCreatesTheWorkflowInARealAPIServer(t *testing.T) {
 	}
 	if p, _, _ := unstructured.NestedString(cw.Items[0].Object, "spec", "concurrencyPolicy"); p != "Forbid" {
 		t.Errorf("concurrencyPolicy %q, want Forbid", p)
+	}
+
+	// -n as kubectl and argo spell it; -o name prints what was created,
+	// as kubectl create -o name does, the readable line on stderr.
+	code, stdout, stderr := runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000", "--image-tag", "v1.2.3",
+		"--argo-kubeconfig", cluster.AdminKubeconfig, "-n", "default", "-o", "name")
+	if code != contract.ExitOK || !regexp.MustCompile(`^workflow\.argoproj\.io/regmigrate-[a-z0-9]+\n$`).MatchString(stdout) || !strings.Contains(stderr, "created in namespace default") {
+		t.Errorf("submit -o name: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, nil, "submit", "--from", "legacy.example:5000", "--to", "new.example:5000", "--image-tag", "v1.2.3",
+		"--argo-kubeconfig", cluster.AdminKubeconfig, "-n", "default", "-o", "json")
+	var created struct {
+		Kind     string
+		Metadata struct{ Name, Namespace, UID string }
+	}
+	if err := json.Unmarshal([]byte(stdout), &created); code != contract.ExitOK || err != nil || created.Kind != "Workflow" || created.Metadata.UID == "" || created.Metadata.Namespace != "default" {
+		t.Errorf("submit -o json: exit %d, %v, %+v; want the Workflow as the apiserver stored it", code, err, created)
 	}
 }
 

@@ -46,8 +46,13 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.Var(&f.Images, "images", "image list / ac table / mapping file (repeatable)")
 	fs.StringVar(&f.Rules, "rules", "", "image-migrator images.json")
 	fs.StringVar(&f.Out, "out", "", "run directory to write")
-	fs.StringVar(&f.IncludeNS, "namespace", "", "comma-separated namespaces to include")
-	fs.StringVar(&f.ExcludeNS, "exclude-namespace", "", "comma-separated namespaces to leave out")
+	fs.StringVar(&f.IncludeNS, "include-namespace", "", "comma-separated registry namespaces to include")
+	fs.Func("namespace", "deprecated: --include-namespace", func(s string) error {
+		fmt.Fprintln(stderr, "export: --namespace is deprecated, use --include-namespace (registry namespaces)")
+		f.IncludeNS = s
+		return nil
+	})
+	fs.StringVar(&f.ExcludeNS, "exclude-namespace", "", "comma-separated registry namespaces to leave out")
 	fs.StringVar(&f.RepoRegex, "repo-regex", "", "repository regex")
 	fs.StringVar(&f.ExcludeRepo, "exclude-repo-regex", "", "repository regex to leave out")
 	fs.StringVar(&f.TagRegex, "tag-regex", "", "tag regex")

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/logging"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
@@ -50,18 +52,19 @@ type Config struct {
 	Force         bool
 	Rollback      bool
 	LogFormat     string
+	Verbose       bool // debug logs
 }
 
 // BindProof binds the flags that name the proof, the cluster and what to
 // switch back or forth; the step and `regmigrate cutover` both take them.
 func BindProof(fs *flag.FlagSet, c *Config) {
-	fs.StringVar(&c.RunDir, "run-dir", "", "a run directory: its report.json is the proof; switch.json and switch.diff are written there")
-	fs.Var((*stepcli.Multi)(&c.VerifyReports), "verify-report", "the run's report.json: the proof (PATH, or CONTEXT=PATH per cluster; repeatable)")
-	fs.StringVar(&c.Out, "out", "", "where to write switch.json and switch.diff (default: --run-dir, else the report's folder, else the current one)")
-	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster(s) (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
-	fs.StringVar(&c.From, "from", "", "legacy registry as workloads name it (default: the report's source)")
-	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it (default: the report's target)")
-	fs.Var((*stepcli.Multi)(&c.Namespaces), "namespace", "Kubernetes namespace whose workloads to switch (repeatable; default: all)")
+	fs.StringVar(&c.RunDir, "run-dir", "", "a run `DIR`: its report.json is the proof; switch.json and switch.diff are written there")
+	fs.Var((*stepcli.Multi)(&c.VerifyReports), "verify-report", "the run's report.json: the proof (`[CONTEXT=]PATH`: PATH for every cluster, CONTEXT=PATH for one; repeatable)")
+	fs.StringVar(&c.Out, "out", "", "`DIR` to write switch.json and switch.diff into (default: --run-dir, else the report's folder, else the current one)")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` of the cluster(s) (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+	fs.StringVar(&c.From, "from", "", "legacy registry as workloads name it: `HOST[:PORT][/NAMESPACE]` (default: the report's source)")
+	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it: `HOST[:PORT][/NAMESPACE]` (default: the report's target)")
+	fs.Var((*stepcli.Multi)(&c.Namespaces), "namespace", "Kubernetes namespace `NS` whose workloads to switch (repeatable; default: all)")
 	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
 }
 
@@ -70,13 +73,13 @@ func BindProof(fs *flag.FlagSet, c *Config) {
 // "cutover-" on the flags it already has under another meaning).
 func BindSwitch(fs *flag.FlagSet, c *Config, prefix string) {
 	c.Workloads = true
-	fs.Var((*stepcli.Multi)(&c.Contexts), prefix+"context", "kubeconfig context of a cluster to switch (repeatable; default: the current one)")
+	fs.Var((*stepcli.Multi)(&c.Contexts), prefix+"context", "kubeconfig `CONTEXT` of a cluster to switch (repeatable; default: the current one)")
 	fs.BoolVar(&c.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
 	fs.BoolVar(&c.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
-	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
-	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "namespace of the registry mode record ConfigMap")
-	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "name of the registry mode record ConfigMap")
-	fs.StringVar(&c.Migration, "migration", "", "migration name to record")
+	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret `NAME` for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
+	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "Kubernetes namespace `NS` of the registry mode record ConfigMap")
+	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "`NAME` of the registry mode record ConfigMap")
+	fs.StringVar(&c.Migration, "migration", "", "migration `NAME` to record")
 	fs.BoolVar(&c.Confirm, "confirm", false, "apply (default: dry run: print and write switch.json and switch.diff only)")
 	fs.BoolVar(&c.Force, "force", false, "switch to modern although verify did not pass")
 }
@@ -117,28 +120,36 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return Execute(ctx, env, *c)
+	_, code, err := Execute(ctx, env, *c)
+	return code, err
 }
 
-// Execute switches every cluster and writes switch.json and switch.diff.
-func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
+// Execute switches every cluster, writes switch.json and switch.diff,
+// prints the diff and the summary, and returns the result (switch.json)
+// and the exit code.
+func Execute(ctx context.Context, env stepcli.Env, c Config) (switchmode.Result, int, error) {
+	var none switchmode.Result
 	if err := c.Check(); err != nil {
-		return 0, err
+		return none, 0, err
 	}
-	log := stepcli.NewLogger(env, c.LogFormat)
+	lvl := slog.LevelInfo
+	if c.Verbose {
+		lvl = slog.LevelDebug
+	}
+	log := logging.New(env.Stderr, c.LogFormat, lvl)
 	contexts, err := c.contexts(env.Getenv)
 	if err != nil {
-		return 0, contract.Usage(err)
+		return none, 0, contract.Usage(err)
 	}
 	var clusters []switchmode.Cluster
 	for _, name := range contexts {
 		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
 		if err != nil {
-			return 0, contract.Usage(err)
+			return none, 0, contract.Usage(err)
 		}
 		dyn, err := dynamic.NewForConfig(cfg)
 		if err != nil {
-			return 0, contract.Usage(err)
+			return none, 0, contract.Usage(err)
 		}
 		cl := switchmode.Cluster{Name: name, Client: dyn}
 		if name == "" {
@@ -147,13 +158,13 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 		if path := c.reportFor(name); path != "" {
 			var rep report.Report
 			if err := artifacts.ReadJSON(path, &rep); err != nil {
-				return 0, contract.Usage(fmt.Errorf("the verify report: %w", err))
+				return none, 0, contract.Usage(fmt.Errorf("the verify report: %w", err))
 			}
 			if cl.Proof, err = switchmode.ProofFromReport(rep); err != nil {
-				return 0, contract.Usage(fmt.Errorf("%s: %w", path, err))
+				return none, 0, contract.Usage(fmt.Errorf("%s: %w", path, err))
 			}
 		} else if !c.Rollback {
-			return 0, contract.Usage(fmt.Errorf("no verify report for cluster %s: give --verify-report %s=PATH", cl.Name, name))
+			return none, 0, contract.Usage(fmt.Errorf("no verify report for cluster %s: give --verify-report %s=PATH", cl.Name, name))
 		} else {
 			cl.Proof.Why = "no verify report"
 		}
@@ -172,7 +183,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 		Migration: c.Migration, Confirm: c.Confirm, Force: c.Force, AllClusters: c.AllClusters, Logger: log,
 	})
 	if err != nil {
-		return contract.ExitFailed, err
+		return res, contract.ExitFailed, err
 	}
 	out := c.Out
 	if out == "" {
@@ -182,7 +193,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 		out = "."
 	}
 	if err := switchmode.Write(out, res); err != nil {
-		return 0, err
+		return res, 0, err
 	}
 	// The run's report.html shows the cutover record: render it again
 	// when the cutover was written beside a report.
@@ -202,7 +213,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (int, error) {
 	if err := stepcli.WriteOutputs(env, map[string]int{"rewritten": res.Rewritten, "restored": res.Restored, "pending": res.Pending, "failed": res.Failed, "unproven": res.Unproven}); err != nil {
 		log.Warn("writing output parameters", "err", err)
 	}
-	return res.ExitCode(), nil
+	return res, res.ExitCode(), nil
 }
 
 // contexts are the clusters to switch: "" is the current context (or
