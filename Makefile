@@ -5,8 +5,11 @@ BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/regmigrate/regmigrate/steps/contract.Version=$(VERSION)
 STEPS := export mirror-shard backfill-shard verify switch-mode
-# Debian packages the tests and the demo start as real servers.
+# Debian packages the tests start as real servers: registries (htpasswd
+# for their authenticated variants) and etcd under kube-apiserver.
 APT_PKGS := docker-registry apache2-utils etcd-server
+# The demo starts two plain registries and nothing else.
+DEMO_APT_PKGS := docker-registry
 # Debian packages the tests read regmigrate's output with: skopeo reads what
 # it wrote to registries, chromium renders report.html.
 TEST_APT_PKGS := skopeo chromium
@@ -16,27 +19,34 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 help: ## this list
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-.PHONY: deps deps-demo test-deps
+.PHONY: deps deps-apt deps-demo test-deps
 test-deps: deps ## alias of deps
 
-deps: deps-demo ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
+deps: deps-apt ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
 	@missing=""; for b in $(TEST_APT_PKGS); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing from Debian (the tests read what regmigrate writes with skopeo, and render report.html in chromium)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || { echo "apt-get failed: install$$missing by hand" >&2; exit 1; }; \
 	fi
+	@$(GO) mod download
 	@$(GO) run ./tests/kubeapi/cmd/cluster-api build   # kube-apiserver v1.33.13, cached outside the repo (cold: ~15 min)
 	@$(GO) run ./tests/regtest/cmd/build-registries   # distribution v3.0.0 and fakes3, cached outside the repo (cold: 2m37s on 2 cores, empty Go build cache)
 
-deps-demo: ## install what the demo needs (Debian packages, Go modules)
+deps-apt: # the Debian packages of APT_PKGS
 	@missing=""; for b in docker-registry htpasswd etcd; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(APT_PKGS) from Debian"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get update -qq && apt-get install -y -qq $(APT_PKGS)) >/dev/null || { echo "apt-get failed: install $(APT_PKGS) by hand" >&2; exit 1; }; \
 	fi
-	@$(GO) mod download
+
+deps-demo: ## install what the demo needs: Debian's docker-registry (the Go modules come with the build)
+	@if ! command -v docker-registry >/dev/null; then \
+	  echo "== demo: installing $(DEMO_APT_PKGS) from Debian (the registries the demo starts)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get update -qq && apt-get install -y -qq $(DEMO_APT_PKGS)) >/dev/null || { echo "apt-get failed: install $(DEMO_APT_PKGS) by hand" >&2; exit 1; }; \
+	fi
 
 .PHONY: build
 build: ## build regmigrate and the step binaries into bin/
@@ -48,9 +58,24 @@ build: ## build regmigrate and the step binaries into bin/
 images: ## build the step images (OCI layouts in bin/images, or REGISTRY=host/prefix to push)
 	$(GO) run ./images/cmd/build-images --version '$(VERSION)' $(if $(REGISTRY),--push '$(REGISTRY)',--out $(BIN)/images) $(IMAGES_FLAGS)
 
+# The demo builds regmigrate and its own harness, saying what it does: the
+# modules to download, then the packages to compile, counted as they
+# compile (cold: about 10 minutes on 2 busy cores; see README). Plain go
+# build flags (not build's static -trimpath ones): the build cache it fills
+# is the one go build and the tests use.
+DEMO_PKGS := ./generator/cmd/regmigrate ./tests/cmd/demo
+
 .PHONY: demo
-demo: deps-demo build ## a real migration between two throwaway registries on an embedded corpus
-	$(GO) run ./tests/cmd/demo --regmigrate $(BIN)/regmigrate
+demo: deps-demo ## a real migration between two throwaway registries on an embedded corpus
+	@set -o pipefail; mkdir -p $(BIN); \
+	echo "== demo: resolving the Go modules regmigrate and the demo use (downloaded into $$($(GO) env GOMODCACHE) the first time)"; \
+	total=$$($(GO) list -deps $(DEMO_PKGS) | wc -l) || exit 1; \
+	echo "== demo: building $(BIN)/regmigrate and $(BIN)/demo: $$total packages, those not in the Go build cache compiled now (cold: about 10 minutes on 2 cores)"; \
+	$(GO) build -v -ldflags '$(LDFLAGS)' -o $(BIN)/ $(DEMO_PKGS) 2>&1 | \
+	  awk -v total=$$total '/^[^ :#]+$$/ { n++; if (n % 50 == 0) { printf "   compiled %d packages (of %d)\n", n, total; fflush() } next } { print; fflush() } \
+	    END { printf "   compiled %d of %d packages; nothing else needed compiling\n", n, total }'
+	@echo "== demo: starting"
+	@$(BIN)/demo --regmigrate $(BIN)/regmigrate
 
 .PHONY: test test-unit
 test: test-unit e2e ## everything: format check, vet, every test against real registries and kube-apiservers, then the Argo end to end on a real cluster
@@ -64,7 +89,7 @@ test-unit: deps ## format check, go mod tidy check, vet and every Go test (real 
 
 .PHONY: e2e e2e-down
 E2E_PKGS := containerd runc containernetworking-plugins iptables postgresql
-e2e: deps-demo ## Argo end to end on a real single-node cluster (root; k8s+Argo built once into the cache, ~20 min cold)
+e2e: deps-apt ## Argo end to end on a real single-node cluster (root; k8s+Argo built once into the cache, ~20 min cold)
 	@missing=""; for b in containerd runc ctr iptables /usr/lib/cni/bridge psql; do command -v $$b >/dev/null || [ -x $$b ] || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(E2E_PKGS) from Debian"; \
