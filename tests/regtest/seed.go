@@ -410,7 +410,7 @@ func (s *seeder) pushArtifact(ctx context.Context, repo, tag string, m v1.Manife
 	m.Config = config.descriptor()
 	m.Layers = []v1.Descriptor{}
 	for _, b := range append([]blob{config}, layers...) {
-		if err := remote.WriteLayer(r, static.NewLayer(b.data, b.mediaType), s.opts(ctx)...); err != nil {
+		if err := again(ctx, func() error { return remote.WriteLayer(r, static.NewLayer(b.data, b.mediaType), s.opts(ctx)...) }); err != nil {
 			return v1.Hash{}, fmt.Errorf("push blob to %s: %w", r, err)
 		}
 		s.countBlob(b.descriptor().Digest, int64(len(b.data)))
@@ -433,7 +433,7 @@ func (s *seeder) pushArtifact(ctx context.Context, repo, tag string, m v1.Manife
 	// The fallback must stay on whatever the caller's options say, so that
 	// registries without the referrers API get the tag-schema index.
 	opt := append(s.opts(ctx), remote.WithReferrersTagFallback(true))
-	if err := remote.Put(ref, rawManifest{raw, m.MediaType}, opt...); err != nil {
+	if err := again(ctx, func() error { return remote.Put(ref, rawManifest{raw, m.MediaType}, opt...) }); err != nil {
 		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	if tag != "" {
@@ -456,7 +456,7 @@ func (s *seeder) pushImage(ctx context.Context, repo, tag string, img v1.Image) 
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(ref, img, s.opts(ctx)...); err != nil {
+	if err := again(ctx, func() error { return remote.Write(ref, img, s.opts(ctx)...) }); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	if err := s.countImage(img); err != nil {
@@ -475,7 +475,7 @@ func (s *seeder) pushIndex(ctx context.Context, repo, tag string, idx v1.ImageIn
 	if err != nil {
 		return err
 	}
-	if err := remote.WriteIndex(ref, idx, s.opts(ctx)...); err != nil {
+	if err := again(ctx, func() error { return remote.WriteIndex(ref, idx, s.opts(ctx)...) }); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	if err := s.countIndex(idx); err != nil {
@@ -640,4 +640,21 @@ func (s *seeder) seedZstd(ctx context.Context, repo string) error {
 		return err
 	}
 	return s.pushImage(ctx, repo, "zstd", img)
+}
+
+// again runs a push up to three times. Seeding is idempotent, and the
+// client that seeds (go-containerregistry) can, on a loaded machine, send
+// a manifest PUT again after a token refresh with its body already spent
+// (distribution v3: "MANIFEST_INVALID: request declared a Content-Length
+// of 715 but only wrote 0 bytes"): a corpus that fails to seed says
+// nothing about regmigrate.
+func again(ctx context.Context, push func() error) error {
+	var err error
+	for i := range 3 {
+		if err = push(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
+	}
+	return err
 }
