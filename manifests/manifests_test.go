@@ -156,7 +156,14 @@ func TestRender(t *testing.T) {
 				"ClusterRole/" + switchModeRole, "ClusterRoleBinding/" + switchModeRole,
 				"ConfigMap/" + artifactRepos, "Namespace/" + namespace,
 				"Role/" + executorRole, "RoleBinding/" + executorRole, "ServiceAccount/" + sa,
-				"WorkflowTemplate/regmigrate-example",
+				"WorkflowTemplate/regmigrate-example", "CronWorkflow/" + workflows.DeltaCronName("regmigrate-example"),
+			}
+			// The CronWorkflow runs the template: it lints against it.
+			var templates []*wfv1.WorkflowTemplate
+			for _, o := range objs {
+				if o.kind == "WorkflowTemplate" {
+					templates = append(templates, decode[wfv1.WorkflowTemplate](t, o))
+				}
 			}
 			var got []string
 			for _, o := range objs {
@@ -175,7 +182,7 @@ func TestRender(t *testing.T) {
 					}
 				}
 				if o.apiVersion == "argoproj.io/v1alpha1" {
-					if _, err := workflows.Lint(tc.dir+"/"+o.id(), o.yaml); err != nil {
+					if _, err := workflows.Lint(tc.dir+"/"+o.id(), o.yaml, templates...); err != nil {
 						t.Error(err)
 					}
 				}
@@ -220,10 +227,14 @@ func TestRender(t *testing.T) {
 				t.Errorf("ClusterRoleBinding %s: %+v %+v", switchModeRole, smb.RoleRef, smb.Subjects)
 			}
 
-			// Argo's emissary executor, in the workflow namespace only.
+			// Argo's emissary executor, and the resource steps that read
+			// the delta CronWorkflow (delta, cutover, rollback), suspend
+			// it (cutover) and resume it (rollback): in the workflow
+			// namespace only.
 			role := decode[rbacv1.Role](t, find(t, objs, "Role", executorRole))
 			checkRules(t, "Role "+executorRole, role.Rules, map[ruleKey][]string{
 				{"argoproj.io", "workflowtaskresults"}: {"create", "patch"},
+				{"argoproj.io", "cronworkflows"}:       {"get", "patch"},
 			})
 
 			// Both bindings grant their role to the Workflow's ServiceAccount.

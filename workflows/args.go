@@ -6,8 +6,10 @@ import (
 )
 
 // The step containers' arguments, rendered from the same flag names the
-// step parsers (steps/stepcli/*cmd) bind; contract_test.go parses them with
-// those parsers.
+// step parsers (steps/stepcli/*cmd) bind; workflows_test.go parses them
+// with those parsers. The scope, filters, strategy and verify mode are the
+// Workflow's parameters (params.go), given to the steps as flags that may
+// be empty (--namespace= means every namespace).
 
 // flags accumulates --name=value arguments, leaving out unset values.
 type flags []string
@@ -50,7 +52,7 @@ func (p Plan) common() flags {
 
 func (p Plan) exportArgs() []string {
 	f := p.common()
-	f.str("from", p.Source)
+	f.str("from", globalParam(ParamSource))
 	f.str("to", p.Target)
 	for i, l := range p.Scope.Lists {
 		f.str("images", inputPath(i, l.Name))
@@ -59,24 +61,24 @@ func (p Plan) exportArgs() []string {
 		f.str("rules", inputPath(len(p.Scope.Lists), r.Name))
 	}
 	f.str("out", RunDir)
-	f.list("include-namespace", p.Scope.IncludeNamespaces)
-	f.list("exclude-namespace", p.Scope.ExcludeNamespaces)
-	f.str("repo-regex", p.Scope.RepoRegex)
-	f.str("exclude-repo-regex", p.Scope.ExcludeRepoRegex)
-	f.str("tag-regex", p.Scope.TagRegex)
-	f.str("exclude-tag-regex", p.Scope.ExcludeTagRegex)
+	f.str("include-namespace", globalParam(ParamIncludeNamespaces))
+	f.str("exclude-namespace", globalParam(ParamExcludeNamespaces))
+	f.str("repo-regex", globalParam(ParamRepoRegex))
+	f.str("exclude-repo-regex", globalParam(ParamExcludeRepoRegex))
+	f.str("tag-regex", globalParam(ParamTagRegex))
+	f.str("exclude-tag-regex", globalParam(ParamExcludeTagRegex))
 	f.num("shard-size", p.Shards.Size)
 	f.num("min-shard-size", p.Shards.MinSize)
 	f.num("max-shards", p.Shards.Max)
 	f.str("migration", p.Name)
-	f.str("strategy", p.Strategy)
+	f.str("strategy", globalParam(ParamStrategy))
 	return f
 }
 
 func (p Plan) mirrorArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
-	f.str("strategy", p.Strategy)
+	f.str("strategy", globalParam(ParamStrategy))
 	f.list("platform", p.Copy.Platforms)
 	f.boolean("no-referrers", p.Copy.NoReferrers)
 	f.boolean("no-attachments", p.Copy.NoAttachments)
@@ -97,7 +99,7 @@ func (f *flags) cluster(b *Backfill) {
 func (p Plan) backfillArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
-	f.str("strategy", p.Strategy)
+	f.str("strategy", globalParam(ParamStrategy))
 	if p.Backfill != nil {
 		f.cluster(p.Backfill)
 	}
@@ -109,7 +111,7 @@ func (p Plan) backfillArgs() []string {
 func (p Plan) verifyShardArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
-	f.str("mode", p.VerifyMode)
+	f.str("mode", "{{inputs.parameters."+ParamVerifyMode+"}}")
 	if p.Backfill != nil {
 		f.boolean("check-image-api", true)
 		f.cluster(p.Backfill)

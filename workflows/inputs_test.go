@@ -80,7 +80,7 @@ func TestInputsTravelInsideTheWorkflow(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: export's inputs %v, want %v", kind, got, want)
 		}
-		f, err := exportcmd.Parse(export.Container.Args, io.Discard)
+		f, err := exportcmd.Parse(substitute(obj)(export.Container.Args), io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

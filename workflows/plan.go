@@ -15,7 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
 )
@@ -29,7 +34,38 @@ const (
 	DefaultRetryFactor      = 2
 	DefaultRetryMaxDuration = "1h"
 	DefaultStartingDeadline = 300 // seconds a missed cron run may start late
+
+	// DefaultStepDeadline bounds each attempt of a step pod (its
+	// activeDeadlineSeconds): a shard of 500 images of 2 GiB each at
+	// 50 MiB/s takes under 6 hours. Stalled requests end sooner (the
+	// steps' idle timeout); this ends what nothing else would.
+	DefaultStepDeadline = 6 * time.Hour
+	// DefaultWorkflowDeadline bounds a whole Workflow, the cutover's wait
+	// for its approval included: a weekend.
+	DefaultWorkflowDeadline = 72 * time.Hour
+	// A finished Workflow object is deleted this long after it succeeded
+	// or failed (ttlStrategy); the workflow archive and the audit bundle
+	// in the artifact repository keep it. A failed one stays longer: it is
+	// what `argo retry` and the UI's Retry act on.
+	DefaultTTLAfterSuccess = 7 * 24 * time.Hour
+	DefaultTTLAfterFailure = 14 * 24 * time.Hour
 )
+
+// DefaultResources are every step container's requests and limits unless
+// the plan says otherwise, from the peak RSS of the step binaries measured
+// on a realistic shard (README, "Pod resources"): the memory request is
+// above what a step of a 500-image shard uses, the limit leaves room for a
+// shard several times that size; no CPU limit (a copy throttled by a CPU
+// quota only takes longer).
+var DefaultResources = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("100m"),
+		corev1.ResourceMemory: resource.MustParse("128Mi"),
+	},
+	Limits: corev1.ResourceList{
+		corev1.ResourceMemory: resource.MustParse("512Mi"),
+	},
+}
 
 // Paths inside the step pods. The root filesystem is read-only: everything
 // a step writes goes to emptyDirs mounted at WorkDir and TmpDir.
@@ -83,14 +119,31 @@ type Plan struct {
 	Shards Shards
 	Copy   Copy
 
-	Strategy   string    // copy or reuse-storage (empty: the step's default)
+	Strategy   string    // copy (default) or reuse-storage: the strategy parameter's default
 	Backfill   *Backfill // nil: no cluster named, no backfill
-	VerifyMode string    // auto (default), full or digest
+	VerifyMode string    // auto (default), full or digest: the verify-mode parameter's default
+
+	// Pods: every step container's requests and limits (zero:
+	// DefaultResources), or a step's own (by step template name, one of
+	// StepTemplates); the pods' PriorityClass (empty: the cluster's
+	// default).
+	Resources         corev1.ResourceRequirements
+	StepResources     map[string]corev1.ResourceRequirements
+	PriorityClassName string
+
+	// Limits in time (0: the defaults): each step pod's attempt, the whole
+	// Workflow, and how long a finished Workflow object stays.
+	StepDeadline, WorkflowDeadline   time.Duration
+	TTLAfterSuccess, TTLAfterFailure time.Duration
 
 	// CronWorkflow only.
 	Timezone                string // IANA name; empty: the controller's
 	StartingDeadlineSeconds int64  // 0: DefaultStartingDeadline
 }
+
+// StepTemplates are the templates whose pods run a step binary, by the
+// names the UI shows; Plan.StepResources is keyed by them.
+var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplSwitch, tmplSwitchBack}
 
 // ArtifactRepositoryRef names an artifact repository ConfigMap and key.
 type ArtifactRepositoryRef struct{ ConfigMap, Key string }
@@ -188,6 +241,12 @@ func (p Plan) withDefaults() (Plan, error) {
 	if err := p.Scope.checkInputs(); err != nil {
 		errs = append(errs, err)
 	}
+	if p.Strategy != "" && !slices.Contains(Strategies, p.Strategy) {
+		errs = append(errs, fmt.Errorf("plan: strategy %q: want one of %s", p.Strategy, strings.Join(Strategies, ", ")))
+	}
+	if p.VerifyMode != "" && !slices.Contains(VerifyModes, p.VerifyMode) {
+		errs = append(errs, fmt.Errorf("plan: verify mode %q: want one of %s", p.VerifyMode, strings.Join(VerifyModes, ", ")))
+	}
 	if p.ServiceAccount == "" {
 		p.ServiceAccount = DefaultServiceAccount
 	}
@@ -203,8 +262,39 @@ func (p Plan) withDefaults() (Plan, error) {
 	if p.ArtifactRepositoryRef != nil && p.ArtifactRepositoryRef.Key == "" && p.ArtifactRepositoryRef.ConfigMap == "" {
 		p.ArtifactRepositoryRef = nil
 	}
+	if p.Resources.Requests == nil && p.Resources.Limits == nil {
+		p.Resources = DefaultResources
+	}
+	for step := range p.StepResources {
+		if !slices.Contains(StepTemplates, step) {
+			errs = append(errs, fmt.Errorf("plan: resources of step %q: no such step (steps: %s)", step, strings.Join(StepTemplates, ", ")))
+		}
+	}
+	for _, d := range []struct {
+		what string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"step deadline", &p.StepDeadline, DefaultStepDeadline},
+		{"workflow deadline", &p.WorkflowDeadline, DefaultWorkflowDeadline},
+		{"ttl after success", &p.TTLAfterSuccess, DefaultTTLAfterSuccess},
+		{"ttl after failure", &p.TTLAfterFailure, DefaultTTLAfterFailure},
+	} {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < time.Second || *d.v > maxSeconds*time.Second:
+			errs = append(errs, fmt.Errorf("plan: %s %s: want between 1s and %s", d.what, *d.v, maxSeconds*time.Second))
+		}
+	}
 	return p, errors.Join(errs...)
 }
+
+// maxSeconds: Argo keeps the TTLs as int32 seconds (68 years).
+const maxSeconds = 1<<31 - 1
+
+// seconds is d in whole seconds, at least 1.
+func seconds(d time.Duration) int64 { return max(1, int64(d/time.Second)) }
 
 // imageTag is the OCI distribution spec's tag grammar.
 var imageTag = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)

@@ -23,30 +23,62 @@ import (
 var validating sync.Mutex
 
 // Validate runs Argo's own validation on a Workflow, CronWorkflow or
-// WorkflowTemplate, offline (lint mode: arguments may be left for submit;
-// no templateRef can be resolved since no cluster is asked). It is safe
-// for concurrent use.
-func Validate(obj any) error {
+// WorkflowTemplate, offline (lint mode: arguments may be left for submit).
+// A workflowTemplateRef or templateRef resolves to one of templates (the
+// WorkflowTemplates it will run against, as `argo lint --offline` takes
+// them from the files it is given); any other is an error. obj is left as
+// it is (Argo's validator stores the templates it resolved in the status
+// of what it validates: a copy is validated). It is safe for concurrent
+// use.
+func Validate(obj any, templates ...*wfv1.WorkflowTemplate) error {
 	validating.Lock()
 	defer validating.Unlock()
-	wt, cwt := offlineTemplates{}, &templateresolution.NullClusterWorkflowTemplateGetter{}
+	wt, cwt := offlineTemplates(templates), &templateresolution.NullClusterWorkflowTemplateGetter{}
 	switch o := obj.(type) {
 	case *wfv1.Workflow:
-		return validate.ValidateWorkflow(wt, cwt, o, nil, validate.ValidateOpts{Lint: true})
+		return validate.ValidateWorkflow(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
 	case *wfv1.CronWorkflow:
-		return validate.ValidateCronWorkflow(context.Background(), wt, cwt, o, nil)
+		return validate.ValidateCronWorkflow(context.Background(), wt, cwt, o.DeepCopy(), nil)
 	case *wfv1.WorkflowTemplate:
-		return validate.ValidateWorkflowTemplate(wt, cwt, o, nil, validate.ValidateOpts{Lint: true})
+		return validate.ValidateWorkflowTemplate(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
 	default:
 		return fmt.Errorf("cannot validate %T: want a Workflow, CronWorkflow or WorkflowTemplate", obj)
 	}
 }
 
-// offlineTemplates resolves no WorkflowTemplate: there is no cluster.
-type offlineTemplates struct{}
+// offlineTemplates resolves the WorkflowTemplates it holds: there is no
+// cluster to ask.
+type offlineTemplates []*wfv1.WorkflowTemplate
 
-func (offlineTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
-	return nil, fmt.Errorf("workflowtemplates.argoproj.io %q: not resolvable offline", name)
+func (ts offlineTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
+	for _, t := range ts {
+		if t.Name == name {
+			return t.DeepCopy(), nil
+		}
+	}
+	return nil, fmt.Errorf("workflowtemplates.argoproj.io %q: not among the WorkflowTemplates given (lint the file that holds it with this one)", name)
+}
+
+// Templates decodes the WorkflowTemplates among the YAML documents of
+// data, for Validate and Lint to resolve references against; what is not
+// one, or cannot be read, is left for Lint to say.
+func Templates(data []byte) []*wfv1.WorkflowTemplate {
+	var out []*wfv1.WorkflowTemplate
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for {
+		doc, err := r.Read()
+		if err != nil {
+			return out
+		}
+		var meta struct{ APIVersion, Kind string }
+		if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "WorkflowTemplate" || meta.APIVersion != "argoproj.io/v1alpha1" {
+			continue
+		}
+		t := &wfv1.WorkflowTemplate{}
+		if yaml.Unmarshal(doc, t) == nil {
+			out = append(out, t)
+		}
+	}
 }
 
 // Linted is what Lint found in a file.
@@ -65,8 +97,10 @@ type Linted struct {
 // argoproj.io object of another kind, a document that is not a
 // Kubernetes object, or a file without any Argo object is an error.
 // Errors name the file (name), the document and the object's kind and
-// name.
-func Lint(name string, data []byte) (Linted, error) {
+// name. References (workflowTemplateRef, templateRef) resolve to the
+// WorkflowTemplates of data and of templates.
+func Lint(name string, data []byte, templates ...*wfv1.WorkflowTemplate) (Linted, error) {
+	templates = append(Templates(data), templates...)
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var res Linted
 	var errs []error
@@ -101,7 +135,7 @@ func Lint(name string, data []byte) (Linted, error) {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("document %d: %s %s (%s): not an Argo object, skipped", i, meta.Kind, objName, meta.APIVersion))
 			continue
 		}
-		checked, err := lintDoc(doc)
+		checked, err := lintDoc(doc, templates)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (document %d): %w", name, i, err))
 			continue
@@ -125,7 +159,7 @@ func onlyComments(doc []byte) bool {
 }
 
 // lintDoc validates one argoproj.io document and names it.
-func lintDoc(doc []byte) (string, error) {
+func lintDoc(doc []byte, templates []*wfv1.WorkflowTemplate) (string, error) {
 	var meta struct{ APIVersion, Kind string }
 	if err := yaml.Unmarshal(doc, &meta); err != nil {
 		return "", err
@@ -147,7 +181,7 @@ func lintDoc(doc []byte) (string, error) {
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		return "", fmt.Errorf("%s: %w", meta.Kind, err)
 	}
-	if err := Validate(obj); err != nil {
+	if err := Validate(obj, templates...); err != nil {
 		return "", fmt.Errorf("%s %s: %w", meta.Kind, objName(obj), err)
 	}
 	return meta.Kind + " " + objName(obj), nil

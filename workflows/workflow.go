@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
@@ -18,17 +20,22 @@ import (
 // verify nodes whose input parameter "shard" carries the id too (for
 // `argo retry --node-field-selector inputs.parameters.shard.value=ID`).
 const (
-	tmplMain     = "main"
-	tmplCutover  = "cutover"
-	tmplRollback = "rollback"
-	tmplExport   = contract.StepExport
-	tmplShard    = "shard"
-	tmplMirror   = contract.StepMirror
-	tmplBackfill = contract.StepBackfill
-	tmplVerify   = "verify-shard"
-	tmplReport   = "report"
-	tmplApprove  = "approve"
-	tmplSwitch   = contract.StepSwitchMode
+	tmplMain       = string(RunMigrate)
+	tmplDelta      = string(RunDelta)
+	tmplCutover    = string(RunCutover)
+	tmplRollback   = string(RunRollback)
+	tmplExport     = contract.StepExport
+	tmplShard      = "shard"
+	tmplMirror     = contract.StepMirror
+	tmplBackfill   = contract.StepBackfill
+	tmplVerify     = "verify-shard"
+	tmplReport     = "report"
+	tmplApprove    = "approve"
+	tmplSwitch     = contract.StepSwitchMode
+	tmplSwitchBack = "switch-back" // switch-mode --rollback
+	tmplDeltaCron  = "delta-cron"  // reads the migration's CronWorkflow, if any
+	tmplSuspend    = "suspend-deltas"
+	tmplResume     = "resume-deltas"
 
 	paramShard    = "shard"
 	paramShardIDs = "shard-ids"
@@ -45,6 +52,20 @@ const (
 	RetryExpression = "asInt(lastRetry.exitCode) == 75"
 )
 
+// Run is what a Workflow of the migration runs: an entrypoint of the
+// WorkflowTemplate (Template), which holds them all.
+type Run string
+
+const (
+	RunMigrate  Run = "main"     // export, shards, report
+	RunDelta    Run = "delta"    // the same, unless the CronWorkflow has been suspended since (the CronWorkflow's runs)
+	RunCutover  Run = "cutover"  // deltas suspended, a last delta verified in full, approval, switch-mode
+	RunRollback Run = "rollback" // switch-mode --rollback, deltas resumed if a cutover suspended them
+)
+
+// Runs are every Run, in the order a migration goes through them.
+var Runs = []Run{RunMigrate, RunDelta, RunCutover, RunRollback}
+
 // Keys of the run directory in the artifact repository, the same for
 // every kind of repository (keyOnly). Directories are uploaded unarchived,
 // so their keys end with "/". The shards write into the folder export
@@ -58,6 +79,21 @@ const (
 	shardKey    = "{{workflow.name}}/run/shards/{{inputs.parameters.shard}}/"
 )
 
+// SuspendedByAnnotation is set on the delta CronWorkflow by the cutover
+// that suspended it (the cutover Workflow's name); the rollback resumes
+// only a CronWorkflow that carries it, and removes it.
+const SuspendedByAnnotation = "regmigrate.io/suspended-by"
+
+// MutexName is the synchronization mutex every Workflow of a migration
+// holds while it runs (a delta, a manual run, the cutover, the rollback),
+// so that no two of them overlap: a second one waits, Pending, with
+// "Waiting for NAMESPACE/Mutex/MUTEX lock" as its message.
+func MutexName(migration string) string { return "regmigrate-" + migration }
+
+// DeltaCronName is the name of the migration's delta CronWorkflow, which
+// the cutover suspends.
+func DeltaCronName(migration string) string { return migration + "-delta" }
+
 // Workflow is the one-off migration: export → shards → report.
 func Workflow(p Plan) (*wfv1.Workflow, error) {
 	p, err := p.withDefaults()
@@ -67,66 +103,58 @@ func Workflow(p Plan) (*wfv1.Workflow, error) {
 	return &wfv1.Workflow{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-", Namespace: p.Namespace, Labels: p.labels("migrate")},
-		Spec:       p.workflowSpec(tmplMain, p.mainDAG(), nil),
+		Spec:       p.workflowSpec(RunMigrate),
 	}, nil
 }
 
-// CronWorkflow runs the same DAG as Workflow on a schedule (delta syncs),
-// never two at once, without switch-mode.
+// CronWorkflow runs the delta DAG on a schedule (delta syncs), never two
+// at once, without switch-mode. Its name is DeltaCronName.
 func CronWorkflow(p Plan, schedule string) (*wfv1.CronWorkflow, error) {
 	p, err := p.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	return p.cron(schedule, p.workflowSpec(RunDelta))
+}
+
+func (p Plan) cron(schedule string, spec wfv1.WorkflowSpec) (*wfv1.CronWorkflow, error) {
 	if schedule == "" {
 		return nil, fmt.Errorf("cron: the schedule is empty")
 	}
 	deadline := p.StartingDeadlineSeconds
 	return &wfv1.CronWorkflow{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "CronWorkflow"},
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name + "-delta", Namespace: p.Namespace, Labels: p.labels("delta")},
+		ObjectMeta: metav1.ObjectMeta{Name: DeltaCronName(p.Name), Namespace: p.Namespace, Labels: p.labels("delta")},
 		Spec: wfv1.CronWorkflowSpec{
 			Schedules:               []string{schedule},
 			Timezone:                p.Timezone,
 			ConcurrencyPolicy:       wfv1.ForbidConcurrent,
 			StartingDeadlineSeconds: &deadline,
 			WorkflowMetadata:        &metav1.ObjectMeta{Labels: p.labels("delta")},
-			WorkflowSpec:            p.workflowSpec(tmplMain, p.mainDAG(), nil),
+			WorkflowSpec:            spec,
 		},
 	}, nil
 }
 
-// Cutover is the final Workflow: a last delta whose shards verify in full,
+// Cutover is the final Workflow: the delta CronWorkflow suspended (if
+// there is one and it runs), a last delta whose shards verify in full,
 // the report, a suspend for a person's approval, then switch-mode.
 func Cutover(p Plan) (*wfv1.Workflow, error) {
 	p, err := p.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	p.VerifyMode = "full"
-	dag := p.mainDAG()
-	dag.Tasks = append(dag.Tasks,
-		wfv1.DAGTask{Name: tmplApprove, Template: tmplApprove, Depends: tmplReport},
-		wfv1.DAGTask{Name: tmplSwitch, Template: tmplSwitch, Depends: tmplApprove},
-	)
-	extra := []wfv1.Template{
-		{Name: tmplApprove, Suspend: &wfv1.SuspendTemplate{}},
-		p.container(tmplSwitch, contract.StepSwitchMode, p.switchModeArgs(), step{
-			inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
-			outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
-			counts:  []string{"rewritten", "pending", contract.StatusFailed, "unproven"},
-		}),
-	}
 	return &wfv1.Workflow{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-cutover-", Namespace: p.Namespace, Labels: p.labels("cutover")},
-		Spec:       p.workflowSpec(tmplCutover, dag, extra),
+		Spec:       p.workflowSpec(RunCutover),
 	}, nil
 }
 
 // Rollback switches the cluster back: one switch-mode step that restores
 // the workloads' original images (kept on each object by the cutover) and
-// records the legacy mode. No approval step: a rollback is the way out of
+// records the legacy mode, then resumes the delta CronWorkflow if a
+// cutover suspended it. No approval step: a rollback is the way out of
 // trouble; submitting it is the decision. switch.json and switch.diff are
 // kept under <workflow>/rollback/.
 func Rollback(p Plan) (*wfv1.Workflow, error) {
@@ -134,52 +162,173 @@ func Rollback(p Plan) (*wfv1.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f flags
-	f.str("out", RunDir)
-	f.str("migration", p.Name)
-	f.boolean("rollback", true)
-	f.boolean("confirm", true)
-	sw := p.container(tmplSwitch, contract.StepSwitchMode, f, step{
-		outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, rollbackKey)}},
-		counts:  []string{"restored", contract.StatusFailed},
-	})
-	spec := p.workflowSpec(tmplRollback, &wfv1.DAGTemplate{Tasks: []wfv1.DAGTask{{Name: tmplSwitch, Template: tmplSwitch}}}, nil)
-	spec.Templates = []wfv1.Template{spec.Templates[0], sw}
 	return &wfv1.Workflow{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-rollback-", Namespace: p.Namespace, Labels: p.labels("rollback")},
+		Spec:       p.workflowSpec(RunRollback),
+	}, nil
+}
+
+// Template is the migration as a WorkflowTemplate holding every Run: the
+// migration (its entrypoint), the delta, the cutover and the rollback,
+// with the scope, filters, strategy and verify mode as parameters whose
+// defaults are the plan's. Runs are submitted from it (FromTemplate,
+// CronFromTemplate, `argo submit --from workflowtemplate/NAME
+// [--entrypoint cutover] [-p tag-regex=...]`, or the UI's Submit button).
+// Its name is the migration's.
+func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	spec := p.workflowSpec(Runs...)
+	spec.WorkflowMetadata = &wfv1.WorkflowMetadata{Labels: p.labels("")}
+	return &wfv1.WorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "WorkflowTemplate"},
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.labels("template")},
 		Spec:       spec,
 	}, nil
 }
 
+// FromTemplate is a Workflow that runs run from the migration's
+// WorkflowTemplate (workflowTemplateRef), with args (parameter name to
+// value; see Parameters) in place of the template's defaults. Everything
+// else is the template's.
+func FromTemplate(p Plan, run Run, args map[string]string) (*wfv1.Workflow, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := p.refSpec(run, args)
+	if err != nil {
+		return nil, err
+	}
+	name, kind := p.Name+"-", "migrate"
+	if run != RunMigrate {
+		name, kind = p.Name+"-"+string(run)+"-", string(run)
+	}
+	return &wfv1.Workflow{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: name, Namespace: p.Namespace, Labels: p.labels(kind)},
+		Spec:       spec,
+	}, nil
+}
+
+// CronFromTemplate is the delta CronWorkflow running the template's delta.
+func CronFromTemplate(p Plan, schedule string, args map[string]string) (*wfv1.CronWorkflow, error) {
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	spec, err := p.refSpec(RunDelta, args)
+	if err != nil {
+		return nil, err
+	}
+	return p.cron(schedule, spec)
+}
+
+// refSpec references the template. It restates the mutex: Argo takes the
+// template's, but a controller that restarts re-acquires the locks its
+// Workflows held from their own spec only (sync.Manager.Initialize,
+// getWorkflowSyncLevelByName, v3.7), so a Workflow without it would lose
+// its lock to the next one across a restart.
+func (p Plan) refSpec(run Run, args map[string]string) (wfv1.WorkflowSpec, error) {
+	if !slices.Contains(Runs, run) {
+		return wfv1.WorkflowSpec{}, fmt.Errorf("run %q: want one of %v", run, Runs)
+	}
+	spec := wfv1.WorkflowSpec{
+		WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: p.Name},
+		Entrypoint:          string(run),
+		Synchronization:     p.synchronization(),
+	}
+	names := make([]string, 0, len(args))
+	for n := range args {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	params := p.parameters()
+	for _, n := range names {
+		i := slices.IndexFunc(params, func(par wfv1.Parameter) bool { return par.Name == n })
+		if i < 0 {
+			return spec, fmt.Errorf("parameter %q: no such parameter (parameters: %s)", n, strings.Join(Parameters, ", "))
+		}
+		if enum := params[i].Enum; len(enum) > 0 && !slices.ContainsFunc(enum, func(e wfv1.AnyString) bool { return e.String() == args[n] }) {
+			return spec, fmt.Errorf("parameter %s=%q: want one of %v", n, args[n], enum)
+		}
+		spec.Arguments.Parameters = append(spec.Arguments.Parameters, wfv1.Parameter{Name: n, Value: wfv1.AnyStringPtr(args[n])})
+	}
+	return spec, nil
+}
+
+// labels of the objects and their Workflows; kind empty for the
+// template's Workflows, whose kind is their entrypoint.
 func (p Plan) labels(kind string) map[string]string {
-	return map[string]string{
+	l := map[string]string{
 		"app.kubernetes.io/name":       "regmigrate",
 		"app.kubernetes.io/managed-by": "regmigrate",
 		"regmigrate.io/migration":      p.Name,
-		"regmigrate.io/kind":           kind,
 	}
+	if kind != "" {
+		l["regmigrate.io/kind"] = kind
+	}
+	return l
 }
 
-// mainDAG: export, then one shard DAG per shard id, then the report, which
-// runs whatever the shards did (failFast off: one bad shard does not stop
-// the others, and the report says which failed).
-func (p Plan) mainDAG() *wfv1.DAGTemplate {
+// The DAGs. Every run but the rollback goes export → shards → report:
+// the report runs whatever the shards did (failFast off: one bad shard
+// does not stop the others, and the report says which failed).
+func (p Plan) dag(run Run) *wfv1.DAGTemplate {
 	failFast := false
-	return &wfv1.DAGTemplate{
-		FailFast: &failFast,
-		Tasks: []wfv1.DAGTask{
-			{Name: tmplExport, Template: tmplExport},
+	shardArgs := func(verifyMode string) wfv1.Arguments {
+		return wfv1.Arguments{Parameters: []wfv1.Parameter{
+			{Name: paramShard, Value: wfv1.AnyStringPtr("{{item}}")},
+			{Name: ParamVerifyMode, Value: wfv1.AnyStringPtr(verifyMode)},
+		}}
+	}
+	pipeline := func(exportDeps, when, verifyMode string) []wfv1.DAGTask {
+		return []wfv1.DAGTask{
+			{Name: tmplExport, Template: tmplExport, Depends: exportDeps, When: when},
 			{
 				Name: tmplShard, Template: tmplShard, Depends: tmplExport + ".Succeeded",
 				WithParam: fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", tmplExport, paramShardIDs),
-				Arguments: wfv1.Arguments{Parameters: []wfv1.Parameter{{Name: paramShard, Value: wfv1.AnyStringPtr("{{item}}")}}},
+				Arguments: shardArgs(verifyMode),
 			},
 			{
 				Name: tmplReport, Template: tmplReport,
 				Depends: fmt.Sprintf("%[1]s.Succeeded || %[1]s.Failed || %[1]s.Errored || %[1]s.Skipped", tmplShard),
 			},
-		},
+		}
+	}
+	cron := func(out string) string { return fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", tmplDeltaCron, out) }
+	switch run {
+	case RunDelta:
+		// A delta that waited for the mutex while a cutover ran finds the
+		// CronWorkflow suspended and copies nothing: the platform may have
+		// switched.
+		tasks := append([]wfv1.DAGTask{{Name: tmplDeltaCron, Template: tmplDeltaCron}},
+			pipeline(tmplDeltaCron, fmt.Sprintf("'%s' != 'true'", cron(outSuspended)), globalParam(ParamVerifyMode))...)
+		return &wfv1.DAGTemplate{FailFast: &failFast, Tasks: tasks}
+	case RunCutover:
+		// Deltas suspended first (a running one is not, but it holds the
+		// mutex: the cutover waits for it), unless they already were.
+		tasks := []wfv1.DAGTask{
+			{Name: tmplDeltaCron, Template: tmplDeltaCron},
+			{Name: tmplSuspend, Template: tmplSuspend, Depends: tmplDeltaCron, When: fmt.Sprintf("'%s' == 'false'", cron(outSuspended))},
+		}
+		tasks = append(tasks, pipeline(tmplSuspend, "", verifyFull)...)
+		tasks = append(tasks,
+			wfv1.DAGTask{Name: tmplApprove, Template: tmplApprove, Depends: tmplReport},
+			wfv1.DAGTask{Name: tmplSwitch, Template: tmplSwitch, Depends: tmplApprove},
+		)
+		return &wfv1.DAGTemplate{FailFast: &failFast, Tasks: tasks}
+	case RunRollback:
+		return &wfv1.DAGTemplate{Tasks: []wfv1.DAGTask{
+			{Name: tmplSwitch, Template: tmplSwitchBack},
+			{Name: tmplDeltaCron, Template: tmplDeltaCron, Depends: tmplSwitch},
+			{Name: tmplResume, Template: tmplResume, Depends: tmplDeltaCron, When: fmt.Sprintf("'%s' != ''", cron(outSuspendedBy))},
+		}}
+	default:
+		return &wfv1.DAGTemplate{FailFast: &failFast, Tasks: pipeline("", "", globalParam(ParamVerifyMode))}
 	}
 }
 
@@ -192,22 +341,38 @@ func (p Plan) shardDAG() *wfv1.DAGTemplate {
 		tasks = append(tasks, wfv1.DAGTask{Name: "backfill", Template: tmplBackfill, Arguments: arg, Depends: last})
 		last = "backfill"
 	}
-	tasks = append(tasks, wfv1.DAGTask{Name: "verify", Template: tmplVerify, Arguments: arg, Depends: last})
+	verifyArgs := wfv1.Arguments{Parameters: append(arg.DeepCopy().Parameters,
+		wfv1.Parameter{Name: ParamVerifyMode, Value: wfv1.AnyStringPtr("{{inputs.parameters." + ParamVerifyMode + "}}")})}
+	tasks = append(tasks, wfv1.DAGTask{Name: "verify", Template: tmplVerify, Arguments: verifyArgs, Depends: last})
 	return &wfv1.DAGTemplate{Tasks: tasks}
 }
 
-func (p Plan) workflowSpec(entry string, dag *wfv1.DAGTemplate, extra []wfv1.Template) wfv1.WorkflowSpec {
+// workflowSpec is the spec of a Workflow running runs[0] (and holding the
+// templates of every run given): the parameters, the mutex, the pods'
+// security, limits and housekeeping.
+func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 	yes := true
 	uid := int64(UID)
+	deadline := seconds(p.WorkflowDeadline)
+	ttlOK, ttlFailed := int32(seconds(p.TTLAfterSuccess)), int32(seconds(p.TTLAfterFailure))
 	spec := wfv1.WorkflowSpec{
-		Entrypoint:         entry,
+		Entrypoint:         string(runs[0]),
+		Arguments:          wfv1.Arguments{Parameters: p.parameters()},
 		ServiceAccountName: p.ServiceAccount,
 		ArchiveLogs:        &yes,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid,
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
-		Volumes: p.volumes(),
+		Volumes:         p.volumes(),
+		Synchronization: p.synchronization(),
+		// Pods of succeeded nodes go as they succeed (their logs are in
+		// the artifact repository: archiveLogs); failed ones stay for
+		// kubectl logs and describe until the Workflow goes.
+		PodGC:                 &wfv1.PodGC{Strategy: wfv1.PodGCOnPodSuccess},
+		TTLStrategy:           &wfv1.TTLStrategy{SecondsAfterSuccess: &ttlOK, SecondsAfterFailure: &ttlFailed},
+		ActiveDeadlineSeconds: &deadline,
+		PodPriorityClassName:  p.PriorityClassName,
 	}
 	if p.Parallelism > 0 {
 		n := p.Parallelism
@@ -216,18 +381,103 @@ func (p Plan) workflowSpec(entry string, dag *wfv1.DAGTemplate, extra []wfv1.Tem
 	if r := p.ArtifactRepositoryRef; r != nil {
 		spec.ArtifactRepositoryRef = &wfv1.ArtifactRepositoryRef{ConfigMap: r.ConfigMap, Key: r.Key}
 	}
-	main := wfv1.Template{Name: entry, DAG: dag}
-	if p.ShardParallelism > 0 {
-		n := p.ShardParallelism
-		main.Parallelism = &n
+	var pipeline, cron, cutover, rollback bool
+	for _, run := range runs {
+		t := wfv1.Template{Name: string(run), DAG: p.dag(run)}
+		if run != RunRollback && p.ShardParallelism > 0 {
+			n := p.ShardParallelism
+			t.Parallelism = &n
+		}
+		spec.Templates = append(spec.Templates, t)
+		pipeline = pipeline || run != RunRollback
+		cron = cron || run != RunMigrate
+		cutover = cutover || run == RunCutover
+		rollback = rollback || run == RunRollback
 	}
-	spec.Templates = append([]wfv1.Template{main, {
-		Name:   tmplShard,
-		Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{{Name: paramShard}}},
-		DAG:    p.shardDAG(),
-	}}, p.stepTemplates()...)
-	spec.Templates = append(spec.Templates, extra...)
+	if pipeline {
+		spec.Templates = append(spec.Templates, wfv1.Template{
+			Name:   tmplShard,
+			Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{{Name: paramShard}, {Name: ParamVerifyMode}}},
+			DAG:    p.shardDAG(),
+		})
+		spec.Templates = append(spec.Templates, p.stepTemplates()...)
+	}
+	if cron {
+		spec.Templates = append(spec.Templates, p.deltaCronTemplate())
+	}
+	if cutover {
+		spec.Templates = append(spec.Templates,
+			p.patchDeltaCron(tmplSuspend, map[string]any{
+				"metadata": map[string]any{"annotations": map[string]any{SuspendedByAnnotation: "{{workflow.name}}"}},
+				"spec":     map[string]any{"suspend": true},
+			}),
+			wfv1.Template{Name: tmplApprove, Suspend: &wfv1.SuspendTemplate{}},
+			p.container(tmplSwitch, contract.StepSwitchMode, p.switchModeArgs(), step{
+				inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
+				outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
+				counts:  []string{"rewritten", "pending", contract.StatusFailed, "unproven"},
+			}),
+		)
+	}
+	if rollback {
+		var f flags
+		f.str("out", RunDir)
+		f.str("migration", p.Name)
+		f.boolean("rollback", true)
+		f.boolean("confirm", true)
+		spec.Templates = append(spec.Templates,
+			p.container(tmplSwitchBack, contract.StepSwitchMode, f, step{
+				outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, rollbackKey)}},
+				counts:  []string{"restored", contract.StatusFailed},
+			}),
+			p.patchDeltaCron(tmplResume, map[string]any{
+				"metadata": map[string]any{"annotations": map[string]any{SuspendedByAnnotation: nil}},
+				"spec":     map[string]any{"suspend": false},
+			}),
+		)
+	}
 	return spec
+}
+
+func (p Plan) synchronization() *wfv1.Synchronization {
+	return &wfv1.Synchronization{Mutexes: []*wfv1.Mutex{{Name: MutexName(p.Name)}}}
+}
+
+// Outputs of the delta-cron template.
+const (
+	outSuspended   = "suspended"    // "true" or "false"; "" when there is no CronWorkflow
+	outSuspendedBy = "suspended-by" // the cutover that suspended it, or ""
+)
+
+// deltaCronTemplate reads the migration's delta CronWorkflow, if there is
+// one (kubectl get --ignore-not-found: a missing one gives the defaults).
+func (p Plan) deltaCronTemplate() wfv1.Template {
+	t := p.resource(tmplDeltaCron, &wfv1.ResourceTemplate{
+		Action: "get",
+		Flags:  []string{"cronworkflows.argoproj.io", DeltaCronName(p.Name), "--namespace={{workflow.namespace}}", "--ignore-not-found"},
+	})
+	t.Outputs.Parameters = []wfv1.Parameter{
+		{Name: outSuspended, ValueFrom: &wfv1.ValueFrom{JQFilter: ".spec.suspend // false", Default: wfv1.AnyStringPtr("")}},
+		{Name: outSuspendedBy, ValueFrom: &wfv1.ValueFrom{JQFilter: fmt.Sprintf(".metadata.annotations[%q] // \"\"", SuspendedByAnnotation), Default: wfv1.AnyStringPtr("")}},
+	}
+	return t
+}
+
+// patchDeltaCron merge-patches the migration's delta CronWorkflow.
+func (p Plan) patchDeltaCron(name string, patch map[string]any) wfv1.Template {
+	b, _ := json.Marshal(patch)
+	return p.resource(name, &wfv1.ResourceTemplate{
+		Action: "patch", MergeStrategy: "merge", Manifest: string(b),
+		Flags: []string{"cronworkflows.argoproj.io", DeltaCronName(p.Name), "--namespace={{workflow.namespace}}"},
+	})
+}
+
+// resource is a template that Argo's executor runs as kubectl, as the
+// Workflow's ServiceAccount (manifests' executor Role grants it get and
+// patch on CronWorkflows).
+func (p Plan) resource(name string, r *wfv1.ResourceTemplate) wfv1.Template {
+	d := intstr.FromInt32(int32(seconds(p.StepDeadline)))
+	return wfv1.Template{Name: name, Resource: r, ActiveDeadlineSeconds: &d}
 }
 
 // step is what differs between the step containers.
@@ -276,8 +526,10 @@ func (p Plan) stepTemplates() []wfv1.Template {
 			counts: []string{"applied", contract.StatusSkipped, contract.StatusFailed},
 		}))
 	}
+	verifyIn := *shardIn.DeepCopy()
+	verifyIn.Parameters = append(verifyIn.Parameters, wfv1.Parameter{Name: ParamVerifyMode})
 	ts = append(ts,
-		p.container(tmplVerify, contract.StepVerify, p.verifyShardArgs(), step{inputs: shardIn, outputs: shardOut, retry: true}),
+		p.container(tmplVerify, contract.StepVerify, p.verifyShardArgs(), step{inputs: verifyIn, outputs: shardOut, retry: true}),
 		p.container(tmplReport, contract.StepVerify, p.reportArgs(), step{
 			inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
 			outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
@@ -288,7 +540,8 @@ func (p Plan) stepTemplates() []wfv1.Template {
 
 // container is a step's template: its binary run explicitly (the
 // controller cannot read an image's entrypoint without a registry), non-root
-// on a read-only root filesystem, writing only to emptyDirs.
+// on a read-only root filesystem, writing only to emptyDirs, within its
+// resources and deadline.
 func (p Plan) container(name, binary string, args []string, s step) wfv1.Template {
 	yes, no := true, false
 	uid := int64(UID)
@@ -298,10 +551,12 @@ func (p Plan) container(name, binary string, args []string, s step) wfv1.Templat
 		env = append(env, corev1.EnvVar{Name: "DOCKER_CONFIG", Value: AuthDir})
 		mounts = append(mounts, corev1.VolumeMount{Name: volAuth, MountPath: AuthDir, ReadOnly: true})
 	}
+	deadline := intstr.FromInt32(int32(seconds(p.StepDeadline)))
 	t := wfv1.Template{
-		Name:    name,
-		Inputs:  s.inputs,
-		Outputs: s.outputs,
+		Name:                  name,
+		Inputs:                s.inputs,
+		Outputs:               s.outputs,
+		ActiveDeadlineSeconds: &deadline,
 		Container: &corev1.Container{
 			Image:           p.image(binary),
 			Command:         []string{path.Join(BinDir, binary)},
@@ -309,6 +564,7 @@ func (p Plan) container(name, binary string, args []string, s step) wfv1.Templat
 			Env:             env,
 			VolumeMounts:    mounts,
 			ImagePullPolicy: corev1.PullIfNotPresent,
+			Resources:       p.resources(name),
 			SecurityContext: &corev1.SecurityContext{
 				RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid,
 				ReadOnlyRootFilesystem: &yes, AllowPrivilegeEscalation: &no,
@@ -326,6 +582,14 @@ func (p Plan) container(name, binary string, args []string, s step) wfv1.Templat
 		t.RetryStrategy = p.retryStrategy()
 	}
 	return t
+}
+
+// resources of a step's container: its own, or every step's.
+func (p Plan) resources(step string) corev1.ResourceRequirements {
+	if r, ok := p.StepResources[step]; ok {
+		return *r.DeepCopy()
+	}
+	return *p.Resources.DeepCopy()
 }
 
 func (p Plan) retryStrategy() *wfv1.RetryStrategy {
@@ -394,21 +658,6 @@ func inArtifact(name, p, key string) wfv1.Artifact {
 // "/".
 func keyOnly(key string) wfv1.ArtifactLocation {
 	return wfv1.ArtifactLocation{S3: &wfv1.S3Artifact{Key: key}}
-}
-
-// Template is the migration as a WorkflowTemplate: the same DAG, kept in
-// the cluster so that runs are submitted from it (`argo submit --from
-// workflowtemplate/NAME`, or the UI's Submit button).
-func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
-	p, err := p.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	return &wfv1.WorkflowTemplate{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "WorkflowTemplate"},
-		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: p.labels("template")},
-		Spec:       p.workflowSpec(tmplMain, p.mainDAG(), nil),
-	}, nil
 }
 
 // CertsDir is where the pods find auth.certsDir's files: in the

@@ -9,11 +9,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -58,6 +62,21 @@ func plans() map[string]workflows.Plan {
 			Backfill:   &workflows.Backfill{ImageAPI: "image.alauda.io/v1", QPS: 200, Burst: 400},
 			VerifyMode: "digest",
 			Timezone:   "Asia/Shanghai",
+			// every pod option: resources for every step and for one,
+			// a PriorityClass, deadlines and TTLs
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("96Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("384Mi")},
+			},
+			StepResources: map[string]corev1.ResourceRequirements{
+				contract.StepMirror: {
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("256Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+				},
+			},
+			PriorityClassName: "migration-batch",
+			StepDeadline:      2 * time.Hour, WorkflowDeadline: 24 * time.Hour,
+			TTLAfterSuccess: time.Hour, TTLAfterFailure: 48 * time.Hour,
 		},
 		// image lists and rules instead of a catalog, reuse-storage
 		"lists": {
@@ -75,11 +94,19 @@ func plans() map[string]workflows.Plan {
 	}
 }
 
-// objects generates every kind of object for every plan, by golden name.
+// objects generates every kind of object for every plan, by golden name:
+// the Workflow, the CronWorkflow, the cutover, the rollback and the
+// WorkflowTemplate of each, and for one the objects that reference its
+// template.
 func objects(t testing.TB) map[string]any {
 	t.Helper()
 	out := map[string]any{}
 	for name, p := range plans() {
+		tmpl, err := workflows.Template(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out[name+"-template"] = tmpl
 		wf, err := workflows.Workflow(p)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -95,27 +122,60 @@ func objects(t testing.TB) map[string]any {
 			t.Fatalf("%s: %v", name, err)
 		}
 		out[name+"-cutover"] = cut
-		if name == "lists" {
-			rb, err := workflows.Rollback(p)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			out[name+"-rollback"] = rb
+		rb, err := workflows.Rollback(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
+		out[name+"-rollback"] = rb
 	}
+	p := plans()["backfill"]
+	for _, run := range workflows.Runs {
+		args := map[string]string(nil)
+		if run == workflows.RunMigrate {
+			args = map[string]string{workflows.ParamTagRegex: `^v2\.`, workflows.ParamVerifyMode: "full"}
+		}
+		wf, err := workflows.FromTemplate(p, run, args)
+		if err != nil {
+			t.Fatalf("from template, %s: %v", run, err)
+		}
+		out["backfill-from-template-"+string(run)] = wf
+	}
+	cron, err := workflows.CronFromTemplate(p, "0 */6 * * *", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["backfill-from-template-cron"] = cron
 	return out
 }
 
-// templates of any generated object.
-func templates(obj any) []wfv1.Template {
+// templateOf is the WorkflowTemplate an object of the golden set runs
+// against (its plan's), or nil.
+func templateOf(t testing.TB, name string) *wfv1.WorkflowTemplate {
+	t.Helper()
+	plan, _, _ := strings.Cut(name, "-")
+	tmpl, err := workflows.Template(plans()[plan])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmpl
+}
+
+// spec is the Workflow spec of any generated object.
+func spec(obj any) *wfv1.WorkflowSpec {
 	switch o := obj.(type) {
 	case *wfv1.Workflow:
-		return o.Spec.Templates
+		return &o.Spec
 	case *wfv1.CronWorkflow:
-		return o.Spec.WorkflowSpec.Templates
+		return &o.Spec.WorkflowSpec
+	case *wfv1.WorkflowTemplate:
+		return &o.Spec
 	}
 	panic(fmt.Sprintf("%T", obj))
 }
+
+// templates of any generated object (none for one that references a
+// WorkflowTemplate).
+func templates(obj any) []wfv1.Template { return spec(obj).Templates }
 
 func TestGolden(t *testing.T) {
 	objs := objects(t)
@@ -166,15 +226,17 @@ func lineDiff(want, got string) string {
 
 func TestEveryObjectPassesArgosValidator(t *testing.T) {
 	for name, obj := range objects(t) {
-		if err := workflows.Validate(obj); err != nil {
+		tmpl := templateOf(t, name)
+		if err := workflows.Validate(obj, tmpl); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 		// and through YAML, as `regmigrate lint` reads a printed file
+		// (with the template's file, for an object that references it)
 		b, err := workflows.YAML(obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := workflows.Lint(name, b); err != nil {
+		if _, err := workflows.Lint(name, b, tmpl); err != nil {
 			t.Errorf("lint %s: %v", name, err)
 		}
 	}
@@ -238,6 +300,7 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 			if c == nil {
 				continue
 			}
+			subst := substitute(obj)
 			bin := path.Base(c.Command[0])
 			if c.Command[0] != path.Join(workflows.BinDir, bin) || !strings.HasSuffix(strings.Split(c.Image, ":")[0], "/"+bin) {
 				t.Errorf("%s/%s: command %q does not run the image's step %s", name, tmpl.Name, c.Command, c.Image)
@@ -248,7 +311,7 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 				continue
 			}
 			var stderr bytes.Buffer
-			args := substituteGlobals(c.Args)
+			args := subst(c.Args)
 			if err := parse(args, &stderr); err != nil {
 				t.Errorf("%s/%s: %s %q: %v\n%s", name, tmpl.Name, bin, args, err, stderr.String())
 			}
@@ -287,7 +350,7 @@ func TestVerifyChecksTheImageStreamTagsBackfillWrote(t *testing.T) {
 				}
 				switch path.Base(c.Command[0]) {
 				case contract.StepVerify:
-					f, err := verifycmd.Parse(substituteGlobals(c.Args), io.Discard)
+					f, err := verifycmd.Parse(substitute(wf)(c.Args), io.Discard)
 					if err != nil {
 						t.Fatalf("%s-%s/%s: %v", name, kind, tmpl.Name, err)
 					}
@@ -297,7 +360,7 @@ func TestVerifyChecksTheImageStreamTagsBackfillWrote(t *testing.T) {
 						t.Errorf("%s-%s/%s: the aggregate checks no cluster", name, kind, tmpl.Name)
 					}
 				case contract.StepBackfill:
-					f, err := backfillcmd.Parse(c.Args, io.Discard)
+					f, err := backfillcmd.Parse(substitute(wf)(c.Args), io.Discard)
 					if err != nil {
 						t.Fatalf("%s-%s/%s: %v", name, kind, tmpl.Name, err)
 					}
@@ -326,8 +389,10 @@ func TestCredentialsAreMountedNeverPassed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(wf.Spec.Arguments.Parameters) != 0 {
-		t.Errorf("workflow parameters %v", wf.Spec.Arguments.Parameters)
+	for _, par := range wf.Spec.Arguments.Parameters {
+		if !slices.Contains(workflows.Parameters, par.Name) {
+			t.Errorf("workflow parameter %s: not one of the scope's, filters', strategy's or verify mode's", par.Name)
+		}
 	}
 	var mounted bool
 	for _, v := range wf.Spec.Volumes {
@@ -476,14 +541,22 @@ func BenchmarkGenerateAndValidate(b *testing.B) {
 	}
 }
 
-// substituteGlobals replaces the Argo global variables the steps' arguments
-// may carry (the Workflow's creation time, for the report) with what the
-// controller would put there; any other expression stays for the caller to
-// refuse.
-func substituteGlobals(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "{{workflow.creationTimestamp.RFC3339}}", "2026-11-30T06:00:00Z")
+// substitute returns what replaces the Argo variables the steps'
+// arguments carry with what the controller would put there: the Workflow's
+// creation time (for the report), its parameters (their values in obj),
+// and a shard's verify mode (auto). Any other expression stays for the
+// caller to refuse.
+func substitute(obj any) func([]string) []string {
+	pairs := []string{"{{workflow.creationTimestamp.RFC3339}}", "2026-11-30T06:00:00Z", "{{inputs.parameters.verify-mode}}", "auto"}
+	for _, par := range spec(obj).Arguments.Parameters {
+		pairs = append(pairs, "{{workflow.parameters."+par.Name+"}}", par.Value.String())
 	}
-	return out
+	r := strings.NewReplacer(pairs...)
+	return func(args []string) []string {
+		out := make([]string, len(args))
+		for i, a := range args {
+			out[i] = r.Replace(a)
+		}
+		return out
+	}
 }

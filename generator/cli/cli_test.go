@@ -104,7 +104,10 @@ func TestNamespaceMeansOneThing(t *testing.T) {
 
 	base := []string{"generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--image-tag", "v1.2.3"}
 	code, wf, stderr := runCLI(t, append(base, "--namespace", "team-a", "--include-namespace", "team-b")...)
-	if code != 0 || !strings.Contains(wf, "--include-namespace=team-a,team-b") {
+	// the export step's --include-namespace is the Workflow's parameter,
+	// whose value the flags give (issue 13)
+	if code != 0 || !strings.Contains(wf, "--include-namespace={{workflow.parameters.include-namespaces}}") ||
+		!strings.Contains(wf, "name: include-namespaces\n      value: team-a,team-b\n") {
 		t.Errorf("--namespace team-a --include-namespace team-b: exit %d; want both in the export step's --include-namespace", code)
 	}
 	if !strings.Contains(stderr, "--namespace has been deprecated, use --include-namespace (registry namespaces") {

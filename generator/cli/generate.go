@@ -7,9 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regmigrate/regmigrate/generator/spec"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -21,7 +26,8 @@ type generateFlags struct {
 	migrationFlags
 	cron, timezone            string
 	cutover, template         bool
-	rollback                  bool
+	rollback, fromTemplate    bool
+	params                    []string
 	imagePrefix, imageTag     string
 	namespace                 string
 	secret, serviceAccount    string
@@ -40,13 +46,18 @@ func newGenerateCmd(env Env) *cobra.Command {
 and the flags (the flags of run work here too) and validated with Argo's own
 validator: the migration Workflow, a CronWorkflow for delta syncs (--cron), the
 cutover Workflow (--cutover), the rollback Workflow (--rollback) or a
-WorkflowTemplate (--template). It creates nothing: submit it with
-regmigrate submit, argo submit or kubectl create (not apply: the Workflow's
-name is generated).`,
+WorkflowTemplate holding them all, parameterised (--template). With
+--from-template it prints instead what runs the installed WorkflowTemplate
+(a Workflow, or with --cron, --cutover or --rollback that run; --param sets
+its parameters). It creates nothing: submit it with regmigrate submit, argo
+submit or kubectl create (not apply: the Workflow's name is generated; the
+WorkflowTemplate and the CronWorkflow can be applied, with kustomize too).`,
 		Example: `  regmigrate generate -f migration.yaml --secret registry-auth > workflow.yaml
   argo submit -n regmigrate workflow.yaml        # or: kubectl create -f workflow.yaml (not apply: the name is generated)
   regmigrate generate -f migration.yaml --cron '0 2 * * *' --timezone Asia/Shanghai
-  regmigrate generate -f migration.yaml --cutover --image-prefix registry.example/regmigrate --image-tag v1.2.3`,
+  regmigrate generate -f migration.yaml --cutover --image-prefix registry.example/regmigrate --image-tag v1.2.3
+  regmigrate generate -f migration.yaml --template --secret registry-auth > workflowtemplate.yaml    # the pipeline, for kubectl apply -k
+  regmigrate generate -f migration.yaml --from-template --cron '0 */6 * * *' > cronworkflow.yaml     # deltas from the template`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runGenerate(c, env, &f) },
 	}
@@ -63,7 +74,9 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.StringVar(&f.timezone, "timezone", "", "IANA `TIMEZONE` of --cron (default: the controller's)")
 	fs.BoolVar(&f.cutover, "cutover", false, "the cutover Workflow: last delta, full verify, approval, switch-mode")
 	fs.BoolVar(&f.rollback, "rollback", false, "the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
-	fs.BoolVar(&f.template, "template", false, "the migration as a WorkflowTemplate (runs are submitted from it)")
+	fs.BoolVar(&f.template, "template", false, "the migration as a WorkflowTemplate holding every run (migration, delta, cutover, rollback), the scope, filters, strategy and verify mode as parameters")
+	fs.BoolVar(&f.fromTemplate, "from-template", false, "an object that runs the migration's WorkflowTemplate (workflowTemplateRef) instead of carrying the pipeline: a Workflow, or with --cron, --cutover or --rollback that run")
+	fs.StringArrayVar(&f.params, "param", nil, "with --from-template: a parameter `NAME=VALUE` in place of the template's default (repeatable; "+strings.Join(workflows.Parameters, ", ")+")")
 	fs.StringVar(&f.imagePrefix, "image-prefix", "", "step images are `PREFIX`/<step>:TAG (default "+workflows.DefaultImagePrefix+"; argo.imagePrefix in the spec)")
 	fs.StringVar(&f.imageTag, "image-tag", "", "`TAG` of the step images (default: this regmigrate's version if it is a release; argo.imageTag in the spec)")
 	fs.StringVarP(&f.namespace, "namespace-for-workflow", "n", "", "Kubernetes namespace `NS` of the Workflow (default: the submitter's)")
@@ -74,7 +87,7 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.Int64Var(&f.shardsAtOnce, "shard-parallelism", 0, "`N` shards at once (0: no bound)")
 	fs.IntVar(&f.retryLimit, "retry-limit", workflows.DefaultRetryLimit, "`N` retries of a step that exits 75 (transient failures)")
 	setGroup(fs, groupCopy, "parallelism", "shard-parallelism", "retry-limit")
-	setGroup(fs, groupWorkflow, "cron", "timezone", "cutover", "rollback", "template", "image-prefix", "image-tag", "namespace-for-workflow", "secret", "service-account", "artifact-repository-ref")
+	setGroup(fs, groupWorkflow, "cron", "timezone", "cutover", "rollback", "template", "from-template", "param", "image-prefix", "image-tag", "namespace-for-workflow", "secret", "service-account", "artifact-repository-ref")
 }
 
 func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
@@ -118,6 +131,9 @@ type generation struct {
 	migration *spec.Migration
 	plan      workflows.Plan
 	build     func(workflows.Plan) (any, error)
+	// against builds the WorkflowTemplate an object that references one
+	// is validated against (--from-template): the spec's.
+	against func(workflows.Plan) (*wfv1.WorkflowTemplate, error)
 }
 
 // object builds the object from the plan and validates it with Argo's
@@ -127,10 +143,45 @@ func (g *generation) object() (any, error) {
 	if err != nil {
 		return nil, usageError(err)
 	}
-	if err := workflows.Validate(obj); err != nil {
+	var templates []*wfv1.WorkflowTemplate
+	if g.against != nil {
+		t, err := g.against(g.plan)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		templates = append(templates, t)
+	}
+	if err := workflows.Validate(obj, templates...); err != nil {
 		return nil, usageError(fmt.Errorf("the generated object does not pass Argo's validation: %w", err))
 	}
 	return obj, nil
+}
+
+// templateArgs are --param's NAME=VALUE pairs, which only a Workflow of
+// the template (--from-template) takes: the other objects carry the
+// spec's values as their parameters' defaults.
+func (f *generateFlags) templateArgs(createSecret bool) (map[string]string, error) {
+	if !f.fromTemplate {
+		if len(f.params) > 0 {
+			return nil, errors.New("--param sets a parameter of a Workflow run from the template (--from-template); for the objects that carry the pipeline, set the value in the spec (filters, strategy, verify.mode) or the flags")
+		}
+		return nil, nil
+	}
+	switch {
+	case f.template:
+		return nil, errors.New("--template and --from-template: give one (the template, or what runs from it)")
+	case f.secret != "" || createSecret:
+		return nil, errors.New("--from-template: the WorkflowTemplate names the credentials Secret (--secret or --create-secret when it was generated or submitted); give neither here")
+	}
+	args := map[string]string{}
+	for _, kv := range f.params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(workflows.Parameters, k) {
+			return nil, fmt.Errorf("--param %q: want NAME=VALUE with NAME one of %s", kv, strings.Join(workflows.Parameters, ", "))
+		}
+		args[k] = v
+	}
+	return args, nil
 }
 
 // prepare merges the spec and the flags into a plan. submitting says the
@@ -140,11 +191,15 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 	if n := btoi(f.cron != "") + btoi(f.cutover) + btoi(f.template) + btoi(f.rollback); n > 1 {
 		return nil, usageError(fmt.Errorf("--cron, --cutover, --rollback and --template: give one"))
 	}
+	args, err := f.templateArgs(createSecret)
+	if err != nil {
+		return nil, usageError(err)
+	}
 	m, err := f.spec(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCredentials(m.Auth, f.secret, submitting, createSecret, !f.rollback); err != nil {
+	if err := checkCredentials(m.Auth, f.secret, submitting, createSecret, !f.rollback && !f.fromTemplate); err != nil {
 		return nil, usageError(err)
 	}
 	p, err := planFor(m)
@@ -152,7 +207,12 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 		return nil, usageError(err)
 	}
 	if p.ImagePrefix, p.ImageTag, err = stepImages(c.Flags().Changed, f, m.Argo, contract.Version); err != nil {
-		return nil, usageError(err)
+		if !f.fromTemplate {
+			return nil, usageError(err)
+		}
+		// The Workflow names no image: the template's run. The template
+		// it is checked against needs one.
+		p.ImagePrefix, p.ImageTag = workflows.DefaultImagePrefix, "unused"
 	}
 	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
 	if m.Auth.CertsDir != "" && !f.rollback {
@@ -162,11 +222,31 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 	}
 	p.Parallelism, p.ShardParallelism, p.Timezone = f.parallelism, f.shardsAtOnce, f.timezone
 	p.Retry = workflows.Retry{Limit: f.retryLimit, Backoff: workflows.DefaultRetryBackoff, Factor: workflows.DefaultRetryFactor, MaxDuration: workflows.DefaultRetryMaxDuration}
+	if err := podSettings(&p, m.Argo); err != nil {
+		return nil, usageError(err)
+	}
 	if f.artifactRepositoryRef != "" {
 		cm, key, _ := strings.Cut(f.artifactRepositoryRef, ":")
 		p.ArtifactRepositoryRef = &workflows.ArtifactRepositoryRef{ConfigMap: cm, Key: key}
 	}
 	g := &generation{migration: m, plan: p}
+	if f.fromTemplate {
+		run := workflows.RunMigrate
+		switch {
+		case f.cutover:
+			run = workflows.RunCutover
+		case f.rollback:
+			run = workflows.RunRollback
+		}
+		g.build = func(p workflows.Plan) (any, error) {
+			if f.cron != "" {
+				return workflows.CronFromTemplate(p, f.cron, args)
+			}
+			return workflows.FromTemplate(p, run, args)
+		}
+		g.against = func(p workflows.Plan) (*wfv1.WorkflowTemplate, error) { return workflows.Template(p) }
+		return g, nil
+	}
 	switch {
 	case f.cron != "":
 		g.build = func(p workflows.Plan) (any, error) { return workflows.CronWorkflow(p, f.cron) }
@@ -299,6 +379,52 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		p.Backfill = &workflows.Backfill{ImageAPI: c.ImageAPI, QPS: c.QPS, Burst: c.Burst}
 	}
 	return p, nil
+}
+
+// podSettings carries the spec's argo section (resources, priority class,
+// deadlines, TTLs) into the plan; the spec validated it.
+func podSettings(p *workflows.Plan, a spec.Argo) error {
+	if a.Resources != nil {
+		p.Resources = requirements(*a.Resources)
+	}
+	for step, r := range a.StepResources {
+		if p.StepResources == nil {
+			p.StepResources = map[string]corev1.ResourceRequirements{}
+		}
+		p.StepResources[step] = requirements(r)
+	}
+	p.PriorityClassName = a.PriorityClassName
+	var err error
+	for _, d := range []struct {
+		v   string
+		out *time.Duration
+	}{
+		{a.Deadlines.Step, &p.StepDeadline}, {a.Deadlines.Workflow, &p.WorkflowDeadline},
+		{a.TTL.AfterSuccess, &p.TTLAfterSuccess}, {a.TTL.AfterFailure, &p.TTLAfterFailure},
+	} {
+		if *d.out, err = spec.Duration(d.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requirements turns the spec's resources into a container's.
+func requirements(r spec.Resources) corev1.ResourceRequirements {
+	list := func(l spec.ResourceList) corev1.ResourceList {
+		out := corev1.ResourceList{}
+		if l.CPU != "" {
+			out[corev1.ResourceCPU] = resource.MustParse(l.CPU)
+		}
+		if l.Memory != "" {
+			out[corev1.ResourceMemory] = resource.MustParse(l.Memory)
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	}
+	return corev1.ResourceRequirements{Requests: list(r.Requests), Limits: list(r.Limits)}
 }
 
 // readInput reads a list or rules file for the Workflow. A file far over

@@ -79,7 +79,8 @@ func TestGenerateThenLint(t *testing.T) {
 		{"workflow", nil, []string{"kind: Workflow", "generateName: acp-to-registry-v2-", "withParam: '{{tasks.export.outputs.parameters.shard-ids}}'", "/usr/local/bin/backfill-shard", "--image-api=image.alauda.io/v1", "--images=/work/inputs/0-images.txt",
 			"path: /work/inputs/0-images.txt\n        raw:\n          data: |\n            team-a/app:v1\n"}},
 		{"cron", []string{"--cron", "0 2 * * *", "--timezone", "Asia/Shanghai"}, []string{"kind: CronWorkflow", "concurrencyPolicy: Forbid", "timezone: Asia/Shanghai", "- 0 2 * * *"}},
-		{"cutover", []string{"--cutover"}, []string{"suspend: {}", "/usr/local/bin/switch-mode", "--confirm", "--mode=full"}},
+		{"cutover", []string{"--cutover"}, []string{"suspend: {}", "/usr/local/bin/switch-mode", "--confirm", "- name: verify-mode\n            value: full\n", "name: suspend-deltas"}},
+		{"template", []string{"--template"}, []string{"kind: WorkflowTemplate", "name: acp-to-registry-v2\n", "name: cutover\n", "name: rollback\n", "name: delta\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"generate", "-f", spec, "--secret", "registry-auth", "--image-prefix", "registry.example/rm",
@@ -117,7 +118,7 @@ func TestGenerateFromFlags(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	for _, w := range []string{"--include-namespace=team-a,team-b", "image: ghcr.io/regmigrate/export:v1.2.3", "verify-shard"} {
+	for _, w := range []string{"--include-namespace={{workflow.parameters.include-namespaces}}", "name: include-namespaces\n      value: team-a,team-b\n", "image: ghcr.io/regmigrate/export:v1.2.3", "verify-shard"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q", w)
 		}
@@ -138,6 +139,11 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1:2"}, "v1:2"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1", "--image-prefix", "r.example/rm:v1"}, "r.example/rm:v1"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1", "--images", "/no/such/list.txt"}, "/no/such/list.txt"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--image-tag", "v1", "--param", "tag-regex=^v"}, "--param sets a parameter of a Workflow run from the template"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--param", "tags=^v"}, `--param "tags=^v": want NAME=VALUE with NAME one of source,`},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--param", "strategy=move"}, "move"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--template"}, "--template and --from-template: give one"},
+		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--secret", "x"}, "the WorkflowTemplate names the credentials Secret"},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
 		if code != 2 || out != "" || !strings.Contains(stderr, tc.want) {
@@ -307,5 +313,107 @@ func TestCertsDirTravelsInTheCredentialsSecret(t *testing.T) {
 	}
 	if strings.ContainsAny(key, "/:") {
 		t.Errorf("Secret key %q: Kubernetes allows no / or :", key)
+	}
+}
+
+// TestGenerateFromTemplate: the template and what runs from it, as a
+// platform team installs them (generate --template, --from-template
+// --cron) and submits runs; each lints against the template's file, and
+// the two are written for kubectl apply (names, no generateName).
+func TestGenerateFromTemplate(t *testing.T) {
+	spec := migrationYAML(t)
+	base := []string{"generate", "-f", spec, "--namespace-for-workflow", "migration"}
+	code, tmpl, stderr := runCLI(t, append(base, "--template", "--secret", "registry-auth", "--image-tag", "v9.9.9")...)
+	if code != 0 {
+		t.Fatalf("--template: exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{"kind: WorkflowTemplate", "name: acp-to-registry-v2\n", "name: regmigrate-acp-to-registry-v2", "workflowMetadata:"} {
+		if !strings.Contains(tmpl, w) {
+			t.Errorf("the template lacks %q", w)
+		}
+	}
+	tmplFile := write(t, "workflowtemplate.yaml", tmpl)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"run", []string{"--param", "tag-regex=^v2\\.", "--param", "verify-mode=full"},
+			[]string{"kind: Workflow", "generateName: acp-to-registry-v2-\n", "entrypoint: main", "name: tag-regex\n      value: ^v2\\.\n", "name: verify-mode\n      value: full"}},
+		{"cron", []string{"--cron", "0 */6 * * *"}, []string{"kind: CronWorkflow", "name: acp-to-registry-v2-delta\n", "entrypoint: delta", "concurrencyPolicy: Forbid"}},
+		{"cutover", []string{"--cutover"}, []string{"generateName: acp-to-registry-v2-cutover-", "entrypoint: cutover"}},
+		{"rollback", []string{"--rollback"}, []string{"generateName: acp-to-registry-v2-rollback-", "entrypoint: rollback"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// No --secret, no image tag (a development build): the
+			// template carries both.
+			code, out, stderr := runCLI(t, append(append(base, "--from-template"), tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			for _, w := range append(tc.want, "workflowTemplateRef:\n", "  name: acp-to-registry-v2\n", "name: regmigrate-acp-to-registry-v2") {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "templates:") || strings.Contains(out, "image:") {
+				t.Error("an object run from the template carries the pipeline")
+			}
+			file := write(t, tc.name+".yaml", out)
+			if code, lintOut, lintErr := runCLI(t, "lint", tmplFile, file); code != 0 || strings.Count(lintOut, ": ok") != 2 {
+				t.Errorf("lint with the template: exit %d\n%s%s", code, lintOut, lintErr)
+			}
+			if code, _, lintErr := runCLI(t, "lint", file); code != 2 || !strings.Contains(lintErr, "acp-to-registry-v2") {
+				t.Errorf("lint without the template: exit %d %s: want 2 naming the template it cannot find", code, lintErr)
+			}
+		})
+	}
+}
+
+// TestGeneratePodSettingsFromTheSpec: the argo section's resources,
+// per-step resources, priority class, deadlines and TTLs reach the
+// objects; a wrong value is refused with the spec's line.
+func TestGeneratePodSettingsFromTheSpec(t *testing.T) {
+	spec := write(t, "migration.yaml", `source: {registry: legacy.example:5000}
+target: {registry: newreg.example:5000}
+argo:
+  imageTag: v1
+  resources:
+    requests: {cpu: 50m, memory: 40Mi}
+    limits: {memory: 300Mi}
+  stepResources:
+    mirror-shard:
+      requests: {cpu: "1", memory: 200Mi}
+      limits: {memory: 2Gi}
+  priorityClassName: migration-batch
+  deadlines: {step: 90m, workflow: 30h}
+  ttl: {afterSuccess: 1h, afterFailure: 48h}
+`)
+	code, out, stderr := runCLI(t, "generate", "-f", spec)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{
+		"podPriorityClassName: migration-batch", "activeDeadlineSeconds: 108000\n", "activeDeadlineSeconds: 5400\n",
+		"secondsAfterSuccess: 3600", "secondsAfterFailure: 172800", "podGC:\n    strategy: OnPodSuccess",
+		"limits:\n          memory: 2Gi\n        requests:\n          cpu: \"1\"\n          memory: 200Mi",
+		"limits:\n          memory: 300Mi\n        requests:\n          cpu: 50m\n          memory: 40Mi",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	for _, tc := range []struct{ argo, want string }{
+		{"  stepResources: {mirror: {limits: {memory: 1Gi}}}\n", `migration.yaml:4: argo.stepResources: step "mirror": want one of export, mirror-shard,`},
+		{"  resources: {requests: {memory: 1Gi}, limits: {memory: 512Mi}}\n", "migration.yaml:4: argo.resources: requests.memory 1Gi is more than limits.memory 512Mi"},
+		{"  resources: {limits: {cpu: lots}}\n", `argo.resources: limits.cpu "lots": want a positive quantity such as 250m, 1`},
+		{"  deadlines: {step: 6}\n", `migration.yaml:4: argo.deadlines.step "6": want a duration`},
+		{"  ttl: {afterFailure: 7d}\n", `argo.ttl.afterFailure "7d"`},
+		{"  priorityClassName: Batch_Jobs\n", `argo.priorityClassName "Batch_Jobs"`},
+	} {
+		bad := write(t, "migration.yaml", "source: {registry: a.example}\ntarget: {registry: b.example}\nargo:\n"+tc.argo)
+		if code, _, stderr := runCLI(t, "generate", "-f", bad, "--image-tag", "v1"); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d %s: want 2 and %q", tc.argo, code, stderr, tc.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -37,7 +38,9 @@ validation with Argo's validator) and creates it in the cluster where Argo runs
 The registries' credentials reach the pods only through a Secret: a spec that
 names credential files needs --create-secret (submit builds a
 kubernetes.io/dockerconfigjson Secret from them, owned by the created object,
-deleted with it) or --secret NAME (an existing Secret).
+deleted with it) or --secret NAME (an existing Secret). With --from-template
+the Workflow (or CronWorkflow) runs the migration's WorkflowTemplate, which
+must be installed already and which names the Secret: neither flag is given.
 
 Exit codes: 0 created (with --watch: the Workflow Succeeded), 1 the Workflow
 failed (--watch) or the cluster refused it, 2 a mistake in the command or the
@@ -47,12 +50,15 @@ func newSubmitCmd(env Env) *cobra.Command {
 	var f submitFlags
 	c := &cobra.Command{
 		Use:   "submit",
-		Short: "Create the generated Workflow (or CronWorkflow) in the cluster where Argo runs; print its name and UI link",
+		Short: "Create the generated Workflow (or CronWorkflow, WorkflowTemplate) in the cluster where Argo runs; print its name and UI link",
 		Long:  submitLong,
 		Example: `  regmigrate submit -f migration.yaml --create-secret -n regmigrate
   regmigrate submit -f migration.yaml --secret registry-auth -n regmigrate --watch
   regmigrate submit -f migration.yaml --create-secret -n regmigrate -o name   # workflow.argoproj.io/NAME, secret/NAME
-  regmigrate submit -f migration.yaml --cron '0 */6 * * *' --argo-kubeconfig ~/.kube/config`,
+  regmigrate submit -f migration.yaml --cron '0 */6 * * *' --argo-kubeconfig ~/.kube/config
+  regmigrate submit -f migration.yaml --template --create-secret -n regmigrate     # install the pipeline
+  regmigrate submit -f migration.yaml --from-template --param tag-regex='^v2\.' --watch
+  regmigrate submit -f migration.yaml --from-template --cutover`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runSubmit(c, env, &f) },
 	}
@@ -113,6 +119,11 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.fromTemplate {
+		if err := templateInstalled(ctx, dyn, ns, g.plan.Name); err != nil {
+			return err
+		}
+	}
 	secret := ""
 	if f.createSecret {
 		certs, err := secretCerts(g.migration.Auth.CertsDir, g.plan.CertFiles)
@@ -147,8 +158,11 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	}
 	if f.uiURL != "" {
 		path := "workflows"
-		if resource == "cronworkflow" {
+		switch resource {
+		case "cronworkflow":
 			path = "cron-workflows"
+		case "workflowtemplate":
+			path = "workflow-templates"
 		}
 		fmt.Fprintf(w, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
 	}
@@ -167,6 +181,19 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		return nil
 	}
 	return watch(ctx, w, dyn, ns, created.GetName(), f.pollEvery)
+}
+
+// templateInstalled checks, before a Workflow that runs the migration's
+// WorkflowTemplate is created, that the template is there: otherwise the
+// Workflow would only fail in the controller.
+func templateInstalled(ctx context.Context, dyn dynamic.Interface, ns, name string) error {
+	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflowtemplates"}
+	_, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return usageError(fmt.Errorf("--from-template: no WorkflowTemplate %s in namespace %s: install it first with `regmigrate submit -f SPEC --template` "+
+			"or `kubectl apply -k` of a kustomization holding the output of `regmigrate generate -f SPEC --template`", name, ns))
+	}
+	return nil // any other answer: the controller will say
 }
 
 // removeSecret deletes the Secret of an object that was not created, and

@@ -49,7 +49,8 @@ type Migration struct {
 	lines map[string]int // field path (target.registry) -> line
 }
 
-// Argo says which step images the generated Workflow runs.
+// Argo says which step images the generated Workflow runs, and how its
+// pods are bounded and cleaned up (argo.go).
 type Argo struct {
 	// ImagePrefix: the step images are PREFIX/<step>:TAG (default
 	// ghcr.io/regmigrate, where releases are published).
@@ -58,6 +59,19 @@ type Argo struct {
 	// when it is a release; a development build needs one, from `make
 	// images REGISTRY=...`).
 	ImageTag string `json:"imageTag,omitempty"`
+
+	// Resources of every step container (default: measured, README "Pod
+	// resources"); StepResources replaces them for one step, by the name
+	// the Argo UI shows (export, mirror-shard, backfill-shard,
+	// verify-shard, report, switch-mode, switch-back).
+	Resources     *Resources           `json:"resources,omitempty"`
+	StepResources map[string]Resources `json:"stepResources,omitempty"`
+	// PriorityClassName of the pods (default: the cluster's).
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// Deadlines of each step pod and of a whole Workflow.
+	Deadlines Deadlines `json:"deadlines,omitempty"`
+	// TTL: how long a finished Workflow object stays.
+	TTL TTL `json:"ttl,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.
@@ -221,5 +235,6 @@ func (m *Migration) Validate() error {
 	if p := m.Argo.ImagePrefix; p != "" && !ImagePrefixOK(p) {
 		errs = append(errs, fmt.Errorf("argo.imagePrefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", p))
 	}
+	errs = append(errs, m.Argo.validate()...)
 	return errors.Join(m.located(errs)...)
 }

@@ -1,0 +1,127 @@
+package spec
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Resources are a container's requests and limits, as Kubernetes writes
+// them ("250m", "1", "128Mi", "1Gi").
+type Resources struct {
+	Requests ResourceList `json:"requests,omitempty"`
+	Limits   ResourceList `json:"limits,omitempty"`
+}
+
+// ResourceList is an amount of CPU and memory.
+type ResourceList struct {
+	CPU    string `json:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty"`
+}
+
+// Deadlines bound the pods and the Workflows in time (Go durations: "6h",
+// "90m").
+type Deadlines struct {
+	// Step: each attempt of a step pod (activeDeadlineSeconds); default 6h.
+	Step string `json:"step,omitempty"`
+	// Workflow: a whole Workflow, the cutover's wait for its approval
+	// included; default 72h.
+	Workflow string `json:"workflow,omitempty"`
+}
+
+// TTL: how long a finished Workflow object stays in the cluster (its
+// record stays in the workflow archive and its audit bundle in the
+// artifact repository).
+type TTL struct {
+	AfterSuccess string `json:"afterSuccess,omitempty"` // default 168h
+	AfterFailure string `json:"afterFailure,omitempty"` // default 336h
+}
+
+// StepNames are the steps StepResources may name (the templates whose
+// pods run a step binary; workflows.StepTemplates, which a test keeps
+// equal).
+var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "switch-mode", "switch-back"}
+
+// Duration parses a duration of the argo section ("" is 0).
+func Duration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("%q: want a duration of at least a second, such as 90m, 6h or 168h", s)
+	}
+	return d, nil
+}
+
+// validate checks the argo section's pod settings; each error starts with
+// the field it names (located to its line).
+func (a Argo) validate() []error {
+	var errs []error
+	if a.Resources != nil {
+		errs = append(errs, a.Resources.validate("argo.resources")...)
+	}
+	steps := make([]string, 0, len(a.StepResources))
+	for s := range a.StepResources {
+		steps = append(steps, s)
+	}
+	sort.Strings(steps)
+	for _, s := range steps {
+		if !slices.Contains(StepNames, s) {
+			errs = append(errs, fmt.Errorf("argo.stepResources: step %q: want one of %s", s, strings.Join(StepNames, ", ")))
+			continue
+		}
+		r := a.StepResources[s]
+		errs = append(errs, r.validate(fmt.Sprintf("argo.stepResources (%s)", s))...)
+	}
+	if p := a.PriorityClassName; p != "" {
+		if msgs := validation.IsDNS1123Subdomain(p); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("argo.priorityClassName %q: %s", p, strings.Join(msgs, "; ")))
+		}
+	}
+	for _, d := range []struct{ field, v string }{
+		{"argo.deadlines.step", a.Deadlines.Step}, {"argo.deadlines.workflow", a.Deadlines.Workflow},
+		{"argo.ttl.afterSuccess", a.TTL.AfterSuccess}, {"argo.ttl.afterFailure", a.TTL.AfterFailure},
+	} {
+		if _, err := Duration(d.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %w", d.field, err))
+		}
+	}
+	return errs
+}
+
+func (r Resources) validate(field string) []error {
+	var errs []error
+	parse := func(kind, what, v string) (resource.Quantity, bool) {
+		if v == "" {
+			return resource.Quantity{}, false
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			example := "128Mi, 1Gi"
+			if what == "cpu" {
+				example = "250m, 1"
+			}
+			errs = append(errs, fmt.Errorf("%s: %s.%s %q: want a positive quantity such as %s", field, kind, what, v, example))
+			return resource.Quantity{}, false
+		}
+		return q, true
+	}
+	for _, what := range []string{"cpu", "memory"} {
+		req, lim := r.Requests.CPU, r.Limits.CPU
+		if what == "memory" {
+			req, lim = r.Requests.Memory, r.Limits.Memory
+		}
+		rq, okR := parse("requests", what, req)
+		lq, okL := parse("limits", what, lim)
+		if okR && okL && rq.Cmp(lq) > 0 {
+			errs = append(errs, fmt.Errorf("%s: requests.%s %s is more than limits.%s %s", field, what, req, what, lim))
+		}
+	}
+	return errs
+}
