@@ -28,6 +28,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/regmigrate/regmigrate/generator/cli"
 	"github.com/regmigrate/regmigrate/images/builder"
@@ -47,9 +48,10 @@ const (
 
 // env is what every scenario shares: one node, two registries, the Image API.
 type env struct {
-	node     *cluster.Node
-	src, dst *regtest.Registry
-	dir      string // the test's files (migration specs)
+	node       *cluster.Node
+	src, dst   *regtest.Registry
+	dir        string // the test's files (migration specs)
+	installDir string // the kustomization install applied
 }
 
 // TestArgo stands up the node once and runs the scenarios of issue 6 on it,
@@ -65,7 +67,8 @@ func TestArgo(t *testing.T) {
 		{"2-failed-shard-retried", scenarioRetry},
 		{"5-archive-and-artifacts-outlive-workflows", scenarioArchive},
 		{"3-cron-delta", scenarioCron},
-		{"4-cutover-and-rollback", scenarioCutover},
+		{"4-template-cutover-one-at-a-time-rollback", scenarioCutover},
+		{"6-deadlines-ttl-and-pods", scenarioLimits},
 	} {
 		start, ran := time.Now(), false
 		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })
@@ -224,11 +227,40 @@ func stepImage(l v1.ImageIndex) (v1.Image, error) {
 	return nil, fmt.Errorf("no linux/amd64 image")
 }
 
-// install applies the ACP overlay of manifests/ (namespace, ServiceAccount,
-// RBAC, artifact repository, WorkflowTemplate), points its artifact
-// repository at the node's S3 and creates the two secrets it names.
+// install applies, as a platform team would, one kustomization: the ACP
+// overlay of manifests/ (namespace, ServiceAccount, RBAC, the example
+// WorkflowTemplate and CronWorkflow) with the artifact repository patched
+// to the node's S3; then creates the two secrets it names and the
+// PriorityClass the pods scenario asks for.
 func (e *env) install(t *testing.T, ctx context.Context) {
-	if out, err := e.node.Kubectl(ctx, "apply", "-k", "../../manifests/overlays/acp"); err != nil {
+	e.installDir = filepath.Join(e.dir, "install")
+	overlay, err := filepath.Abs("../../manifests/overlays/acp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(e.installDir, overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeFiles(t, e.installDir, map[string]string{
+		"kustomization.yaml": fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\npatches:\n- path: artifact-repositories.yaml\n", rel),
+		"artifact-repositories.yaml": fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: artifact-repositories
+  namespace: %s
+data:
+  audit: |
+    archiveLogs: true
+    s3:
+      bucket: %s
+      endpoint: %s
+      insecure: true
+      accessKeySecret: {name: regmigrate-artifacts-s3, key: accessKey}
+      secretKeySecret: {name: regmigrate-artifacts-s3, key: secretKey}
+`, namespace, cluster.S3Bucket, strings.TrimPrefix(e.node.S3, "http://")),
+	})
+	if out, err := e.node.Kubectl(ctx, "apply", "-k", e.installDir); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	auths := map[string]any{}
@@ -240,29 +272,13 @@ func (e *env) install(t *testing.T, ctx context.Context) {
 	if err := os.WriteFile(cfg, dockerConfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	repo := fmt.Sprintf(`apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: artifact-repositories
-  namespace: %s
-  annotations: {workflows.argoproj.io/default-artifact-repository: audit}
-data:
-  audit: |
-    archiveLogs: true
-    s3:
-      bucket: %s
-      endpoint: %s
-      insecure: true
-      accessKeySecret: {name: regmigrate-artifacts-s3, key: accessKey}
-      secretKeySecret: {name: regmigrate-artifacts-s3, key: secretKey}
-`, namespace, cluster.S3Bucket, strings.TrimPrefix(e.node.S3, "http://"))
-	repoFile := filepath.Join(e.dir, "artifact-repositories.yaml")
-	os.WriteFile(repoFile, []byte(repo), 0o644)
+	pc := filepath.Join(e.dir, "priorityclass.yaml")
+	os.WriteFile(pc, []byte("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: "+priorityClass+"}\nvalue: 1000\n"), 0o644)
 	for _, args := range [][]string{
-		{"apply", "-f", repoFile},
 		{"-n", namespace, "create", "secret", "generic", "regmigrate-artifacts-s3",
 			"--from-literal=accessKey=" + cluster.S3Key, "--from-literal=secretKey=" + cluster.S3Secret},
 		{"-n", namespace, "create", "secret", "docker-registry", authSecret, "--from-file=.dockerconfigjson=" + cfg},
+		{"apply", "-f", pc},
 	} {
 		if out, err := e.node.Kubectl(ctx, args...); err != nil {
 			t.Fatalf("%v\n%s", err, out)
@@ -270,9 +286,33 @@ data:
 	}
 }
 
+// priorityClass is the PriorityClass install creates for the pods
+// scenario's spec (argo.priorityClassName).
+const priorityClass = "regmigrate-e2e"
+
+// writeFiles writes files (name to content) into dir.
+func (e *env) writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // migrationSpec writes a migration.yaml from the source to the target
 // registry, one shard per namespace, with the Image API backfilled.
 func (e *env) migrationSpec(t *testing.T, name string, namespaces ...string) string {
+	return e.migrationSpecWith(t, name, e.src.Host, "", namespaces...)
+}
+
+// migrationSpecWith writes a migration.yaml from source to the target
+// registry with more YAML (an argo section) appended.
+func (e *env) migrationSpecWith(t *testing.T, name, source, more string, namespaces ...string) string {
 	spec := fmt.Sprintf(`apiVersion: regmigrate.io/v1alpha1
 kind: Migration
 metadata:
@@ -286,10 +326,11 @@ shards:
 cluster:
   kubeconfig: %s
   imageAPI: %s/v1
-`, name, e.src.Host, e.dst.Host, e.node.Kubeconfig, imageAPI)
+`, name, source, e.dst.Host, e.node.Kubeconfig, imageAPI)
 	if len(namespaces) > 0 {
 		spec += "filters:\n  includeNamespaces: [" + strings.Join(namespaces, ", ") + "]\n"
 	}
+	spec += more
 	path := filepath.Join(e.dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
@@ -370,6 +411,38 @@ func regmigrateEnv(t *testing.T, ctx context.Context, environ map[string]string,
 	}
 	t.Logf("regmigrate %s -> %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
 	return code, out.String()
+}
+
+// generate runs `regmigrate generate` of a spec with the flags a user of
+// this cluster gives plus extra, and returns what it printed.
+func (e *env) generate(t *testing.T, ctx context.Context, spec string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"generate", "-f", spec, "--namespace-for-workflow", namespace}, extra...)
+	code, out := regmigrate(t, ctx, args...)
+	if code != 0 {
+		t.Fatalf("regmigrate generate exit %d", code)
+	}
+	return out
+}
+
+// stepImageFlags name the step images the node has.
+var stepImageFlags = []string{"--image-prefix", imagePrefix, "--image-tag", imageTag, "--artifact-repository-ref", "artifact-repositories:audit"}
+
+// submitFromTemplate runs `regmigrate submit --from-template` of a spec
+// (no credentials, no images: the template's) plus extra, and returns the
+// created object's name.
+func (e *env) submitFromTemplate(t *testing.T, ctx context.Context, spec string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"submit", "-f", spec, "--from-template", "--namespace-for-workflow", namespace, "--argo-kubeconfig", e.node.Kubeconfig}, extra...)
+	code, out := regmigrate(t, ctx, args...)
+	if code != 0 {
+		t.Fatalf("regmigrate submit exit %d", code)
+	}
+	f := strings.Fields(out)
+	if len(f) == 0 || !strings.Contains(f[0], ".argoproj.io/") {
+		t.Fatalf("submit printed %q: want the created object", out)
+	}
+	return f[0][strings.Index(f[0], "/")+1:]
 }
 
 // submit runs `regmigrate submit` of a spec with the flags a user of this
@@ -520,4 +593,40 @@ func (e *env) s3Get(t *testing.T, key string) []byte {
 		t.Fatalf("S3 GET %s: %s: %s", key, resp.Status, b)
 	}
 	return b
+}
+
+// pods are the pods of a Workflow, as kubectl lists them.
+func (e *env) pods(t *testing.T, ctx context.Context, wfName string) []corev1.Pod {
+	t.Helper()
+	out, err := e.node.Kubectl(ctx, "-n", namespace, "get", "pods", "-l", "workflows.argoproj.io/workflow="+wfName, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list corev1.PodList
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// waitPods waits until the Workflow's pods are as ok wants (the pod
+// garbage collector works asynchronously), for at most two minutes.
+func (e *env) waitPods(t *testing.T, ctx context.Context, wfName, what string, ok func([]corev1.Pod) bool) []corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pods := e.pods(t, ctx, wfName)
+		if ok(pods) {
+			return pods
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, p := range pods {
+				names = append(names, p.Name+" "+string(p.Status.Phase))
+			}
+			t.Errorf("pods of %s: %v; want %s", wfName, names, what)
+			return pods
+		}
+		time.Sleep(time.Second)
+	}
 }

@@ -164,6 +164,14 @@ func scenarioMigration(t *testing.T, e *env) {
 	// Every image on the target with its source digest.
 	e.assertOnTarget(t, seeded.Tags)
 
+	// podGC OnPodSuccess: the pods of a Workflow that succeeded go as
+	// their nodes succeed (their logs are in the artifact repository).
+	e.waitPods(t, ctx, name, "every pod deleted (podGC: OnPodSuccess)", func(pods []corev1.Pod) bool { return len(pods) == 0 })
+	logs := slices.DeleteFunc(e.s3List(t, name+"/"), func(k string) bool { return !strings.HasSuffix(k, "/main.log") })
+	if len(logs) == 0 {
+		t.Errorf("no pod log of %s in S3 (archiveLogs) now that its pods are deleted", name)
+	}
+
 	// ImageStreamTags, as `kubectl get imagestreamtags` shows them.
 	for _, ns := range namespaces {
 		out, err := e.node.Kubectl(ctx, "-n", ns, "get", "imagestreamtags."+imageAPI, "-o", "json")
@@ -327,6 +335,25 @@ func scenarioRetry(t *testing.T, e *env) {
 	if m := shardNode(wf, "mirror-shard", "ns-shop-b"); output(m, "failed") != "1" {
 		t.Errorf("mirror ns-shop-b outputs failed=%q copied=%q, want 1 failed", output(m, "failed"), output(m, "copied"))
 	}
+	// podGC OnPodSuccess: the failed shard's pod stays for its logs; the
+	// succeeded ones go.
+	failedNode := shardNode(wf, "mirror-shard", "ns-shop-b")
+	podName := ""
+	e.waitPods(t, ctx, name, "only failed pods left, the failed mirror among them", func(pods []corev1.Pod) bool {
+		podName = ""
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodSucceeded {
+				return false
+			}
+			if failedNode != nil && p.Annotations["workflows.argoproj.io/node-id"] == failedNode.ID {
+				podName = p.Name
+			}
+		}
+		return podName != ""
+	})
+	if out, err := e.node.Kubectl(ctx, "-n", namespace, "logs", podName, "-c", "main"); err != nil || !strings.Contains(out, "shop-b/app1:v1") {
+		t.Errorf("kubectl logs of the failed mirror pod %s: %v\n%s", podName, err, out)
+	}
 
 	restore()
 	if out, err := e.argo(ctx, "retry", name, "--node-field-selector", "inputs.parameters.shard.value=ns-shop-b"); err != nil {
@@ -489,7 +516,10 @@ func scenarioCron(t *testing.T, e *env) {
 	if _, err := e.argo(ctx, "resume", name); err != nil {
 		t.Fatal(err)
 	}
-	// No more scheduled runs: suspend the CronWorkflow, as before a freeze.
+	// No more scheduled runs: suspend the CronWorkflow, as before a freeze,
+	// once this run has exported (a delta that starts after its
+	// CronWorkflow was suspended copies nothing: scenario 4).
+	e.waitNode(t, ctx, name, "export", wfv1.NodeSucceeded, wfTimeout)
 	if _, err := e.argo(ctx, "cron", "suspend", cron); err != nil {
 		t.Fatal(err)
 	}
