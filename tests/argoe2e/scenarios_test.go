@@ -21,6 +21,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/tests/regtest"
+	"github.com/regmigrate/regmigrate/workflows"
 )
 
 // Workflows that run longer than this are stuck.
@@ -114,9 +115,13 @@ func scenarioMigration(t *testing.T, e *env) {
 		lists[file] = append(lists[file], repo)
 	}
 	spec := e.listsSpec(t, "e2e-migrate", lists)
+	memory := watchPodMemory()
 	name := e.submitEnv(t, ctx, map[string]string{sourcePasswordVar: e.src.Password}, spec, "--create-secret")
 	wf := e.waitWorkflow(t, ctx, name, wfTimeout)
 	finished = append(finished, name)
+	// What the step pods used, seen from the node (the default resources).
+	cgroupPeaks, rssPeaks := memory.Stop()
+	logPodMemory(t, cgroupPeaks, rssPeaks, workflows.DefaultResources.Limits.Memory().Value())
 	if wf.Status.Phase != wfv1.WorkflowSucceeded {
 		out, _ := e.argo(ctx, "get", name)
 		t.Fatalf("workflow %s: %s (%s)\n%s", name, wf.Status.Phase, wf.Status.Message, out)
