@@ -4,11 +4,18 @@
 // submit` from a spec with local image lists and an auth.json
 // (--create-secret), a failing shard retried with `argo retry`, the
 // workflow archive and the audit bundle in S3, the delta-sync
-// CronWorkflow, the cutover and the rollback.
+// CronWorkflow; the pipeline installed as a WorkflowTemplate with its delta
+// CronWorkflow in one `kubectl apply -k`, the cutover from it holding the
+// migration's mutex while a manual run and a delta wait, the deltas
+// suspended by the cutover and resumed by the rollback; step and Workflow
+// deadlines, TTL, podGC, resources and the PriorityClass on real pods; and
+// what the step pods use (TestStepsFitTheirDefaultResources measures the
+// step binaries on a 500-image shard without the node).
 //
 // The tests carry the build tag e2e, so `go test ./...` does not run them:
 //
 //	make e2e     # go test -tags e2e -count=1 -timeout 45m ./tests/argoe2e/...
+//	go test -tags e2e -count=1 -v ./tests/argoe2e/ -run 'TestArgo/4-'   # setup, then one scenario (by its t.Run name)
 //
 // They need root (network namespaces, iptables, mounts) and the Debian
 // packages tests/cluster.Preflight names; a machine that cannot run the node

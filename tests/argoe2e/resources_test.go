@@ -29,9 +29,9 @@ import (
 // (49 repositories of 10, three layers each, one of 1 MiB of its own, a
 // multi-arch index, a signature) and two images of a 256 MiB layer, about
 // 1 GiB, copied 8 images at once (the default jobs). The default memory
-// request must hold each step's peak (a pod above its request is the first
-// evicted when the node runs short) and the limit twice that. The figures
-// are in the README ("Pod resources").
+// request must hold each step's peak with Argo's emissary beside it (a pod
+// above its request is the first evicted when the node runs short) and the
+// limit twice that. The figures are in the README ("Pod resources").
 //
 // It needs neither root nor the node: `go test -tags e2e -run
 // TestStepsFitTheirDefaultResources ./tests/argoe2e/`.
@@ -87,11 +87,20 @@ func TestStepsFitTheirDefaultResources(t *testing.T) {
 
 	request, limit := workflows.DefaultResources.Requests.Memory().Value()>>10, workflows.DefaultResources.Limits.Memory().Value()>>10
 	for name, peak := range peaks {
-		if peak > request || 2*peak > limit {
-			t.Errorf("%s peaks at %d MiB: the default memory request (%d MiB) must hold it and the limit (%d MiB) twice it", name, peak>>10, request>>10, limit>>10)
+		pod := peak + emissaryResident
+		if pod > request || 2*pod > limit {
+			t.Errorf("%s peaks at %d MiB, %d MiB with Argo's emissary beside it: the default memory request (%d MiB) must hold that and the limit (%d MiB) twice it",
+				name, peak>>10, pod>>10, request>>10, limit>>10)
 		}
 	}
 }
+
+// emissaryResident (KiB) is what Argo's emissary (argoexec, v3.7.3), which
+// runs the step in the pod's main container, keeps resident beside it:
+// 75 MiB at most in scenario 1 of TestArgo (podMemory; its binary's pages
+// mostly, which the container's memory cgroup is not charged for when the
+// init container loaded them first: the cgroup peaked at 26 MiB there).
+const emissaryResident = 80 << 10
 
 // buildSteps builds step binaries as the images do (static, trimmed).
 func buildSteps(t *testing.T, steps ...string) map[string]string {

@@ -120,8 +120,8 @@ func scenarioMigration(t *testing.T, e *env) {
 	wf := e.waitWorkflow(t, ctx, name, wfTimeout)
 	finished = append(finished, name)
 	// What the step pods used, seen from the node (the default resources).
-	cgroupPeaks, rssPeaks := memory.Stop()
-	logPodMemory(t, cgroupPeaks, rssPeaks, workflows.DefaultResources.Limits.Memory().Value())
+	cgroupPeaks, emissaryPeaks, stepPeaks := memory.Stop()
+	logPodMemory(t, cgroupPeaks, emissaryPeaks, stepPeaks, workflows.DefaultResources.Requests.Memory().Value())
 	if wf.Status.Phase != wfv1.WorkflowSucceeded {
 		out, _ := e.argo(ctx, "get", name)
 		t.Fatalf("workflow %s: %s (%s)\n%s", name, wf.Status.Phase, wf.Status.Message, out)
