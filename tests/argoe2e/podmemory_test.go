@@ -95,11 +95,15 @@ func (m *podMemory) sample() {
 			c = &container{}
 			byCgroup[cg] = c
 		}
+		// One emissary and one step per container; the larger reading of
+		// each (not their sum): between fork and exec the step's process
+		// is the emissary's vfork child, sharing its memory, and reads as
+		// a second emissary of the same size.
 		c.step = step
-		if strings.Contains(args[0], "argoexec") {
-			c.emissary += statusKiB(p.Name(), "VmHWM") << 10
+		if v := statusKiB(p.Name(), "VmHWM") << 10; strings.Contains(args[0], "argoexec") {
+			c.emissary = max(c.emissary, v)
 		} else {
-			c.stepRSS += statusKiB(p.Name(), "VmHWM") << 10
+			c.stepRSS = max(c.stepRSS, v)
 		}
 	}
 	m.mu.Lock()
