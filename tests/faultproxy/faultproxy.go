@@ -71,6 +71,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -262,6 +263,10 @@ type Stats struct {
 	BlobBytes int64
 	// BlobGets counts blob GET requests per digest (faulted ones included).
 	BlobGets map[string]int
+	// ByKind counts requests by what they ask for (KindManifestHead,
+	// KindBlobGet, KindMount, ...; faulted ones included, the second
+	// listener's not).
+	ByKind map[string]int
 }
 
 // OtherRequest is a request the second listener received.
@@ -292,6 +297,7 @@ type Proxy struct {
 	otherErr error
 
 	done      chan struct{} // closed by Close: stalled handlers return
+	delay     atomic.Int64  // time.Duration every request waits (SetDelay)
 	closeOnce sync.Once
 
 	mu        sync.Mutex
@@ -402,6 +408,9 @@ func (p *Proxy) Stats() Stats {
 	for k, v := range p.stats.BlobGets {
 		s.BlobGets[k] = v
 	}
+	for k, v := range p.stats.ByKind {
+		s.ByKind[k] = v
+	}
 	s.Faults, s.BlobBytes = p.stats.Faults, p.stats.BlobBytes
 	return s
 }
@@ -435,7 +444,7 @@ func (p *Proxy) ResetStats() {
 }
 
 func newStats() Stats {
-	return Stats{Requests: map[string]int{}, FaultsByKind: map[Kind]int{}, BlobGets: map[string]int{}}
+	return Stats{Requests: map[string]int{}, FaultsByKind: map[Kind]int{}, BlobGets: map[string]int{}, ByKind: map[string]int{}}
 }
 
 var (
@@ -452,9 +461,15 @@ var (
 // serve counts and records the request, injects a fault if one applies and
 // otherwise forwards it.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
+	if !p.wait(r) {
+		return
+	}
 	st := &reqState{w: w}
 	p.mu.Lock()
 	p.stats.Requests[r.Method]++
+	if !isInternal(r.URL.Path) {
+		p.stats.ByKind[requestKind(r)]++
+	}
 	p.uris = append(p.uris, r.RequestURI)
 	if isInternal(r.URL.Path) {
 		p.mu.Unlock()

@@ -74,6 +74,9 @@ func (p *Proxy) startOther(errorLog *log.Logger) {
 
 // serveOther records a request to the second listener and forwards it.
 func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
+	if !p.wait(r) {
+		return
+	}
 	p.mu.Lock()
 	p.otherReqs = append(p.otherReqs, OtherRequest{
 		Method: r.Method, URI: r.RequestURI, Authorization: len(r.Header.Values("Authorization")) > 0,
