@@ -363,13 +363,16 @@ func (everyBlob) Stat(context.Context, string, v1.Hash) (int64, error) { return 
 func TestMirrorManyLayersUseBoundedGoroutines(t *testing.T) {
 	const layers = 20_000
 	src, dst := newRegistry(t), newRegistry(t, ggcrregistry.WithBlobHandler(everyBlob{}))
+	// Blobs declared larger than UploadWithoutAsking, so the copy asks the
+	// target (which has them all) instead of uploading.
+	const size = mirror.UploadWithoutAsking + 1
 	m := map[string]any{
 		"schemaVersion": 2, "mediaType": registry.MediaOCIManifest,
-		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": fakeDigest(-1), "size": 1},
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": fakeDigest(-1), "size": size},
 	}
 	ls := make([]map[string]any, layers)
 	for i := range ls {
-		ls[i] = map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": fakeDigest(i), "size": 1}
+		ls[i] = map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": fakeDigest(i), "size": size}
 	}
 	m["layers"] = ls
 	body, err := json.Marshal(m)
