@@ -167,6 +167,9 @@ type hostState struct {
 
 	refMu     sync.Mutex
 	referrers int // 0 unknown, 1 supported, -1 not supported
+	// refProbe is closed when the first referrers request, under way,
+	// has found out whether the registry has the API; nil when none is.
+	refProbe chan struct{}
 }
 
 func (c *Client) host(host string) (*hostState, error) {

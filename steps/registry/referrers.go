@@ -22,9 +22,35 @@ func (c *Client) Referrers(ctx context.Context, host, repo, digest string) ([]De
 	if err != nil {
 		return nil, err
 	}
-	h.refMu.Lock()
-	state := h.referrers
-	h.refMu.Unlock()
+	// Until the registry is known to have the API or not, one request at
+	// a time asks: the others wait for its answer rather than all
+	// probing a registry without it at once.
+	var state int
+	for {
+		h.refMu.Lock()
+		state = h.referrers
+		probe := h.refProbe
+		if state != 0 || probe == nil {
+			if state == 0 {
+				probe = make(chan struct{})
+				h.refProbe = probe
+				defer func() {
+					h.refMu.Lock()
+					h.refProbe = nil
+					h.refMu.Unlock()
+					close(probe)
+				}()
+			}
+			h.refMu.Unlock()
+			break
+		}
+		h.refMu.Unlock()
+		select {
+		case <-probe:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if state < 0 {
 		return nil, ErrUnsupported
 	}

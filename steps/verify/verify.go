@@ -262,7 +262,27 @@ func check(ctx context.Context, o Options, e Expect) Check {
 		return c
 	}
 	full := o.Mode == ModeFull || (e.Repaired && o.Mode != ModeDigest)
-	if !e.Proven || full {
+	deep := full || (o.Mode == ModeAuto && e.Copied)
+	var root *fetched
+	if deep {
+		// One GET by tag proves what the tag resolves to (the digest of
+		// the bytes it serves) and gives the manifest to walk: a HEAD
+		// and then a GET by digest would cost a request more per image.
+		body, mt, err := o.Client.GetManifest(ctx, t.Registry, t.Repository, t.Tag)
+		if errors.Is(err, registry.ErrNotFound) {
+			c.Error = "tag not found on the target"
+			return c
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if !registry.Matches(e.Digest, body) {
+			c.Got, _ = registry.DigestAs(e.Digest, body)
+			c.Error = fmt.Sprintf("target tag resolves to %s, expected %s", c.Got, e.Digest)
+			return c
+		}
+		root = &fetched{body: body, mediaType: mt}
+	} else if !e.Proven {
 		d, err := o.Client.HeadManifest(ctx, t.Registry, t.Repository, t.Tag)
 		if errors.Is(err, registry.ErrNotFound) {
 			c.Error = "tag not found on the target"
@@ -277,9 +297,9 @@ func check(ctx context.Context, o Options, e Expect) Check {
 			return c
 		}
 	}
-	if full || (o.Mode == ModeAuto && e.Copied) {
+	if deep {
 		w := walk{o: o, full: full}
-		if err := w.manifest(ctx, t, e.Digest, 0); err != nil {
+		if err := w.manifest(ctx, t, e.Digest, 0, root); err != nil {
 			return fail(err)
 		}
 		c.Unread = w.unread
@@ -348,7 +368,15 @@ func (w *walk) key(t imageref.Ref, digest string) string {
 
 // manifest checks the manifest digest of t's repository and what it
 // references.
-func (w *walk) manifest(ctx context.Context, t imageref.Ref, digest string, depth int) error {
+// fetched is a manifest already read (and checked against its digest).
+type fetched struct {
+	body      []byte
+	mediaType string
+}
+
+// manifest checks the manifest digest of t's repository and what it
+// references; have, when not nil, is its content, already read.
+func (w *walk) manifest(ctx context.Context, t imageref.Ref, digest string, depth int, have *fetched) error {
 	o := w.o
 	key := w.key(t, digest)
 	if o.Cache.has(key) {
@@ -357,24 +385,28 @@ func (w *walk) manifest(ctx context.Context, t imageref.Ref, digest string, dept
 	if depth > 8 {
 		return fmt.Errorf("indexes nested deeper than 8 at %s", digest)
 	}
-	body, mt, err := o.Client.GetManifest(ctx, t.Registry, t.Repository, digest)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		w.found(&w.missing, "manifest "+digest, "")
-		return nil
-	case errors.Is(err, registry.ErrDigestMismatch):
-		w.found(&w.corrupt, "manifest "+digest, err.Error())
-		return nil
-	case err != nil:
-		return fmt.Errorf("reading %s@%s on the target: %w", t.Repo(), digest, err)
+	if have == nil {
+		body, mt, err := o.Client.GetManifest(ctx, t.Registry, t.Repository, digest)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			w.found(&w.missing, "manifest "+digest, "")
+			return nil
+		case errors.Is(err, registry.ErrDigestMismatch):
+			w.found(&w.corrupt, "manifest "+digest, err.Error())
+			return nil
+		case err != nil:
+			return fmt.Errorf("reading %s@%s on the target: %w", t.Repo(), digest, err)
+		}
+		have = &fetched{body: body, mediaType: mt}
 	}
+	body, mt := have.body, have.mediaType
 	m, err := registry.ParseManifest(body, mt)
 	if err != nil {
 		return err
 	}
 	before := w.problems()
 	for _, ch := range m.Manifests {
-		if err := w.manifest(ctx, t, ch.Digest, depth+1); err != nil {
+		if err := w.manifest(ctx, t, ch.Digest, depth+1, nil); err != nil {
 			return err
 		}
 	}
