@@ -293,7 +293,10 @@ func TestRunStalledRegistryEndsAndOthersFinish(t *testing.T) {
 		faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`^/v2/bad/app0/blobs/`), Kind: faultproxy.StallHeaders, Times: -1},
 		faultproxy.Fault{Method: "GET", PathRegex: regexp.MustCompile(`^/v2/bad/app1/manifests/sha256:`), Kind: faultproxy.StallBody, StallAfter: 20, Times: -1})
 	out := filepath.Join(t.TempDir(), "run")
-	args := []string{"run", "--from", px.Host, "--to", dst.Host, "--insecure", "--out", out, "--progress", "none", "--retries", "2", "--idle-timeout", "400ms"}
+	// The stalls last forever; the idle timeout is long enough that a
+	// registry slowed by a busy machine is not taken for a stalled one
+	// (400ms was, under a load average of 17 on 2 cores).
+	args := []string{"run", "--from", px.Host, "--to", dst.Host, "--insecure", "--out", out, "--progress", "none", "--retries", "2", "--idle-timeout", "3s"}
 	code, _, _ := runCLI(t, nil, args...)
 	if code != contract.ExitRetryable {
 		t.Fatalf("exit %d, want %d (stalls are worth a rerun)", code, contract.ExitRetryable)
