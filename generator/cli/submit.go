@@ -123,7 +123,7 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		return err
 	}
 	if f.fromTemplate {
-		if err := templateInstalled(ctx, dyn, ns, g.plan.Name, f.clusterScope); err != nil {
+		if err := templateInstalled(ctx, dyn, ns, templateRef(obj), f.clusterScope); err != nil {
 			return err
 		}
 	}
@@ -216,6 +216,20 @@ func templateInstalled(ctx context.Context, dyn dynamic.Interface, ns, name stri
 			"or `kubectl apply -k` of a kustomization holding the output of `regmigrate generate -f SPEC --template`", name, ns))
 	}
 	return nil // any other answer: the controller will say
+}
+
+// templateRef is the name of the template a Workflow or CronWorkflow
+// runs (the migration's name, defaulted when the spec gives none).
+func templateRef(obj any) string {
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return ""
+	}
+	name, _, _ := unstructured.NestedString(u.Object, "spec", "workflowTemplateRef", "name")
+	if name == "" {
+		name, _, _ = unstructured.NestedString(u.Object, "spec", "workflowSpec", "workflowTemplateRef", "name")
+	}
+	return name
 }
 
 // removeSecret deletes the Secret of an object that was not created, and
