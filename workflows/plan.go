@@ -136,6 +136,11 @@ type Plan struct {
 	StepDeadline, WorkflowDeadline   time.Duration
 	TTLAfterSuccess, TTLAfterFailure time.Duration
 
+	// ClusterScope: the migration's template is a ClusterWorkflowTemplate
+	// (ClusterTemplate), which FromTemplate and CronFromTemplate reference
+	// with clusterScope.
+	ClusterScope bool
+
 	// CronWorkflow only.
 	Timezone                string // IANA name; empty: the controller's
 	StartingDeadlineSeconds int64  // 0: DefaultStartingDeadline

@@ -11,8 +11,8 @@ import (
 	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	"github.com/argoproj/argo-workflows/v3/workflow/templateresolution"
 	"github.com/argoproj/argo-workflows/v3/workflow/validate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -22,18 +22,20 @@ import (
 // placeholderGenerator, v3.7), so two validations at once race.
 var validating sync.Mutex
 
-// Validate runs Argo's own validation on a Workflow, CronWorkflow or
-// WorkflowTemplate, offline (lint mode: arguments may be left for submit).
-// A workflowTemplateRef or templateRef resolves to one of templates (the
-// WorkflowTemplates it will run against, as `argo lint --offline` takes
-// them from the files it is given); any other is an error. obj is left as
-// it is (Argo's validator stores the templates it resolved in the status
-// of what it validates: a copy is validated). It is safe for concurrent
-// use.
+// Validate runs Argo's own validation on a Workflow, CronWorkflow,
+// WorkflowTemplate or ClusterWorkflowTemplate, offline (lint mode:
+// arguments may be left for submit). A workflowTemplateRef or templateRef
+// resolves to one of templates (the templates it will run against, as
+// `argo lint --offline` takes them from the files it is given); any other
+// is an error. A ClusterWorkflowTemplate is among templates as
+// AsTemplate gives it (Kind ClusterWorkflowTemplate), and only a
+// reference with clusterScope resolves to it. obj is left as it is
+// (Argo's validator stores the templates it resolved in the status of
+// what it validates: a copy is validated). It is safe for concurrent use.
 func Validate(obj any, templates ...*wfv1.WorkflowTemplate) error {
 	validating.Lock()
 	defer validating.Unlock()
-	wt, cwt := offlineTemplates(templates), &templateresolution.NullClusterWorkflowTemplateGetter{}
+	wt, cwt := offlineTemplates(templates), offlineClusterTemplates(templates)
 	switch o := obj.(type) {
 	case *wfv1.Workflow:
 		return validate.ValidateWorkflow(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
@@ -41,8 +43,24 @@ func Validate(obj any, templates ...*wfv1.WorkflowTemplate) error {
 		return validate.ValidateCronWorkflow(context.Background(), wt, cwt, o.DeepCopy(), nil)
 	case *wfv1.WorkflowTemplate:
 		return validate.ValidateWorkflowTemplate(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
+	case *wfv1.ClusterWorkflowTemplate:
+		return validate.ValidateClusterWorkflowTemplate(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
 	default:
-		return fmt.Errorf("cannot validate %T: want a Workflow, CronWorkflow or WorkflowTemplate", obj)
+		return fmt.Errorf("cannot validate %T: want a Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate", obj)
+	}
+}
+
+// clusterKind is the Kind of a ClusterWorkflowTemplate.
+const clusterKind = "ClusterWorkflowTemplate"
+
+// AsTemplate is a ClusterWorkflowTemplate as Validate and Lint take it
+// among their templates: the same fields, Kind ClusterWorkflowTemplate.
+func AsTemplate(c *wfv1.ClusterWorkflowTemplate) *wfv1.WorkflowTemplate {
+	c = c.DeepCopy()
+	return &wfv1.WorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: clusterKind},
+		ObjectMeta: c.ObjectMeta,
+		Spec:       c.Spec,
 	}
 }
 
@@ -52,16 +70,31 @@ type offlineTemplates []*wfv1.WorkflowTemplate
 
 func (ts offlineTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
 	for _, t := range ts {
-		if t.Name == name {
+		if t.Name == name && t.Kind != clusterKind {
 			return t.DeepCopy(), nil
 		}
 	}
 	return nil, fmt.Errorf("workflowtemplates.argoproj.io %q: not among the WorkflowTemplates given (lint the file that holds it with this one)", name)
 }
 
-// Templates decodes the WorkflowTemplates among the YAML documents of
-// data, for Validate and Lint to resolve references against; what is not
-// one, or cannot be read, is left for Lint to say.
+// offlineClusterTemplates resolves the ClusterWorkflowTemplates among
+// what it holds (AsTemplate).
+type offlineClusterTemplates []*wfv1.WorkflowTemplate
+
+func (ts offlineClusterTemplates) Get(name string) (*wfv1.ClusterWorkflowTemplate, error) {
+	for _, t := range ts {
+		if t.Name == name && t.Kind == clusterKind {
+			t = t.DeepCopy()
+			return &wfv1.ClusterWorkflowTemplate{TypeMeta: t.TypeMeta, ObjectMeta: t.ObjectMeta, Spec: t.Spec}, nil
+		}
+	}
+	return nil, fmt.Errorf("clusterworkflowtemplates.argoproj.io %q: not among the ClusterWorkflowTemplates given (lint the file that holds it with this one)", name)
+}
+
+// Templates decodes the WorkflowTemplates and ClusterWorkflowTemplates
+// (as AsTemplate gives them) among the YAML documents of data, for
+// Validate and Lint to resolve references against; what is not one, or
+// cannot be read, is left for Lint to say.
 func Templates(data []byte) []*wfv1.WorkflowTemplate {
 	var out []*wfv1.WorkflowTemplate
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -71,7 +104,7 @@ func Templates(data []byte) []*wfv1.WorkflowTemplate {
 			return out
 		}
 		var meta struct{ APIVersion, Kind string }
-		if yaml.Unmarshal(doc, &meta) != nil || meta.Kind != "WorkflowTemplate" || meta.APIVersion != "argoproj.io/v1alpha1" {
+		if yaml.Unmarshal(doc, &meta) != nil || (meta.Kind != "WorkflowTemplate" && meta.Kind != clusterKind) || meta.APIVersion != "argoproj.io/v1alpha1" {
 			continue
 		}
 		t := &wfv1.WorkflowTemplate{}
@@ -92,13 +125,14 @@ type Linted struct {
 }
 
 // Lint decodes every YAML document of data and validates each Workflow,
-// CronWorkflow and WorkflowTemplate (unknown fields are errors).
+// CronWorkflow, WorkflowTemplate and ClusterWorkflowTemplate (unknown
+// fields are errors).
 // Documents of other API groups are skipped and said so in Skipped; an
 // argoproj.io object of another kind, a document that is not a
 // Kubernetes object, or a file without any Argo object is an error.
 // Errors name the file (name), the document and the object's kind and
 // name. References (workflowTemplateRef, templateRef) resolve to the
-// WorkflowTemplates of data and of templates.
+// templates of data and of templates.
 func Lint(name string, data []byte, templates ...*wfv1.WorkflowTemplate) (Linted, error) {
 	templates = append(Templates(data), templates...)
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
@@ -143,7 +177,7 @@ func Lint(name string, data []byte, templates ...*wfv1.WorkflowTemplate) (Linted
 		res.Checked = append(res.Checked, checked)
 	}
 	if len(res.Checked) == 0 && len(errs) == 0 {
-		return res, fmt.Errorf("%s: no Workflow, CronWorkflow or WorkflowTemplate in it", name)
+		return res, fmt.Errorf("%s: no Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate in it", name)
 	}
 	return res, errors.Join(errs...)
 }
@@ -172,8 +206,10 @@ func lintDoc(doc []byte, templates []*wfv1.WorkflowTemplate) (string, error) {
 		obj = &wfv1.CronWorkflow{}
 	case "WorkflowTemplate":
 		obj = &wfv1.WorkflowTemplate{}
+	case clusterKind:
+		obj = &wfv1.ClusterWorkflowTemplate{}
 	default:
-		return "", fmt.Errorf("kind %q: lint validates Workflow, CronWorkflow and WorkflowTemplate", meta.Kind)
+		return "", fmt.Errorf("kind %q: lint validates Workflow, CronWorkflow, WorkflowTemplate and ClusterWorkflowTemplate", meta.Kind)
 	}
 	if meta.APIVersion != "argoproj.io/v1alpha1" {
 		return "", fmt.Errorf("%s: apiVersion %q, want argoproj.io/v1alpha1", meta.Kind, meta.APIVersion)

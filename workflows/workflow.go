@@ -190,8 +190,29 @@ func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
 	}, nil
 }
 
+// ClusterTemplate is Template as a ClusterWorkflowTemplate: the same
+// pipeline, cluster-scoped, that a Workflow in any namespace runs
+// (workflowTemplateRef with clusterScope: FromTemplate and
+// CronFromTemplate of a plan with ClusterScope). What it names is looked up
+// in the namespace of the Workflow that runs it: the ServiceAccount, the
+// credentials Secret, the artifact repository's ConfigMap, the delta
+// CronWorkflow and the mutex. Its name is the migration's.
+func ClusterTemplate(p Plan) (*wfv1.ClusterWorkflowTemplate, error) {
+	t, err := Template(p)
+	if err != nil {
+		return nil, err
+	}
+	t.Namespace = ""
+	return &wfv1.ClusterWorkflowTemplate{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "ClusterWorkflowTemplate"},
+		ObjectMeta: t.ObjectMeta,
+		Spec:       t.Spec,
+	}, nil
+}
+
 // FromTemplate is a Workflow that runs run from the migration's
-// WorkflowTemplate (workflowTemplateRef), with args (parameter name to
+// WorkflowTemplate (workflowTemplateRef; its ClusterWorkflowTemplate if
+// the plan has ClusterScope), with args (parameter name to
 // value; see Parameters) in place of the template's defaults. Everything
 // else is the template's.
 func FromTemplate(p Plan, run Run, args map[string]string) (*wfv1.Workflow, error) {
@@ -237,7 +258,7 @@ func (p Plan) refSpec(run Run, args map[string]string) (wfv1.WorkflowSpec, error
 		return wfv1.WorkflowSpec{}, fmt.Errorf("run %q: want one of %v", run, Runs)
 	}
 	spec := wfv1.WorkflowSpec{
-		WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: p.Name},
+		WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: p.Name, ClusterScope: p.ClusterScope},
 		Entrypoint:          string(run),
 		Synchronization:     p.synchronization(),
 	}

@@ -263,13 +263,13 @@ func TestLintReadsStdinAndSkipsWhatIsNotArgo(t *testing.T) {
 	if code, _, stderr := runWithStdin(t, broken, "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "<stdin> (document 2)") || !strings.Contains(stderr, "mirror-shards") {
 		t.Errorf("a broken Workflow among other documents: exit %d, stderr %q", code, stderr)
 	}
-	if code, _, stderr := runWithStdin(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "no Workflow, CronWorkflow or WorkflowTemplate") {
+	if code, _, stderr := runWithStdin(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "no Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate") {
 		t.Errorf("only a ConfigMap: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, stderr := runWithStdin(t, "just: a map\n", "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "not a Kubernetes object") {
 		t.Errorf("not a Kubernetes object: exit %d, stderr %q", code, stderr)
 	}
-	if code, _, stderr := runWithStdin(t, strings.Replace(wf, "kind: Workflow", "kind: ClusterWorkflowTemplate", 1), "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "lint validates Workflow, CronWorkflow and WorkflowTemplate") {
+	if code, _, stderr := runWithStdin(t, strings.Replace(wf, "kind: Workflow", "kind: WorkflowEventBinding", 1), "lint", "-"); code != contract.ExitUsage || !strings.Contains(stderr, "lint validates Workflow, CronWorkflow, WorkflowTemplate and ClusterWorkflowTemplate") {
 		t.Errorf("an Argo kind lint cannot check: exit %d, stderr %q", code, stderr)
 	}
 }

@@ -27,6 +27,7 @@ type generateFlags struct {
 	cron, timezone            string
 	cutover, template         bool
 	rollback, fromTemplate    bool
+	clusterScope              bool
 	params                    []string
 	imagePrefix, imageTag     string
 	namespace                 string
@@ -49,7 +50,10 @@ cutover Workflow (--cutover), the rollback Workflow (--rollback) or a
 WorkflowTemplate holding them all, parameterised (--template). With
 --from-template it prints instead what runs the installed WorkflowTemplate
 (a Workflow, or with --cron, --cutover or --rollback that run; --param sets
-its parameters). It creates nothing: submit it with regmigrate submit, argo
+its parameters). --cluster-scope makes the template a ClusterWorkflowTemplate
+(--template), which Workflows of any namespace run (--from-template): the
+ServiceAccount, the Secret, the artifact repository and the delta
+CronWorkflow it names are those of the Workflow's namespace. It creates nothing: submit it with regmigrate submit, argo
 submit or kubectl create (not apply: the Workflow's name is generated; the
 WorkflowTemplate and the CronWorkflow can be applied, with kustomize too).`,
 		Example: `  regmigrate generate -f migration.yaml --secret registry-auth > workflow.yaml
@@ -57,7 +61,9 @@ WorkflowTemplate and the CronWorkflow can be applied, with kustomize too).`,
   regmigrate generate -f migration.yaml --cron '0 2 * * *' --timezone Asia/Shanghai
   regmigrate generate -f migration.yaml --cutover --image-prefix registry.example/regmigrate --image-tag v1.2.3
   regmigrate generate -f migration.yaml --template --secret registry-auth > workflowtemplate.yaml    # the pipeline, for kubectl apply -k
-  regmigrate generate -f migration.yaml --from-template --cron '0 */6 * * *' > cronworkflow.yaml     # deltas from the template`,
+  regmigrate generate -f migration.yaml --from-template --cron '0 */6 * * *' > cronworkflow.yaml     # deltas from the template
+  regmigrate generate -f migration.yaml --template --cluster-scope --secret registry-auth           # a ClusterWorkflowTemplate
+  regmigrate generate -f migration.yaml --from-template --cluster-scope                             # a Workflow running it`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return runGenerate(c, env, &f) },
 	}
@@ -76,6 +82,7 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.BoolVar(&f.rollback, "rollback", false, "the rollback Workflow: switch-mode --rollback (original images and the legacy mode back)")
 	fs.BoolVar(&f.template, "template", false, "the migration as a WorkflowTemplate holding every run (migration, delta, cutover, rollback), the scope, filters, strategy and verify mode as parameters")
 	fs.BoolVar(&f.fromTemplate, "from-template", false, "an object that runs the migration's WorkflowTemplate (workflowTemplateRef) instead of carrying the pipeline: a Workflow, or with --cron, --cutover or --rollback that run")
+	fs.BoolVar(&f.clusterScope, "cluster-scope", false, "with --template: a ClusterWorkflowTemplate (run from any namespace, whose Secret, ServiceAccount and artifact repository it uses); with --from-template: run the migration's ClusterWorkflowTemplate (clusterScope)")
 	fs.StringArrayVar(&f.params, "param", nil, "with --from-template: a parameter `NAME=VALUE` in place of the template's default (repeatable; "+strings.Join(workflows.Parameters, ", ")+")")
 	fs.StringVar(&f.imagePrefix, "image-prefix", "", "step images are `PREFIX`/<step>:TAG (default "+workflows.DefaultImagePrefix+"; argo.imagePrefix in the spec)")
 	fs.StringVar(&f.imageTag, "image-tag", "", "`TAG` of the step images (default: this regmigrate's version if it is a release; argo.imageTag in the spec)")
@@ -87,7 +94,7 @@ func (f *generateFlags) bindGenerate(c *cobra.Command) {
 	fs.Int64Var(&f.shardsAtOnce, "shard-parallelism", 0, "`N` shards at once (0: no bound)")
 	fs.IntVar(&f.retryLimit, "retry-limit", workflows.DefaultRetryLimit, "`N` retries of a step that exits 75 (transient failures)")
 	setGroup(fs, groupCopy, "parallelism", "shard-parallelism", "retry-limit")
-	setGroup(fs, groupWorkflow, "cron", "timezone", "cutover", "rollback", "template", "from-template", "param", "image-prefix", "image-tag", "namespace-for-workflow", "secret", "service-account", "artifact-repository-ref")
+	setGroup(fs, groupWorkflow, "cron", "timezone", "cutover", "rollback", "template", "from-template", "cluster-scope", "param", "image-prefix", "image-tag", "namespace-for-workflow", "secret", "service-account", "artifact-repository-ref")
 }
 
 func runGenerate(c *cobra.Command, env Env, f *generateFlags) error {
@@ -195,6 +202,9 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 	if err != nil {
 		return nil, usageError(err)
 	}
+	if f.clusterScope && !f.template && !f.fromTemplate {
+		return nil, usageError(errors.New("--cluster-scope goes with --template (print the ClusterWorkflowTemplate) or --from-template (run it)"))
+	}
 	m, err := f.spec(c)
 	if err != nil {
 		return nil, err
@@ -229,6 +239,7 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 		cm, key, _ := strings.Cut(f.artifactRepositoryRef, ":")
 		p.ArtifactRepositoryRef = &workflows.ArtifactRepositoryRef{ConfigMap: cm, Key: key}
 	}
+	p.ClusterScope = f.clusterScope
 	g := &generation{migration: m, plan: p}
 	if f.fromTemplate {
 		run := workflows.RunMigrate
@@ -244,7 +255,16 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 			}
 			return workflows.FromTemplate(p, run, args)
 		}
-		g.against = func(p workflows.Plan) (*wfv1.WorkflowTemplate, error) { return workflows.Template(p) }
+		g.against = func(p workflows.Plan) (*wfv1.WorkflowTemplate, error) {
+			if p.ClusterScope {
+				t, err := workflows.ClusterTemplate(p)
+				if err != nil {
+					return nil, err
+				}
+				return workflows.AsTemplate(t), nil
+			}
+			return workflows.Template(p)
+		}
 		return g, nil
 	}
 	switch {
@@ -254,6 +274,8 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 		g.build = func(p workflows.Plan) (any, error) { return workflows.Cutover(p) }
 	case f.rollback:
 		g.build = func(p workflows.Plan) (any, error) { return workflows.Rollback(p) }
+	case f.template && f.clusterScope:
+		g.build = func(p workflows.Plan) (any, error) { return workflows.ClusterTemplate(p) }
 	case f.template:
 		g.build = func(p workflows.Plan) (any, error) { return workflows.Template(p) }
 	default:

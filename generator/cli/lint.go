@@ -19,16 +19,17 @@ const stdinName = "<stdin>"
 func newLintCmd(env Env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "lint FILE...",
-		Short: "Validate Workflow, CronWorkflow and WorkflowTemplate YAML files with Argo's validator, offline",
-		Long: `lint validates every Workflow, CronWorkflow and WorkflowTemplate in the files
-with Argo's own validator, offline (no cluster is asked). A file may hold
-several YAML documents; documents that are not Argo objects (a ConfigMap or a
-Secret kept beside the Workflow) are skipped, each with a note on stderr. FILE
-"-" reads standard input.
+		Short: "Validate Workflow, CronWorkflow, WorkflowTemplate and ClusterWorkflowTemplate YAML files with Argo's validator, offline",
+		Long: `lint validates every Workflow, CronWorkflow, WorkflowTemplate and
+ClusterWorkflowTemplate in the files with Argo's own validator, offline (no
+cluster is asked). A file may hold several YAML documents; documents that are
+not Argo objects (a ConfigMap or a Secret kept beside the Workflow) are
+skipped, each with a note on stderr. FILE "-" reads standard input.
 
 An object that runs a WorkflowTemplate (workflowTemplateRef, as regmigrate
 generate --from-template prints) is validated against the WorkflowTemplate of
-that name among the files given, as argo lint --offline does.
+that name among the files given (the ClusterWorkflowTemplate, for a reference
+with clusterScope), as argo lint --offline does.
 
 Exit codes: 0 every Argo object is valid, 2 one is not, a file cannot be read,
 or a file holds no Argo object.`,

@@ -84,6 +84,9 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.template && f.clusterScope && f.createSecret {
+		return usageError(errors.New("--create-secret makes a Secret in one namespace, and a ClusterWorkflowTemplate runs in any: create the Secret in each namespace that runs it and name it with --secret"))
+	}
 	if f.createSecret {
 		g.plan.CredentialsSecret = pendingSecret // validated now; named once created
 	}
@@ -120,7 +123,7 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		return err
 	}
 	if f.fromTemplate {
-		if err := templateInstalled(ctx, dyn, ns, g.plan.Name); err != nil {
+		if err := templateInstalled(ctx, dyn, ns, templateRef(obj), f.clusterScope); err != nil {
 			return err
 		}
 	}
@@ -147,7 +150,11 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 		return err
 	}
 	w := f.output.readable(env)
-	fmt.Fprintf(w, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
+	if created.GetNamespace() == "" {
+		fmt.Fprintf(w, "%s.argoproj.io/%s created (cluster-scoped)\n", resource, created.GetName())
+	} else {
+		fmt.Fprintf(w, "%s.argoproj.io/%s created in namespace %s\n", resource, created.GetName(), ns)
+	}
 	if secret != "" {
 		if err := ownSecret(ctx, dyn, ns, secret, created); err != nil {
 			return fmt.Errorf("the %s %s was created, but its credentials Secret %s could not be given to it as its owner (delete the Secret with it): %w",
@@ -163,8 +170,14 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 			path = "cron-workflows"
 		case "workflowtemplate":
 			path = "workflow-templates"
+		case "clusterworkflowtemplate":
+			path = "cluster-workflow-templates"
 		}
-		fmt.Fprintf(w, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
+		if created.GetNamespace() == "" {
+			fmt.Fprintf(w, "%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, created.GetName())
+		} else {
+			fmt.Fprintf(w, "%s/%s/%s/%s\n", strings.TrimSuffix(f.uiURL, "/"), path, ns, created.GetName())
+		}
 	}
 	switch f.output.format {
 	case outputName:
@@ -184,9 +197,18 @@ func runSubmit(c *cobra.Command, env Env, f *submitFlags) error {
 }
 
 // templateInstalled checks, before a Workflow that runs the migration's
-// WorkflowTemplate is created, that the template is there: otherwise the
-// Workflow would only fail in the controller.
-func templateInstalled(ctx context.Context, dyn dynamic.Interface, ns, name string) error {
+// WorkflowTemplate (its ClusterWorkflowTemplate: cluster) is created, that
+// the template is there: otherwise the Workflow would only fail in the
+// controller.
+func templateInstalled(ctx context.Context, dyn dynamic.Interface, ns, name string, cluster bool) error {
+	if cluster {
+		gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "clusterworkflowtemplates"}
+		if _, err := dyn.Resource(gvr).Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return usageError(fmt.Errorf("--from-template --cluster-scope: no ClusterWorkflowTemplate %s: install it first with `regmigrate submit -f SPEC --template --cluster-scope --secret NAME` "+
+				"or `kubectl apply` of the output of `regmigrate generate -f SPEC --template --cluster-scope`", name))
+		}
+		return nil // any other answer: the controller will say
+	}
 	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "workflowtemplates"}
 	_, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -194,6 +216,20 @@ func templateInstalled(ctx context.Context, dyn dynamic.Interface, ns, name stri
 			"or `kubectl apply -k` of a kustomization holding the output of `regmigrate generate -f SPEC --template`", name, ns))
 	}
 	return nil // any other answer: the controller will say
+}
+
+// templateRef is the name of the template a Workflow or CronWorkflow
+// runs (the migration's name, defaulted when the spec gives none).
+func templateRef(obj any) string {
+	u, err := toUnstructured(obj)
+	if err != nil {
+		return ""
+	}
+	name, _, _ := unstructured.NestedString(u.Object, "spec", "workflowTemplateRef", "name")
+	if name == "" {
+		name, _, _ = unstructured.NestedString(u.Object, "spec", "workflowSpec", "workflowTemplateRef", "name")
+	}
+	return name
 }
 
 // removeSecret deletes the Secret of an object that was not created, and
@@ -262,6 +298,10 @@ func create(ctx context.Context, dyn dynamic.Interface, ns string, obj any) (*un
 		u.SetAPIVersion("argoproj.io/v1alpha1")
 	}
 	gvr := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: kind + "s"}
+	if kind == "clusterworkflowtemplate" {
+		out, err := dyn.Resource(gvr).Create(ctx, u, metav1.CreateOptions{})
+		return out, kind, err
+	}
 	out, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, u, metav1.CreateOptions{})
 	return out, kind, err
 }

@@ -20,7 +20,8 @@ const (
 	ArgoVersion = "v3.7.3"
 )
 
-// K8sCommands and ArgoCommands are the binaries Build makes.
+// K8sCommands and ArgoCommands are the binaries Build makes. argo is the
+// Argo CLI, whose `argo server` is the Argo Server (StartArgoServer).
 var (
 	K8sCommands  = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"}
 	ArgoCommands = []string{"workflow-controller", "argoexec", "argo"}

@@ -201,6 +201,7 @@ var processes = []struct {
 	name string
 	sig  syscall.Signal
 }{
+	{"argo-server", syscall.SIGTERM},
 	{"workflow-controller", syscall.SIGTERM},
 	{"kube-scheduler", syscall.SIGTERM},
 	{"kube-controller-manager", syscall.SIGTERM},
@@ -239,6 +240,7 @@ func Down(dir string, logf func(string, ...any)) error {
 		}
 	}
 	killShims(dir)
+	removeArgoServerRules(ctx)
 	errs = append(errs, unmountUnder(dir, RuntimeDir)...)
 	h, err := loadHost(dir)
 	if err != nil {

@@ -52,7 +52,12 @@ func installArgoCRDs(t *testing.T, c *kubeapi.Cluster, names ...string) {
 	for _, n := range names {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			_, err := dyn.Resource(gv.GroupVersion().WithResource(n)).Namespace("default").List(context.Background(), metav1.ListOptions{})
+			var err error
+			if r := dyn.Resource(gv.GroupVersion().WithResource(n)); strings.HasPrefix(n, "cluster") { // cluster-scoped
+				_, err = r.List(context.Background(), metav1.ListOptions{})
+			} else {
+				_, err = r.Namespace("default").List(context.Background(), metav1.ListOptions{})
+			}
 			if err == nil {
 				break
 			}
