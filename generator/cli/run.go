@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/generator/runner"
 	"github.com/regmigrate/regmigrate/generator/spec"
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -298,6 +300,11 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	}
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
 	o.Out = f.out
+	if o.Out == "" && o.Export.To.Transport == imageref.TransportOCI {
+		// Phase one of a disconnected move: the plan and the report travel
+		// inside the layout, and the same command resumes there.
+		o.Out = airgap.RecordPath(o.Export.To.Path)
+	}
 	if o.Out == "" {
 		o.Out = defaultRunDir(time.Now())
 	}
@@ -422,6 +429,12 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	if to, err = imageref.ParseLocation(m.Target.Registry); err != nil {
 		return o, nil, fmt.Errorf("target: %w", err)
 	}
+	if from.Transport != "" && to.Transport != "" {
+		return o, nil, fmt.Errorf("the source (%s) and the target (%s) are both on disk: one side must be a registry; to copy a layout, copy its directory", from, to)
+	}
+	if to.Transport != "" && to.Transport != imageref.TransportOCI && to.Transport != imageref.TransportOCIArchive {
+		return o, nil, fmt.Errorf("target %s: %s: is a source only; write to oci:DIR (or oci-archive:FILE)", to, to.Transport)
+	}
 	if from.Registry == to.Registry && from.Namespace == to.Namespace {
 		return o, nil, fmt.Errorf("the source and the target are both %s: a migration copies from one registry (or namespace) to another; check --from and --to", to)
 	}
@@ -431,6 +444,23 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	}
 	for _, le := range lineErrs {
 		bad = append(bad, le)
+	}
+	// Phase two of a disconnected move: the images phase one wrote into
+	// the layout, pinned to the digests it read from the legacy registry.
+	if from.Transport == imageref.TransportOCI && len(m.Images.Lists) == 0 && m.Images.Rules == "" {
+		p1, err := airgap.Read(from.Path)
+		switch {
+		case err == nil:
+			var problems []string
+			entries, problems = p1.Entries(from.Registry)
+			for _, p := range problems {
+				bad = append(bad, errors.New(p))
+			}
+			link := p1.Link()
+			o.PhaseOne = &link
+		case !errors.Is(err, fs.ErrNotExist):
+			return o, nil, err
+		}
 	}
 	if (len(m.Images.Lists) > 0 || m.Images.Rules != "") && len(entries) == 0 {
 		return o, bad, fmt.Errorf("the image lists hold no valid line (%d bad): nothing to migrate", len(bad))
@@ -461,6 +491,12 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.Connect = connect.Options{
 		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: m.Auth.DockerConfig, AuthFile: m.Auth.AuthFile,
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+	}
+	if from.Transport != "" {
+		o.Connect.Disk = append(o.Connect.Disk, connect.Disk{Location: from})
+	}
+	if to.Transport != "" {
+		o.Connect.Disk = append(o.Connect.Disk, connect.Disk{Location: to, Write: true})
 	}
 	if m.Copy.IdleTimeout != "" {
 		o.Connect.IdleTimeout, _ = time.ParseDuration(m.Copy.IdleTimeout) // checked by the spec's validation

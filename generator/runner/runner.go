@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/connect"
@@ -22,6 +23,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
+	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
@@ -68,6 +70,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
+	// PhaseOne, in the second phase of a disconnected move (layout to
+	// registry), is the first phase's report, linked from this one's.
+	PhaseOne *report.PhaseLink
 }
 
 // Cluster names the cluster whose Image API is backfilled.
@@ -124,6 +129,14 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	defer record.close()
 	o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), record.handler()))
 	reuse := o.Strategy == backfill.StrategyReuseStorage
+	if o.Export.To.Transport != "" && o.VerifyMode == "" {
+		o.VerifyMode = verify.ModeFull // a layout's every blob is read and hashed again
+	}
+	if o.PhaseOne != nil {
+		if err := airgap.WriteLink(o.Out, *o.PhaseOne); err != nil {
+			return report.Report{}, err
+		}
+	}
 	var api *imageapi.Client
 	if o.Cluster != nil && !o.DryRun {
 		cfg, err := imageapi.Config(o.Cluster.Kubeconfig, o.Cluster.Context, o.Cluster.QPS, o.Cluster.Burst)
@@ -270,6 +283,11 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	}
 	if err := record.keep(rep); err != nil {
 		return rep, err
+	}
+	if o.Export.To.Transport == imageref.TransportOCI && !o.DryRun {
+		if err := airgap.Record(o.Export.To.Path, o.Out); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
