@@ -447,14 +447,19 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	}
 	// Phase two of a disconnected move: the images phase one wrote into
 	// the layout, pinned to the digests it read from the legacy registry.
-	if from.Transport == imageref.TransportOCI && len(m.Images.Lists) == 0 && m.Images.Rules == "" {
+	// With lists, the listed tags are pinned to phase one's digests.
+	if from.Transport == imageref.TransportOCI {
 		p1, err := airgap.Read(from.Path)
 		switch {
 		case err == nil:
-			var problems []string
-			entries, problems = p1.Entries(from.Registry)
-			for _, p := range problems {
-				bad = append(bad, errors.New(p))
+			carried, problems := p1.Entries(from.Registry)
+			if len(m.Images.Lists) == 0 && m.Images.Rules == "" {
+				entries = carried
+				for _, p := range problems {
+					bad = append(bad, errors.New(p))
+				}
+			} else {
+				entries = airgap.Pin(entries, carried)
 			}
 			link := p1.Link()
 			o.PhaseOne = &link

@@ -137,3 +137,20 @@ func ReadLink(runDir string) (*report.PhaseLink, error) {
 	}
 	return &l, nil
 }
+
+// Pin sets, on listed entries that name a tag without a digest, the
+// digest phase one recorded for that tag.
+func Pin(listed, carried []inputs.Entry) []inputs.Entry {
+	digests := map[string]string{}
+	for _, e := range carried {
+		digests[e.Source.Repository+":"+e.Source.Tag] = e.Source.Digest
+	}
+	out := make([]inputs.Entry, len(listed))
+	for i, e := range listed {
+		if !e.AllTags && e.Source.Tag != "" && e.Source.Digest == "" {
+			e.Source.Digest = digests[e.Source.Repository+":"+e.Source.Tag]
+		}
+		out[i] = e
+	}
+	return out
+}
