@@ -259,3 +259,135 @@ func assertSkopeoReadsLayout(t *testing.T, dir string, seeded regtest.Seeded) {
 		t.Errorf("skopeo read %d of the %d tags: the corpus has more of OCI media types", read, len(seeded.Tags))
 	}
 }
+
+// largestBlob is the biggest file under blobs/ (a layer).
+func largestBlob(t *testing.T, dir string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+	var best string
+	var size int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.Size() > size {
+			best, size = f, st.Size()
+		}
+	}
+	if best == "" {
+		t.Fatalf("no blob in %s", dir)
+	}
+	return best
+}
+
+// damage flips a byte in the middle of a file, as a bad sector would.
+func damage(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A layout on removable media: an interrupted phase one (tags missing from
+// index.json, a half-written blob left) is finished by the same command;
+// a damaged blob file is found and named by verify, and mended by the next
+// run; phase two from a damaged layout fails the images that need the
+// file, naming it, and copies the others.
+func TestAirGapResumeAndDamage(t *testing.T) {
+	t.Parallel()
+	src, dst := servers["distribution-2.8"](t), servers["olareg"](t)
+	seeded := seed(t, src, airgapCorpus)
+	spec, _ := writeSpec(t, src, dst, "")
+	media := filepath.Join(t.TempDir(), "export")
+	phase1 := []string{"run", "-f", spec, "--to", "oci:" + media, "--progress", "none"}
+	if code, _, _ := runCLI(t, nil, phase1...); code != contract.ExitOK {
+		t.Fatalf("phase one: exit %d", code)
+	}
+	rec := filepath.Join(media, "regmigrate", "export")
+
+	// As an interrupted run leaves it: half the tags not yet in index.json,
+	// a blob being written.
+	idxPath := filepath.Join(media, "index.json")
+	b, err := os.ReadFile(idxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx map[string]any
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	all := idx["manifests"].([]any)
+	var kept []any
+	dropped := 0
+	for i, m := range all {
+		name, _ := m.(map[string]any)["annotations"].(map[string]any)["org.opencontainers.image.ref.name"].(string)
+		if name != "" && i%2 == 0 && !strings.Contains(name, "sha256-") {
+			dropped++
+			continue
+		}
+		kept = append(kept, m)
+	}
+	idx["manifests"] = kept
+	b, _ = json.Marshal(idx)
+	if err := os.WriteFile(idxPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(media, "blobs", "sha256", ".tmp-"+strings.Repeat("0", 64)+"-abc")
+	if err := os.WriteFile(stray, []byte("half a layer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI(t, nil, phase1...); code != contract.ExitOK {
+		t.Fatalf("resumed phase one: exit %d", code)
+	}
+	if r := readReport(t, rec); r.Copied != dropped || r.Failed != 0 || !r.Verified {
+		t.Errorf("resumed phase one copied %d, failed %d, verified %v: want the %d tags missing from index.json copied", r.Copied, r.Failed, r.Verified, dropped)
+	}
+	names := layoutNames(t, media)
+	for ref, want := range seeded.Tags {
+		if names[ref] != want {
+			t.Errorf("after the resumed run the layout names %s as %q, want %s", ref, names[ref], want)
+		}
+	}
+	if _, err := os.Stat(stray); err == nil {
+		t.Errorf("the half-written blob %s is still there", stray)
+	}
+
+	// A damaged file: verify reads every blob of the layout and names it.
+	bad := largestBlob(t, media)
+	damage(t, bad)
+	code, _, stderr := runCLI(t, nil, append(phase1, "--verify", "full")...)
+	if code == contract.ExitOK {
+		t.Fatalf("verify passed over the damaged %s", bad)
+	}
+	md, _ := os.ReadFile(filepath.Join(rec, contract.ReportMD))
+	if !strings.Contains(string(md), bad) && !strings.Contains(stderr, bad) {
+		t.Errorf("neither report.md nor stderr names the damaged file %s:\n%s\n%s", bad, md, stderr)
+	}
+	// The next run writes the blob again from the source.
+	if code, _, _ := runCLI(t, nil, append(phase1, "--verify", "full")...); code != contract.ExitOK {
+		t.Fatalf("repairing run: exit %d", code)
+	}
+	if sum, _ := os.ReadFile(bad); fmt.Sprintf("%x", sha256.Sum256(sum)) != filepath.Base(bad) {
+		t.Errorf("%s is still damaged after the repairing run", bad)
+	}
+
+	// Phase two from a damaged layout: the images that need the file fail,
+	// naming it; the others land.
+	damage(t, bad)
+	out2 := filepath.Join(t.TempDir(), "phase2")
+	code, _, _ = runCLI(t, nil, "run", "-f", spec, "--from", "oci:"+media, "--out", out2, "--progress", "none")
+	if code == contract.ExitOK {
+		t.Fatalf("phase two passed reading the damaged %s", bad)
+	}
+	rep := readReport(t, out2)
+	if rep.Failed == 0 || rep.Copied == 0 {
+		t.Fatalf("phase two: copied %d, failed %d: want the images that need %s failed and the others copied", rep.Copied, rep.Failed, bad)
+	}
+	for _, im := range rep.Images {
+		if im.Status == contract.StatusFailed && !strings.Contains(im.Error, bad) {
+			t.Errorf("%s failed without naming the damaged file: %s", im.Target, im.Error)
+		}
+	}
+}
