@@ -25,6 +25,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -73,6 +74,22 @@ type Options struct {
 	// PhaseOne, in the second phase of a disconnected move (layout to
 	// registry), is the first phase's report, linked from this one's.
 	PhaseOne *report.PhaseLink
+	// SplitSize cuts an oci-archive target into parts of at most this
+	// many bytes (0: one file).
+	SplitSize int64
+}
+
+// LayoutDir is the layout a target on disk is written into: the directory
+// of oci:DIR, the layout beside oci-archive:FILE (packed at the end of the
+// run); "" for a registry.
+func LayoutDir(l imageref.Location) string {
+	switch l.Transport {
+	case imageref.TransportOCI:
+		return l.Path
+	case imageref.TransportOCIArchive:
+		return ocilayout.Staging(l.Path)
+	}
+	return ""
 }
 
 // Cluster names the cluster whose Image API is backfilled.
@@ -284,9 +301,16 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	if err := record.keep(rep); err != nil {
 		return rep, err
 	}
-	if o.Export.To.Transport == imageref.TransportOCI && !o.DryRun {
-		if err := airgap.Record(o.Export.To.Path, o.Out); err != nil {
+	if dir := LayoutDir(o.Export.To); dir != "" && !o.DryRun {
+		if err := airgap.Record(dir, o.Out); err != nil {
 			return rep, err
+		}
+		if o.Export.To.Transport == imageref.TransportOCIArchive {
+			files, err := ocilayout.Pack(dir, o.Export.To.Path, o.SplitSize)
+			if err != nil {
+				return rep, fmt.Errorf("packing %s: %w", o.Export.To.Path, err)
+			}
+			o.Say("wrote %s (%d file(s)); the layout it was written from stays in %s for a rerun", o.Export.To.Path, len(files), dir)
 		}
 	}
 	return rep, nil

@@ -109,6 +109,19 @@ func OpenDisk(ctx context.Context, d Disk) (registry.Store, error) {
 	switch d.Location.Transport {
 	case imageref.TransportOCI:
 		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write})
+	case imageref.TransportOCIArchive:
+		if d.Write { // written as a layout beside the file, packed at the end of the run
+			return ocilayout.Open(ctx, ocilayout.Staging(d.Location.Path), ocilayout.Options{Create: true})
+		}
+		return ocilayout.OpenArchive(ctx, d.Location.Path)
+	case imageref.TransportDockerArchive:
+		if !d.Write {
+			return ocilayout.OpenDockerArchive(ctx, d.Location.Path)
+		}
+	case imageref.TransportDir:
+		if !d.Write {
+			return ocilayout.OpenDir(ctx, d.Location.Path)
+		}
 	}
-	return nil, fmt.Errorf("%s: the %s transport is not supported here; use oci:DIR", d.Location, d.Location.Transport)
+	return nil, fmt.Errorf("%s: %s: is a source only; write to oci:DIR or oci-archive:FILE", d.Location, d.Location.Transport)
 }
