@@ -23,7 +23,7 @@ var (
 
 // buildCrane builds go-containerregistry's crane (the version go.mod pins)
 // once per test binary.
-func buildCrane(t *testing.T) string {
+func buildCrane(t testing.TB) string {
 	t.Helper()
 	craneOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "crane-bin-")
