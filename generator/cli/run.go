@@ -303,8 +303,11 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.VerifyMode = f.verifyMode
 	}
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
+	for i := range o.Connect.Disk {
+		o.Connect.Disk[i].DryRun = f.dryRun
+	}
 	o.Out = f.out
-	if dir := runner.LayoutDir(o.Export.To); o.Out == "" && dir != "" {
+	if dir := runner.LayoutDir(o.Export.To); o.Out == "" && dir != "" && !f.dryRun {
 		// Phase one of a disconnected move: the plan and the report travel
 		// inside the layout, and the same command resumes there.
 		o.Out = airgap.RecordPath(dir)

@@ -51,6 +51,7 @@ type Options struct {
 type Disk struct {
 	Location imageref.Location
 	Write    bool
+	DryRun   bool // a target is read, never created
 }
 
 // Client returns a registry client for the options.
@@ -108,10 +109,10 @@ func Client(o Options) (*registry.Client, error) {
 func OpenDisk(ctx context.Context, d Disk) (registry.Store, error) {
 	switch d.Location.Transport {
 	case imageref.TransportOCI:
-		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write})
+		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write, DryRun: d.DryRun})
 	case imageref.TransportOCIArchive:
 		if d.Write { // written as a layout beside the file, packed at the end of the run
-			return ocilayout.Open(ctx, ocilayout.Staging(d.Location.Path), ocilayout.Options{Create: true})
+			return ocilayout.Open(ctx, ocilayout.Staging(d.Location.Path), ocilayout.Options{Create: true, DryRun: d.DryRun})
 		}
 		return ocilayout.OpenArchive(ctx, d.Location.Path)
 	case imageref.TransportDockerArchive:

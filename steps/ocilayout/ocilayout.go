@@ -79,6 +79,9 @@ type Options struct {
 	// Create makes the directory a new, empty layout when it is not one
 	// (a target); a source must be a layout already.
 	Create bool
+	// DryRun: a target that is not there yet is read as empty and not
+	// created (a dry run writes nothing).
+	DryRun bool
 }
 
 // Open opens the layout in dir.
@@ -87,6 +90,10 @@ func Open(ctx context.Context, dir string, o Options) (*Layout, error) {
 		named: map[string]bool{}, types: map[string]string{}}
 	_, err := os.Stat(filepath.Join(dir, LayoutFile))
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && o.Create && o.DryRun:
+		l.writable = false
+		l.idx = index{SchemaVersion: 2, MediaType: registry.MediaOCIIndex, Manifests: []registry.Descriptor{}}
+		return l, nil
 	case errors.Is(err, fs.ErrNotExist) && o.Create:
 		if err := l.create(); err != nil {
 			return nil, err

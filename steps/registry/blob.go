@@ -324,6 +324,23 @@ type verifyingReader struct {
 	watch ByteWatcher // nil: nobody listens
 }
 
+// check checks length and digest of what was read, once the consumer
+// stopped reading: an HTTP upload with a Content-Length reads exactly its
+// bytes and may never ask for the end of the stream, where Read checks.
+func (v *verifyingReader) check() error {
+	if v.err != nil {
+		return v.err
+	}
+	if v.size >= 0 && v.n != v.size {
+		return nil // ended early: the caller reports the short stream
+	}
+	alg, _, _ := strings.Cut(v.want, ":")
+	if got := alg + ":" + hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+		v.err = fmt.Errorf("%w: blob %s in %s: its content has digest %s", ErrDigestMismatch, v.want, v.where, got)
+	}
+	return v.err
+}
+
 func (v *verifyingReader) Read(p []byte) (int, error) {
 	if v.err != nil {
 		return 0, v.err

@@ -122,6 +122,11 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 		if body.err != nil {
 			return 0, body.err
 		}
+		if err == nil {
+			if err := body.check(); err != nil {
+				return 0, err // WriteBlob read to the end: the check ran already
+			}
+		}
 		if err != nil {
 			if body.n < size && src == nil {
 				return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes: %v", d.Digest, body.n, size, err)}
@@ -152,7 +157,7 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 	up.RawQuery = q.Encode()
 	put, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPut,
 		path: up.String(), stream: body, size: size, hdr: http.Header{"Content-Type": {"application/octet-stream"}}})
-	if body.err != nil {
+	if body.check() != nil {
 		if put != nil {
 			drain(put)
 		}

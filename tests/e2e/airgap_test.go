@@ -302,6 +302,14 @@ func TestAirGapResumeAndDamage(t *testing.T) {
 	spec, _ := writeSpec(t, src, dst, "")
 	media := filepath.Join(t.TempDir(), "export")
 	phase1 := []string{"run", "-f", spec, "--to", "oci:" + media, "--progress", "none"}
+	// A dry run plans every image and writes nothing to the media.
+	code, stdout, stderr := runCLI(t, nil, append(phase1, "--dry-run", "--out", filepath.Join(t.TempDir(), "dry"))...)
+	if code != contract.ExitOK || strings.Count(stdout, "\n+ ") < len(seeded.Tags)/2 {
+		t.Errorf("dry run: exit %d, plan:\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(media); err == nil {
+		t.Errorf("the dry run created %s", media)
+	}
 	if code, _, _ := runCLI(t, nil, phase1...); code != contract.ExitOK {
 		t.Fatalf("phase one: exit %d", code)
 	}
@@ -357,7 +365,7 @@ func TestAirGapResumeAndDamage(t *testing.T) {
 	// A damaged file: verify reads every blob of the layout and names it.
 	bad := largestBlob(t, media)
 	damage(t, bad)
-	code, _, stderr := runCLI(t, nil, append(phase1, "--verify", "full")...)
+	code, _, stderr = runCLI(t, nil, append(phase1, "--verify", "full")...)
 	if code == contract.ExitOK {
 		t.Fatalf("verify passed over the damaged %s", bad)
 	}
