@@ -135,6 +135,9 @@ func TestAirGapTwoPhases(t *testing.T) {
 			if !strings.Contains(string(md), "phase one ("+src.Host) {
 				t.Errorf("report.md does not mention phase one:\n%s", md)
 			}
+			if html, _ := os.ReadFile(filepath.Join(out2, contract.ReportHTML)); !strings.Contains(string(html), "<dt>Phase one</dt>") || !strings.Contains(string(html), link.PhaseOne.ReportSHA256) {
+				t.Errorf("report.html does not link phase one")
+			}
 			// Phase two's scope is phase one's images, every one of them.
 			if rep2.Total != rep1.Total {
 				t.Errorf("phase two moved %d images, phase one %d", rep2.Total, rep1.Total)
