@@ -354,11 +354,29 @@ func checkCredentials(a spec.Auth, secret string, submitting, createSecret, uses
 	}
 }
 
+// onDisk refuses a source or target on disk (oci:DIR...): a directory of
+// this machine, which the workflow's pods cannot reach.
+func onDisk(m *spec.Migration) error {
+	for _, side := range []struct{ name, loc string }{{"source", m.Source.Registry}, {"target", m.Target.Registry}} {
+		loc, err := imageref.ParseLocation(side.loc)
+		if err != nil || loc.Transport == "" {
+			continue
+		}
+		return fmt.Errorf("the %s %s is a path on this machine, which the workflow's pods cannot reach (writing a layout to a PersistentVolumeClaim from the pods is not supported): "+
+			"run the disconnected move with `regmigrate run` where the media is: `regmigrate run --from LEGACY --to oci:DIR` on a machine that reaches the legacy registry, "+
+			"then `regmigrate run --from oci:DIR --to NEW` on one that reaches the new registry (README: Disconnected / air gap); generate a Workflow for registry-to-registry moves only", side.name, loc)
+	}
+	return nil
+}
+
 // planFor turns a spec into a plan. The image lists and rules are read
 // here: their contents travel inside the Workflow (a pod cannot read this
 // machine's files). Credentials files are not carried over: the steps
 // read the Secret.
 func planFor(m *spec.Migration) (workflows.Plan, error) {
+	if err := onDisk(m); err != nil {
+		return workflows.Plan{}, err
+	}
 	p := workflows.Plan{
 		Name: m.Metadata.Name, Source: m.Source.Registry, Target: m.Target.Registry,
 		Scope: workflows.Scope{

@@ -144,6 +144,8 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--param", "strategy=move"}, "move"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--template"}, "--template and --from-template: give one"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--secret", "x"}, "the WorkflowTemplate names the credentials Secret"},
+		{[]string{"generate", "--from", "a.example", "--to", "oci:/media/export", "--image-tag", "v1"}, "the target oci:/media/export is a path on this machine, which the workflow's pods cannot reach"},
+		{[]string{"generate", "--from", "oci:/media/export", "--to", "b.example", "--image-tag", "v1"}, "then `regmigrate run --from oci:DIR --to NEW`"},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
 		if code != 2 || out != "" || !strings.Contains(stderr, tc.want) {

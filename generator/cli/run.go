@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/generator/runner"
 	"github.com/regmigrate/regmigrate/generator/spec"
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -24,6 +27,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -58,8 +62,8 @@ type migrationFlags struct {
 func (f *migrationFlags) bind(c *cobra.Command) {
 	fs := c.Flags()
 	fs.StringVarP(&f.specFile, "file", "f", "", "migration spec `FILE` (migration.yaml); the flags override its fields")
-	fs.StringVar(&f.from, "from", "", "the legacy registry `HOST[:PORT][/NAMESPACE]` to copy from")
-	fs.StringVar(&f.to, "to", "", "the new registry `HOST[:PORT][/NAMESPACE]` to copy to")
+	fs.StringVar(&f.from, "from", "", "the legacy registry `HOST[:PORT][/NAMESPACE]` to copy from, or oci:DIR, oci-archive:FILE, docker-archive:FILE, dir:DIR on disk")
+	fs.StringVar(&f.to, "to", "", "the new registry `HOST[:PORT][/NAMESPACE]` to copy to, or oci:DIR (an OCI image layout, for a disconnected move)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS for both registries")
 	fs.StringVar(&f.authFile, "authfile", "", "docker config.json `FILE` with credentials (default: $REGISTRY_AUTH_FILE, then $DOCKER_CONFIG/config.json)")
 	fs.StringVar(&f.authJSON, "auth", "", "image-migrator auth.json `FILE` (keys registry or registry/namespace)")
@@ -191,6 +195,7 @@ type runFlags struct {
 	workloadNamespaces         []string
 	cutover                    bool
 	cut                        switchmodecmd.Config
+	splitSize                  string
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -238,6 +243,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.StringVar(&f.verifyMode, "verify", "", "`MODE`: auto (default: every tag digest, deep checks of what this run copied), full (read and hash every manifest and blob of every image on the target; images that fail are copied again by the next run) or digest")
+	fs.StringVar(&f.splitSize, "split-size", "", "with --to oci-archive:FILE, cut the archive into parts FILE.000, FILE.001... of at most `SIZE` (e.g. 4GiB) for media with a size limit")
 	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as regmigrate cutover; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
 	bindCutover(c, "cutover-", &f.cut)
 	fs.StringVar(&f.out, "out", "", "run `DIR` (default: a new ./regmigrate-run-<time>); give a previous one to finish it")
@@ -245,7 +251,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "`MODE`: auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
 	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	setGroup(fs, groupScope, "rediscover", "scope-from-workloads", "workload-namespace")
-	setGroup(fs, groupCopy, "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify")
+	setGroup(fs, groupCopy, "split-size", "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify")
 	setGroup(fs, groupCutover, "cutover", "cutover-context", "cutover-all-clusters", "workloads", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupOutput, "out", "progress", "log-format")
 	return c
@@ -297,7 +303,25 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.VerifyMode = f.verifyMode
 	}
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
+	for i := range o.Connect.Disk {
+		o.Connect.Disk[i].DryRun = f.dryRun
+	}
 	o.Out = f.out
+	if dir := runner.LayoutDir(o.Export.To); o.Out == "" && dir != "" && !f.dryRun {
+		// Phase one of a disconnected move: the plan and the report travel
+		// inside the layout, and the same command resumes there.
+		o.Out = airgap.RecordPath(dir)
+	}
+	if c.Flags().Changed("split-size") {
+		if o.Export.To.Transport != imageref.TransportOCIArchive {
+			return usageError(fmt.Errorf("--split-size cuts an oci-archive into parts: give --to oci-archive:FILE (not %s)", o.Export.To))
+		}
+		n, err := parseSize(f.splitSize)
+		if err != nil {
+			return usageError(fmt.Errorf("--split-size %q: %w", f.splitSize, err))
+		}
+		o.SplitSize = n
+	}
 	if o.Out == "" {
 		o.Out = defaultRunDir(time.Now())
 	}
@@ -422,6 +446,12 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	if to, err = imageref.ParseLocation(m.Target.Registry); err != nil {
 		return o, nil, fmt.Errorf("target: %w", err)
 	}
+	if from.Transport != "" && to.Transport != "" {
+		return o, nil, fmt.Errorf("the source (%s) and the target (%s) are both on disk: one side must be a registry; to copy a layout, copy its directory", from, to)
+	}
+	if to.Transport != "" && to.Transport != imageref.TransportOCI && to.Transport != imageref.TransportOCIArchive {
+		return o, nil, fmt.Errorf("target %s: %s: is a source only; write to oci:DIR (or oci-archive:FILE)", to, to.Transport)
+	}
 	if from.Registry == to.Registry && from.Namespace == to.Namespace {
 		return o, nil, fmt.Errorf("the source and the target are both %s: a migration copies from one registry (or namespace) to another; check --from and --to", to)
 	}
@@ -431,6 +461,30 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	}
 	for _, le := range lineErrs {
 		bad = append(bad, le)
+	}
+	// Phase two of a disconnected move: the images phase one wrote into
+	// the layout, pinned to the digests it read from the legacy registry.
+	// With lists, the listed tags are pinned to phase one's digests.
+	if dir, err := layoutDirOf(from); err != nil {
+		return o, nil, err
+	} else if dir != "" {
+		p1, err := airgap.Read(dir)
+		switch {
+		case err == nil:
+			carried, problems := p1.Entries(from.Registry)
+			if len(m.Images.Lists) == 0 && m.Images.Rules == "" {
+				entries = carried
+				for _, p := range problems {
+					bad = append(bad, errors.New(p))
+				}
+			} else {
+				entries = airgap.Pin(entries, carried)
+			}
+			link := p1.Link()
+			o.PhaseOne = &link
+		case !errors.Is(err, fs.ErrNotExist):
+			return o, nil, err
+		}
 	}
 	if (len(m.Images.Lists) > 0 || m.Images.Rules != "") && len(entries) == 0 {
 		return o, bad, fmt.Errorf("the image lists hold no valid line (%d bad): nothing to migrate", len(bad))
@@ -461,6 +515,12 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.Connect = connect.Options{
 		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: m.Auth.DockerConfig, AuthFile: m.Auth.AuthFile,
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+	}
+	if from.Transport != "" {
+		o.Connect.Disk = append(o.Connect.Disk, connect.Disk{Location: from})
+	}
+	if to.Transport != "" {
+		o.Connect.Disk = append(o.Connect.Disk, connect.Disk{Location: to, Write: true})
 	}
 	if m.Copy.IdleTimeout != "" {
 		o.Connect.IdleTimeout, _ = time.ParseDuration(m.Copy.IdleTimeout) // checked by the spec's validation
@@ -548,4 +608,43 @@ func scopeOf(m *spec.Migration, specFile string) report.Scope {
 		s.Inputs = append(s.Inputs, report.Input{Kind: "rules", Path: m.Images.Rules})
 	}
 	return s
+}
+
+// layoutDirOf is the layout directory of a location on disk that can carry
+// phase one's record (oci:DIR, oci-archive:FILE unpacked beside it), or "".
+func layoutDirOf(l imageref.Location) (string, error) {
+	switch l.Transport {
+	case imageref.TransportOCI:
+		return l.Path, nil
+	case imageref.TransportOCIArchive:
+		lay, err := ocilayout.OpenArchive(context.Background(), l.Path)
+		if err != nil {
+			return "", err
+		}
+		return lay.Dir(), nil
+	}
+	return "", nil
+}
+
+// parseSize reads a size such as 4GiB, 700MB, 2G or 1048576.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+		i++
+	}
+	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v <= 0 {
+		return 0, errors.New("want a positive size such as 4GiB, 700MiB or 4000000000")
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1e3, "m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9, "t": 1 << 40, "tib": 1 << 40, "tb": 1e12}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q: want B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)", unit)
+	}
+	if v*mult < 1<<20 {
+		return 0, errors.New("parts under 1 MiB: give at least 1MiB")
+	}
+	return int64(v * mult), nil
 }

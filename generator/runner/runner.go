@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfill"
 	"github.com/regmigrate/regmigrate/steps/connect"
@@ -22,7 +23,9 @@ import (
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
+	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/mirror"
+	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -68,6 +71,25 @@ type Options struct {
 	Logger    *slog.Logger
 	// Client overrides the client built from Connect (tests).
 	Client *registry.Client
+	// PhaseOne, in the second phase of a disconnected move (layout to
+	// registry), is the first phase's report, linked from this one's.
+	PhaseOne *report.PhaseLink
+	// SplitSize cuts an oci-archive target into parts of at most this
+	// many bytes (0: one file).
+	SplitSize int64
+}
+
+// LayoutDir is the layout a target on disk is written into: the directory
+// of oci:DIR, the layout beside oci-archive:FILE (packed at the end of the
+// run); "" for a registry.
+func LayoutDir(l imageref.Location) string {
+	switch l.Transport {
+	case imageref.TransportOCI:
+		return l.Path
+	case imageref.TransportOCIArchive:
+		return ocilayout.Staging(l.Path)
+	}
+	return ""
 }
 
 // Cluster names the cluster whose Image API is backfilled.
@@ -124,6 +146,14 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	defer record.close()
 	o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), record.handler()))
 	reuse := o.Strategy == backfill.StrategyReuseStorage
+	if o.Export.To.Transport != "" && o.VerifyMode == "" {
+		o.VerifyMode = verify.ModeFull // a layout's every blob is read and hashed again
+	}
+	if o.PhaseOne != nil {
+		if err := airgap.WriteLink(o.Out, *o.PhaseOne); err != nil {
+			return report.Report{}, err
+		}
+	}
 	var api *imageapi.Client
 	if o.Cluster != nil && !o.DryRun {
 		cfg, err := imageapi.Config(o.Cluster.Kubeconfig, o.Cluster.Context, o.Cluster.QPS, o.Cluster.Burst)
@@ -270,6 +300,18 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	}
 	if err := record.keep(rep); err != nil {
 		return rep, err
+	}
+	if dir := LayoutDir(o.Export.To); dir != "" && !o.DryRun {
+		if err := airgap.Record(dir, o.Out); err != nil {
+			return rep, err
+		}
+		if o.Export.To.Transport == imageref.TransportOCIArchive {
+			files, err := ocilayout.Pack(dir, o.Export.To.Path, o.SplitSize)
+			if err != nil {
+				return rep, fmt.Errorf("packing %s: %w", o.Export.To.Path, err)
+			}
+			o.Say("wrote %s (%d file(s)); the layout it was written from stays in %s for a rerun", o.Export.To.Path, len(files), dir)
+		}
 	}
 	return rep, nil
 }

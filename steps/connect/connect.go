@@ -6,6 +6,7 @@
 package connect
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/regmigrate/regmigrate/steps/credentials"
+	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
 
@@ -39,6 +42,16 @@ type Options struct {
 	// IdleTimeout ends a stalled request (0: registry.DefaultIdleTimeout).
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// Disk are the locations on disk (oci:DIR...) the client serves, each
+	// under its imageref.TransportHost.
+	Disk []Disk
+}
+
+// Disk is a location on disk and whether the run writes to it.
+type Disk struct {
+	Location imageref.Location
+	Write    bool
+	DryRun   bool // a target is read, never created
 }
 
 // Client returns a registry client for the options.
@@ -71,7 +84,7 @@ func Client(o Options) (*registry.Client, error) {
 	if o.MaxPerRegistry < 0 {
 		return nil, fmt.Errorf("max per registry must be at least 1, got %d", o.MaxPerRegistry)
 	}
-	return registry.New(registry.Options{
+	c := registry.New(registry.Options{
 		Keychain: kc,
 		TLSConfig: func(host string) (*tls.Config, error) {
 			return credentials.TLSConfig(o.CertsDir, host, insecure[host])
@@ -81,5 +94,35 @@ func Client(o Options) (*registry.Client, error) {
 		RetryAttempts:  o.Retries,
 		IdleTimeout:    o.IdleTimeout,
 		Logger:         o.Logger,
-	}), nil
+	})
+	for _, d := range o.Disk {
+		s, err := OpenDisk(context.Background(), d)
+		if err != nil {
+			return nil, err
+		}
+		c.Attach(d.Location.Registry, s)
+	}
+	return c, nil
+}
+
+// OpenDisk opens a location on disk as a registry.Store.
+func OpenDisk(ctx context.Context, d Disk) (registry.Store, error) {
+	switch d.Location.Transport {
+	case imageref.TransportOCI:
+		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write, DryRun: d.DryRun})
+	case imageref.TransportOCIArchive:
+		if d.Write { // written as a layout beside the file, packed at the end of the run
+			return ocilayout.Open(ctx, ocilayout.Staging(d.Location.Path), ocilayout.Options{Create: true, DryRun: d.DryRun})
+		}
+		return ocilayout.OpenArchive(ctx, d.Location.Path)
+	case imageref.TransportDockerArchive:
+		if !d.Write {
+			return ocilayout.OpenDockerArchive(ctx, d.Location.Path)
+		}
+	case imageref.TransportDir:
+		if !d.Write {
+			return ocilayout.OpenDir(ctx, d.Location.Path)
+		}
+	}
+	return nil, fmt.Errorf("%s: %s: is a source only; write to oci:DIR or oci-archive:FILE", d.Location, d.Location.Transport)
 }

@@ -157,16 +157,59 @@ func NameProblem(repo, tag string) string {
 	return ""
 }
 
-// Location is HOST[:PORT][/NAMESPACE], as --from/--to take it.
+// Location is HOST[:PORT][/NAMESPACE], as --from/--to take it, or a
+// transport on disk: oci:DIR (an OCI image layout), oci-archive:FILE,
+// docker-archive:FILE, dir:DIR.
 type Location struct {
 	Registry  string
 	Namespace string // optional path prefix (may contain '/')
+	// Transport is set for a location on disk (TransportOCI...); Path is
+	// then its directory or file, and Registry the name references use for
+	// it (TransportHost), a name no registry has.
+	Transport string
+	Path      string
 }
 
-// ParseLocation parses HOST[:PORT][/NAMESPACE].
+// Transports on disk, as --from and --to take them (skopeo's names).
+const (
+	TransportOCI           = "oci"
+	TransportOCIArchive    = "oci-archive"
+	TransportDockerArchive = "docker-archive"
+	TransportDir           = "dir"
+)
+
+// Transports lists the transports on disk.
+var Transports = []string{TransportOCI, TransportOCIArchive, TransportDockerArchive, TransportDir}
+
+// TransportHost is the host name that references use for a location on
+// disk: in the .invalid domain, which no registry has (RFC 2606).
+func TransportHost(transport string) string { return transport + ".invalid" }
+
+// IsTransportHost reports whether host names a location on disk.
+func IsTransportHost(host string) bool {
+	for _, t := range Transports {
+		if host == TransportHost(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseLocation parses HOST[:PORT][/NAMESPACE] or TRANSPORT:PATH.
 func ParseLocation(s string) (Location, error) {
 	orig := s
 	s = strings.TrimSpace(s)
+	for _, t := range Transports {
+		if p, ok := strings.CutPrefix(s, t+":"); ok {
+			if _, err := strconv.Atoi(p); err == nil {
+				break // a host named like a transport, and its port
+			}
+			if p == "" {
+				return Location{}, fmt.Errorf("%q names no path: want %s:PATH, e.g. %s:/media/export", orig, t, t)
+			}
+			return Location{Registry: TransportHost(t), Transport: t, Path: p}, nil
+		}
+	}
 	for _, p := range []string{"https://", "http://"} {
 		s = strings.TrimPrefix(s, p)
 	}
@@ -194,6 +237,9 @@ func ParseLocation(s string) (Location, error) {
 }
 
 func (l Location) String() string {
+	if l.Transport != "" {
+		return l.Transport + ":" + l.Path
+	}
 	if l.Namespace == "" {
 		return l.Registry
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/backfillresult"
 	"github.com/regmigrate/regmigrate/steps/contract"
@@ -82,6 +83,9 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
 	rep.Backfill = backfillLine(o.DryRun, backfilled, rep)
+	if rep.PhaseOne, err = airgap.ReadLink(o.RunDir); err != nil {
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
 	run, err := artifacts.ReadRun(dir)
 	recorded := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -14,6 +14,12 @@ import (
 
 // HeadBlob reports whether repo holds the blob.
 func (c *Client) HeadBlob(ctx context.Context, host, repo, digest string) (bool, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkDigest(digest); err != nil {
+			return false, err
+		}
+		return s.HasBlob(ctx, digest)
+	}
 	if err := checkRepo(repo); err != nil {
 		return false, err
 	}
@@ -45,6 +51,9 @@ func (c *Client) HeadBlob(ctx context.Context, host, repo, digest string) (bool,
 // same registry. It reports false (and cancels the opened upload) when the
 // registry chose not to mount.
 func (c *Client) Mount(ctx context.Context, host, repo, digest, from string) (bool, error) {
+	if c.StoreOf(host) != nil {
+		return false, nil // a store shares its blobs: HasBlob finds them
+	}
 	for _, r := range []string{repo, from} {
 		if err := checkRepo(r); err != nil {
 			return false, err
@@ -124,7 +133,11 @@ func (c *Client) CopyBlob(ctx context.Context, srcHost, srcRepo, dstHost, dstRep
 	var n int64
 	err := c.retry(ctx, "copy blob", func() error {
 		var err error
-		n, err = c.copyBlobOnce(ctx, srcHost, srcRepo, dstHost, dstRepo, d, w)
+		if c.StoreOf(srcHost) != nil || c.StoreOf(dstHost) != nil {
+			n, err = c.copyBlobStore(ctx, srcHost, srcRepo, dstHost, dstRepo, d, w)
+		} else {
+			n, err = c.copyBlobOnce(ctx, srcHost, srcRepo, dstHost, dstRepo, d, w)
+		}
 		return err
 	})
 	if err != nil && w != nil && d.Size > 0 {
@@ -243,6 +256,12 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 // storage). A body that ends early or stalls is read again; one that ends
 // early on every attempt is ErrIncompleteBlob (final).
 func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor) (int64, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkDigest(d.Digest); err != nil {
+			return 0, err
+		}
+		return checkStoreBlob(ctx, s, d)
+	}
 	if err := checkRepo(repo); err != nil {
 		return 0, err
 	}
@@ -303,6 +322,23 @@ type verifyingReader struct {
 	n     int64
 	err   error
 	watch ByteWatcher // nil: nobody listens
+}
+
+// check checks length and digest of what was read, once the consumer
+// stopped reading: an HTTP upload with a Content-Length reads exactly its
+// bytes and may never ask for the end of the stream, where Read checks.
+func (v *verifyingReader) check() error {
+	if v.err != nil {
+		return v.err
+	}
+	if v.size >= 0 && v.n != v.size {
+		return nil // ended early: the caller reports the short stream
+	}
+	alg, _, _ := strings.Cut(v.want, ":")
+	if got := alg + ":" + hex.EncodeToString(v.h.Sum(nil)); got != v.want {
+		v.err = fmt.Errorf("%w: blob %s in %s: its content has digest %s", ErrDigestMismatch, v.want, v.where, got)
+	}
+	return v.err
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {

@@ -136,9 +136,10 @@ func (o *Options) setDefaults() {
 
 // Client talks to any number of registries.
 type Client struct {
-	o    Options
-	mu   sync.Mutex
-	regs map[string]*hostState
+	o      Options
+	mu     sync.Mutex
+	regs   map[string]*hostState
+	stores map[string]Store // hosts served from a layout or archive (Attach)
 }
 
 // New returns a Client.

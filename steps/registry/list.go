@@ -30,6 +30,13 @@ var ErrTooLarge = errors.New("response too large")
 // returned as the registry sent them: the caller checks each against the
 // grammar (an odd one must fail alone).
 func (c *Client) ListTags(ctx context.Context, host, repo string) ([]string, error) {
+	if s := c.StoreOf(host); s != nil {
+		tags, err := s.ListTags(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of %s in %s: %w", repo, s.Describe(), err)
+		}
+		return tags, nil
+	}
 	if err := checkRepo(repo); err != nil {
 		return nil, err
 	}
@@ -43,6 +50,16 @@ func (c *Client) ListTags(ctx context.Context, host, repo string) ([]string, err
 // Catalog returns every repository of the registry, following pagination.
 // progress, when set, is called after each page with the count so far.
 func (c *Client) Catalog(ctx context.Context, host string, progress func(n int)) ([]string, error) {
+	if s := c.StoreOf(host); s != nil {
+		repos, err := s.Catalog(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the images of %s: %w", s.Describe(), err)
+		}
+		if progress != nil {
+			progress(len(repos))
+		}
+		return repos, nil
+	}
 	repos, err := c.paginate(ctx, host, "", []string{catalogScope}, "/v2/_catalog", "repositories", progress)
 	var se *StatusError
 	if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed || errors.Is(err, ErrDenied)) {

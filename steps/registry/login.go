@@ -58,6 +58,12 @@ func (e *LoginError) Unwrap() error { return e.Err }
 // any request; the error is a *LoginError, retryable (IsRetryable) when
 // the registry was unreachable for a transient reason.
 func (c *Client) Login(ctx context.Context, host, repo string) error {
+	if s := c.StoreOf(host); s != nil {
+		if _, err := s.Catalog(ctx); err != nil {
+			return fmt.Errorf("reading %s: %w", s.Describe(), err)
+		}
+		return nil
+	}
 	h, err := c.host(host)
 	if err != nil {
 		return &LoginError{Host: host, Err: err}

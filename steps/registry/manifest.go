@@ -129,6 +129,12 @@ const maxManifestSize = 8 << 20
 // registry that sends no Docker-Content-Digest, or one that is not a valid
 // digest, is asked for the manifest itself, whose digest is computed here.
 func (c *Client) HeadManifest(ctx context.Context, host, repo, ref string) (Descriptor, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkRef(repo, ref); err != nil {
+			return Descriptor{}, err
+		}
+		return s.HeadManifest(ctx, repo, ref)
+	}
 	if err := checkRef(repo, ref); err != nil {
 		return Descriptor{}, err
 	}
@@ -167,6 +173,12 @@ func (c *Client) HeadManifest(ctx context.Context, host, repo, ref string) (Desc
 // The bytes are checked against ref when it is a digest, and against the
 // registry's Docker-Content-Digest when it sends one.
 func (c *Client) GetManifest(ctx context.Context, host, repo, ref string) ([]byte, string, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkRef(repo, ref); err != nil {
+			return nil, "", err
+		}
+		return s.GetManifest(ctx, repo, ref)
+	}
 	if err := checkRef(repo, ref); err != nil {
 		return nil, "", err
 	}
@@ -241,6 +253,15 @@ func mediaType(ct string) string {
 // has checked the bytes against their digest; a digest ref is checked here
 // again, so nothing is stored under a digest it does not have.
 func (c *Client) PutManifest(ctx context.Context, host, repo, ref, mt string, body []byte) error {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkRef(repo, ref); err != nil {
+			return err
+		}
+		if imageref.ValidDigest(ref) && !Matches(ref, body) {
+			return fmt.Errorf("%w: refusing to store a manifest as %s@%s: its content has another digest", ErrInvalidDigest, repo, ref)
+		}
+		return s.PutManifest(ctx, repo, ref, mt, body)
+	}
 	if err := checkRef(repo, ref); err != nil {
 		return err
 	}

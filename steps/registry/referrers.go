@@ -12,6 +12,12 @@ import (
 // as a tag). The answer is cached per registry after the first call. The
 // index is capped like a manifest, and every digest in it must be valid.
 func (c *Client) Referrers(ctx context.Context, host, repo, digest string) ([]Descriptor, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkDigest(digest); err != nil {
+			return nil, err
+		}
+		return s.Referrers(ctx, repo, digest)
+	}
 	if err := checkRepo(repo); err != nil {
 		return nil, err
 	}

@@ -95,6 +95,26 @@ type Report struct {
 	ScopeErrors []string `json:"scopeErrors,omitempty"`
 	Shards      []Shard  `json:"shards"`
 	Images      []Image  `json:"images"`
+	// PhaseOne links the first phase of a disconnected move (registry to
+	// layout) to this second one (layout to registry): its report, by
+	// path and digest, and its counts.
+	PhaseOne *PhaseLink `json:"phaseOne,omitempty"`
+}
+
+// PhaseLink is what a second phase's report says of the first.
+type PhaseLink struct {
+	Layout       string    `json:"layout"`
+	Report       string    `json:"report"`
+	ReportSHA256 string    `json:"reportSHA256"`
+	Source       string    `json:"source"`
+	Target       string    `json:"target"`
+	Started      time.Time `json:"started,omitzero"`
+	Finished     time.Time `json:"finished"`
+	Total        int       `json:"total"`
+	Copied       int       `json:"copied"`
+	Skipped      int       `json:"skipped"`
+	Failed       int       `json:"failed"`
+	Verified     bool      `json:"verified"`
 }
 
 // ShardInput is what one shard produced.
@@ -258,6 +278,10 @@ func (r Report) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- finished: %s\n", r.Finished.Format(time.RFC3339))
 	fmt.Fprintf(&b, "- result: **%s**\n\n", r.SummaryLine())
+	if p := r.PhaseOne; p != nil {
+		fmt.Fprintf(&b, "- phase one (%s to %s, finished %s): %d images, %d copied, %d skipped, %d failed, verified %t; its report: `%s` (%s)\n\n",
+			p.Source, p.Target, p.Finished.Format(time.RFC3339), p.Total, p.Copied, p.Skipped, p.Failed, p.Verified, p.Report, p.ReportSHA256)
+	}
 	if r.Backfill != "" {
 		fmt.Fprintf(&b, "- Image API backfill: %s\n", r.Backfill)
 		if r.ImageAPIPassed+r.ImageAPIFailed > 0 {
