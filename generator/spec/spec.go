@@ -63,7 +63,8 @@ type Argo struct {
 	// Resources of every step container (default: measured, README "Pod
 	// resources"); StepResources replaces them for one step, by the name
 	// the Argo UI shows (export, mirror-shard, backfill-shard,
-	// verify-shard, report, switch-mode, switch-back).
+	// verify-shard, report, record-approval, switch-mode, switch-back,
+	// notify).
 	Resources     *Resources           `json:"resources,omitempty"`
 	StepResources map[string]Resources `json:"stepResources,omitempty"`
 	// PriorityClassName of the pods (default: the cluster's).
