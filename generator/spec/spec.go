@@ -73,6 +73,11 @@ type Argo struct {
 	Deadlines Deadlines `json:"deadlines,omitempty"`
 	// TTL: how long a finished Workflow object stays.
 	TTL TTL `json:"ttl,omitempty"`
+	// Notify: post each Workflow's summary to a webhook when it ends
+	// (none when absent).
+	Notify *Notify `json:"notify,omitempty"`
+	// Approval: the cutover's wait for a decision.
+	Approval Approval `json:"approval,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.
