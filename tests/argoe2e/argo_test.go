@@ -69,6 +69,7 @@ func TestArgo(t *testing.T) {
 		{"3-cron-delta", scenarioCron},
 		{"4-template-cutover-one-at-a-time-rollback", scenarioCutover},
 		{"6-deadlines-ttl-and-pods", scenarioLimits},
+		{"7-metrics-notifications-approval", scenarioWatch},
 	} {
 		start, ran := time.Now(), false
 		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })
