@@ -154,7 +154,14 @@ func Build(o Options) (Summary, error) {
 	if o.UIBaseURL != "" {
 		s.WorkflowURL = strings.TrimSuffix(o.UIBaseURL, "/") + "/workflows/" + url.PathEscape(o.Namespace) + "/" + url.PathEscape(o.Workflow)
 	}
-	if f := strings.TrimSpace(o.Failures); f != "" && f != "null" {
+	// Argo quotes the list (a JSON string holding the JSON list) so that
+	// its substitution keeps the inner quotes.
+	f := strings.TrimSpace(o.Failures)
+	var quoted string
+	if strings.HasPrefix(f, `"`) && json.Unmarshal([]byte(f), &quoted) == nil {
+		f = strings.TrimSpace(quoted)
+	}
+	if f != "" && f != "null" {
 		var fs []failure
 		if err := json.Unmarshal([]byte(f), &fs); err != nil {
 			return s, fmt.Errorf("reading the Workflow's failures: %w", err)

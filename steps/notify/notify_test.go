@@ -97,6 +97,23 @@ func TestPostsTheSummaryInEitherFormat(t *testing.T) {
 	}
 }
 
+// TestArgosQuotedFailures: {{workflow.failures}} reaches the step as a
+// JSON string holding the list (Argo quotes it), or the list itself.
+func TestArgosQuotedFailures(t *testing.T) {
+	list := `[{"displayName":"mirror(0)","message":"Error (exit code 1)","phase":"Failed"}]`
+	quoted, _ := json.Marshal(list)
+	for _, f := range []string{list, string(quoted), `"null"`, "null", ""} {
+		s, err := notify.Build(notify.Options{Workflow: "w", Status: "Failed", Failures: f})
+		want := "mirror(0): Error (exit code 1)"
+		if strings.Contains(f, "null") || f == "" {
+			want = ""
+		}
+		if err != nil || strings.Join(s.FailedNodes, ";") != want {
+			t.Errorf("failures %s: %v %v, want %q", f, s.FailedNodes, err, want)
+		}
+	}
+}
+
 func TestARunWithoutAReportIsSaidSo(t *testing.T) {
 	srv, got := receiver(t, http.StatusNoContent)
 	s, err := notify.Run(context.Background(), notify.Options{URL: srv.URL + "/" + token, Format: notify.FormatSlack, Migration: "m", Workflow: "w", Status: "Error", RunDir: t.TempDir(), Failures: "null"})
