@@ -8,7 +8,11 @@
 // CronWorkflow in one `kubectl apply -k`, the cutover from it holding the
 // migration's mutex while a manual run and a delta wait, the deltas
 // suspended by the cutover and resumed by the rollback; step and Workflow
-// deadlines, TTL, podGC, resources and the PriorityClass on real pods; and
+// deadlines, TTL, podGC, resources and the PriorityClass on real pods;
+// notifications received by a webhook for a success and a failure, the
+// custom metrics scraped from the controller's /metrics against the runs'
+// counts, and a cutover rejected at its approval leaving the cluster
+// untouched; and
 // what the step pods use (TestStepsFitTheirDefaultResources measures the
 // step binaries on a 500-image shard without the node).
 //
