@@ -262,10 +262,32 @@ func scenarioWatch(t *testing.T, e *env) {
 		t.Errorf("the notification of the rejected cutover: %+v", cutSummary)
 	}
 
+	// A cutover nobody answers: past its approval timeout it takes the
+	// default decision, reject, by nobody; nothing switched either.
+	late := e.submit(t, ctx, e.migrationSpecWith(t, okMig, e.src.Host, notifySpec(notify.FormatJSON)+"  approval: {timeout: 20s}\n", namespaces...), "--cutover")
+	lateWF := e.waitWorkflow(t, ctx, late, wfTimeout)
+	finished = append(finished, late)
+	if lateWF.Status.Phase != wfv1.WorkflowFailed {
+		t.Errorf("cutover %s past its approval timeout: %s, want Failed", late, lateWF.Status.Phase)
+	}
+	var lateRec approval.Record
+	if err := json.Unmarshal(e.s3Get(t, late+"/run/"+contract.ApprovalFile), &lateRec); err != nil || lateRec.Decision != approval.Reject || lateRec.Approver != "" {
+		t.Errorf("approval.json of %s: %+v %v, want rejected by nobody", late, lateRec, err)
+	}
+	if got := e.modeRecord(t, ctx); got != before {
+		t.Errorf("the mode record changed after a timed-out cutover: %+v, was %+v", got, before)
+	}
+	if got := e.allImages(t, ctx); got != beforeCM {
+		t.Errorf("workload images changed after a timed-out cutover")
+	}
+	if slices.Contains(e.s3List(t, late+"/run/"), late+"/run/"+switchmode.ResultFile) {
+		t.Errorf("a timed-out cutover wrote %s", switchmode.ResultFile)
+	}
+
 	// The webhook's URL is a secret: it is in no Workflow, no pod log, no
 	// controller log.
 	token := hook.token
-	for _, w := range []string{okName, failName, cut} {
+	for _, w := range []string{okName, failName, cut, late} {
 		out, err := e.node.Kubectl(ctx, "-n", namespace, "get", "workflow", w, "-o", "yaml")
 		if err != nil {
 			t.Fatal(err)
