@@ -416,7 +416,8 @@ func (h *webhook) waitFor(t *testing.T, wfName string) post {
 		h.mu.Lock()
 		var found []post
 		for _, p := range h.posts {
-			if strings.Contains(string(p.body), wfName+"\"") || strings.Contains(string(p.body), "|"+wfName+">") {
+			// JSON: "workflow":"NAME"; Slack: <UI/workflows/NS/NAME|NAME>
+			if strings.Contains(string(p.body), "\""+wfName+"\"") || strings.Contains(string(p.body), "/"+wfName+"|") {
 				found = append(found, p)
 			}
 		}
