@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"sort"
 	"strings"
 	"time"
 
@@ -127,7 +128,8 @@ type Summary struct {
 	VerifyFailed int   `json:"verifyFailed"`
 	// FailedShards are the shards with a failed image or a failed check.
 	FailedShards []string `json:"failedShards"`
-	// FailedNodes are the Argo nodes that failed ("displayName: message").
+	// FailedNodes are the Argo nodes that failed, with their messages
+	// ("displayName: message").
 	FailedNodes []string `json:"failedNodes"`
 	// Approval is the cutover's decision, when there was one.
 	Approval *approval.Record `json:"approval,omitempty"`
@@ -166,9 +168,14 @@ func Build(o Options) (Summary, error) {
 		if err := json.Unmarshal([]byte(f), &fs); err != nil {
 			return s, fmt.Errorf("reading the Workflow's failures: %w", err)
 		}
+		// The nodes that say why: Argo also lists their parents (the
+		// Workflow, the shard's DAG), which carry no message.
 		for _, n := range fs {
-			s.FailedNodes = append(s.FailedNodes, strings.TrimSuffix(n.DisplayName+": "+n.Message, ": "))
+			if n.Message != "" {
+				s.FailedNodes = append(s.FailedNodes, n.DisplayName+": "+n.Message)
+			}
 		}
+		sort.Strings(s.FailedNodes) // Argo lists them in no order
 	}
 	if o.RunDir == "" {
 		return s, nil

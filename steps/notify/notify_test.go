@@ -100,7 +100,7 @@ func TestPostsTheSummaryInEitherFormat(t *testing.T) {
 // TestArgosQuotedFailures: {{workflow.failures}} reaches the step as a
 // JSON string holding the list (Argo quotes it), or the list itself.
 func TestArgosQuotedFailures(t *testing.T) {
-	list := `[{"displayName":"mirror(0)","message":"Error (exit code 1)","phase":"Failed"}]`
+	list := `[{"displayName":"m-x","message":"","phase":"Failed"},{"displayName":"mirror(0)","message":"Error (exit code 1)","phase":"Failed"}]`
 	quoted, _ := json.Marshal(list)
 	for _, f := range []string{list, string(quoted), `"null"`, "null", ""} {
 		s, err := notify.Build(notify.Options{Workflow: "w", Status: "Failed", Failures: f})
