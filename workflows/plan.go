@@ -141,6 +141,13 @@ type Plan struct {
 	// with clusterScope.
 	ClusterScope bool
 
+	// Notify: the exit handler posting each Workflow's summary to a
+	// webhook (nil: none).
+	Notify *Notify
+	// ApprovalTimeout: how long the cutover's approval waits for a
+	// decision (0: DefaultApprovalTimeout); past it, it ends rejected.
+	ApprovalTimeout time.Duration
+
 	// CronWorkflow only.
 	Timezone                string // IANA name; empty: the controller's
 	StartingDeadlineSeconds int64  // 0: DefaultStartingDeadline
@@ -148,7 +155,7 @@ type Plan struct {
 
 // StepTemplates are the templates whose pods run a step binary, by the
 // names the UI shows; Plan.StepResources is keyed by them.
-var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplSwitch, tmplSwitchBack}
+var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplRecord, tmplSwitch, tmplSwitchBack, tmplNotify}
 
 // ArtifactRepositoryRef names an artifact repository ConfigMap and key.
 type ArtifactRepositoryRef struct{ ConfigMap, Key string }
@@ -292,6 +299,11 @@ func (p Plan) withDefaults() (Plan, error) {
 			errs = append(errs, fmt.Errorf("plan: %s %s: want between 1s and %s", d.what, *d.v, maxSeconds*time.Second))
 		}
 	}
+	if p.Notify != nil {
+		n := *p.Notify
+		p.Notify = &n
+	}
+	errs = append(errs, p.checkObserve()...)
 	return p, errors.Join(errs...)
 }
 

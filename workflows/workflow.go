@@ -337,9 +337,12 @@ func (p Plan) dag(run Run) *wfv1.DAGTemplate {
 			{Name: tmplSuspend, Template: tmplSuspend, Depends: tmplDeltaCron, When: fmt.Sprintf("'%s' == 'false'", cron(outSuspended))},
 		}
 		tasks = append(tasks, pipeline(tmplSuspend, "", verifyFull)...)
+		// The approval records its decision; a rejection fails the
+		// record, so the switch never runs.
 		tasks = append(tasks,
 			wfv1.DAGTask{Name: tmplApprove, Template: tmplApprove, Depends: tmplReport},
-			wfv1.DAGTask{Name: tmplSwitch, Template: tmplSwitch, Depends: tmplApprove},
+			wfv1.DAGTask{Name: tmplRecord, Template: tmplRecord, Depends: tmplApprove, Arguments: recordArgs()},
+			wfv1.DAGTask{Name: tmplSwitch, Template: tmplSwitch, Depends: tmplRecord},
 		)
 		return &wfv1.DAGTemplate{FailFast: &failFast, Tasks: tasks}
 	case RunRollback:
@@ -420,6 +423,8 @@ func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 			Name:   tmplShard,
 			Inputs: wfv1.Inputs{Parameters: []wfv1.Parameter{{Name: paramShard}, {Name: ParamVerifyMode}}},
 			DAG:    p.shardDAG(),
+			// The progress gauge: each shard adds 1 as it ends.
+			Metrics: p.metrics(tmplShard),
 		})
 		spec.Templates = append(spec.Templates, p.stepTemplates()...)
 	}
@@ -432,7 +437,9 @@ func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 				"metadata": map[string]any{"annotations": map[string]any{SuspendedByAnnotation: "{{workflow.name}}"}},
 				"spec":     map[string]any{"suspend": true},
 			}),
-			wfv1.Template{Name: tmplApprove, Suspend: &wfv1.SuspendTemplate{}},
+		)
+		spec.Templates = append(spec.Templates, p.approvalTemplates()...)
+		spec.Templates = append(spec.Templates,
 			p.container(tmplSwitch, contract.StepSwitchMode, p.switchModeArgs(), step{
 				inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
 				outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
@@ -456,6 +463,10 @@ func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 				"spec":     map[string]any{"suspend": false},
 			}),
 		)
+	}
+	if p.Notify != nil {
+		spec.OnExit = tmplNotify
+		spec.Templates = append(spec.Templates, p.notifyTemplate())
 	}
 	return spec
 }
@@ -593,7 +604,8 @@ func (p Plan) container(name, binary string, args []string, s step) wfv1.Templat
 			},
 		},
 	}
-	for _, c := range s.counts {
+	t.Metrics = p.metrics(name)
+	for _, c := range append(s.counts, metricCounts[name]...) {
 		t.Outputs.Parameters = append(t.Outputs.Parameters, wfv1.Parameter{
 			Name:      c,
 			ValueFrom: &wfv1.ValueFrom{Path: path.Join(OutputsDir, c), Default: wfv1.AnyStringPtr("")},

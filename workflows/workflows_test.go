@@ -23,9 +23,11 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
+	"github.com/regmigrate/regmigrate/steps/stepcli/approvalcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/backfillcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/mirrorcmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/notifycmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
 	"github.com/regmigrate/regmigrate/workflows"
@@ -77,6 +79,10 @@ func plans() map[string]workflows.Plan {
 			PriorityClassName: "migration-batch",
 			StepDeadline:      2 * time.Hour, WorkflowDeadline: 24 * time.Hour,
 			TTLAfterSuccess: time.Hour, TTLAfterFailure: 48 * time.Hour,
+			// notifications in Slack's format with a link to the UI, and
+			// an approval that waits 2 hours
+			Notify:          &workflows.Notify{Secret: "regmigrate-webhook", Key: "url", Format: "slack", UIBaseURL: "https://argo.example.com"},
+			ApprovalTimeout: 2 * time.Hour,
 		},
 		// image lists and rules instead of a catalog, reuse-storage
 		"lists": {
@@ -90,6 +96,8 @@ func plans() map[string]workflows.Plan {
 			},
 			Strategy: "reuse-storage", Backfill: &workflows.Backfill{},
 			ImageTag: "v1.2.3",
+			// notifications in regmigrate's JSON, no UI link
+			Notify: &workflows.Notify{Secret: "webhook", Key: "teams-url"},
 		},
 	}
 }
@@ -279,6 +287,14 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 			return err
 		},
 		contract.StepVerify: func(a []string, w io.Writer) error {
+			switch a[0] {
+			case notifycmd.Name:
+				_, err := notifycmd.Parse(a[1:], w)
+				return err
+			case approvalcmd.Name:
+				_, err := approvalcmd.Parse(a[1:], w)
+				return err
+			}
 			f, err := verifycmd.Parse(a, w)
 			if err == nil && f.Cluster.Kubeconfig != "" {
 				err = fmt.Errorf("--kubeconfig %q: in a pod the ServiceAccount is the credential", f.Cluster.Kubeconfig)
@@ -350,6 +366,9 @@ func TestVerifyChecksTheImageStreamTagsBackfillWrote(t *testing.T) {
 				}
 				switch path.Base(c.Command[0]) {
 				case contract.StepVerify:
+					if _, sub := verifycmd.Subcommands[c.Args[0]]; sub {
+						continue // notify, approval
+					}
 					f, err := verifycmd.Parse(substitute(wf)(c.Args), io.Discard)
 					if err != nil {
 						t.Fatalf("%s-%s/%s: %v", name, kind, tmpl.Name, err)
@@ -408,7 +427,11 @@ func TestCredentialsAreMountedNeverPassed(t *testing.T) {
 			var env []string
 			for _, e := range c.Env {
 				env = append(env, e.Name+"="+e.Value)
-				if e.ValueFrom != nil {
+				// The webhook's URL is the one secret a step reads from
+				// the environment, by reference to its Secret.
+				webhook := tmpl.Name == "notify" && e.Name == notifycmd.URLEnv && e.Value == "" && e.ValueFrom != nil &&
+					e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == p.Notify.Secret && e.ValueFrom.SecretKeyRef.Key == p.Notify.Key
+				if e.ValueFrom != nil && !webhook {
 					t.Errorf("%s: env %s from a reference", tmpl.Name, e.Name)
 				}
 			}
@@ -547,7 +570,11 @@ func BenchmarkGenerateAndValidate(b *testing.B) {
 // and a shard's verify mode (auto). Any other expression stays for the
 // caller to refuse.
 func substitute(obj any) func([]string) []string {
-	pairs := []string{"{{workflow.creationTimestamp.RFC3339}}", "2026-11-30T06:00:00Z", "{{inputs.parameters.verify-mode}}", "auto"}
+	pairs := []string{"{{workflow.creationTimestamp.RFC3339}}", "2026-11-30T06:00:00Z", "{{inputs.parameters.verify-mode}}", "auto",
+		// the exit handler's and the approval record's
+		"{{workflow.name}}", "legacy-to-new-x7k2p", "{{workflow.namespace}}", "regmigrate", "{{workflow.status}}", "Failed",
+		"{{workflow.failures}}", `[{"displayName":"mirror-shard","message":"exit code 1"}]`,
+		"{{inputs.parameters.decision}}", "approve", "{{inputs.parameters.approver}}", "Jane Doe (platform team)"}
 	for _, par := range spec(obj).Arguments.Parameters {
 		pairs = append(pairs, "{{workflow.parameters."+par.Name+"}}", par.Value.String())
 	}

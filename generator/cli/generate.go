@@ -434,6 +434,9 @@ func podSettings(p *workflows.Plan, a spec.Argo) error {
 		p.StepResources[step] = requirements(r)
 	}
 	p.PriorityClassName = a.PriorityClassName
+	if n := a.Notify; n != nil {
+		p.Notify = &workflows.Notify{Secret: n.WebhookSecret.Name, Key: n.WebhookSecret.Key, Format: n.Format, UIBaseURL: n.UIURL}
+	}
 	var err error
 	for _, d := range []struct {
 		v   string
@@ -441,6 +444,7 @@ func podSettings(p *workflows.Plan, a spec.Argo) error {
 	}{
 		{a.Deadlines.Step, &p.StepDeadline}, {a.Deadlines.Workflow, &p.WorkflowDeadline},
 		{a.TTL.AfterSuccess, &p.TTLAfterSuccess}, {a.TTL.AfterFailure, &p.TTLAfterFailure},
+		{a.Approval.Timeout, &p.ApprovalTimeout},
 	} {
 		if *d.out, err = spec.Duration(d.v); err != nil {
 			return err

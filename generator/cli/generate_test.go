@@ -79,7 +79,7 @@ func TestGenerateThenLint(t *testing.T) {
 		{"workflow", nil, []string{"kind: Workflow", "generateName: acp-to-registry-v2-", "withParam: '{{tasks.export.outputs.parameters.shard-ids}}'", "/usr/local/bin/backfill-shard", "--image-api=image.alauda.io/v1", "--images=/work/inputs/0-images.txt",
 			"path: /work/inputs/0-images.txt\n        raw:\n          data: |\n            team-a/app:v1\n"}},
 		{"cron", []string{"--cron", "0 2 * * *", "--timezone", "Asia/Shanghai"}, []string{"kind: CronWorkflow", "concurrencyPolicy: Forbid", "timezone: Asia/Shanghai", "- 0 2 * * *"}},
-		{"cutover", []string{"--cutover"}, []string{"suspend: {}", "/usr/local/bin/switch-mode", "--confirm", "- name: verify-mode\n            value: full\n", "name: suspend-deltas"}},
+		{"cutover", []string{"--cutover"}, []string{"suspend:\n      duration: \"86400\"", "supplied: {}", "/usr/local/bin/switch-mode", "--confirm", "- name: verify-mode\n            value: full\n", "name: suspend-deltas"}},
 		{"template", []string{"--template"}, []string{"kind: WorkflowTemplate", "name: acp-to-registry-v2\n", "name: cutover\n", "name: rollback\n", "name: delta\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -414,6 +414,58 @@ argo:
 		{"  priorityClassName: Batch_Jobs\n", `argo.priorityClassName "Batch_Jobs"`},
 	} {
 		bad := write(t, "migration.yaml", "source: {registry: a.example}\ntarget: {registry: b.example}\nargo:\n"+tc.argo)
+		if code, _, stderr := runCLI(t, "generate", "-f", bad, "--image-tag", "v1"); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d %s: want 2 and %q", tc.argo, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestGenerateNotifyAndApprovalFromTheSpec: argo.notify makes the exit
+// handler (the URL by reference to its Secret, never in the output),
+// argo.approval.timeout bounds the cutover's approval; bad settings are
+// usage errors that say what to write.
+func TestGenerateNotifyAndApprovalFromTheSpec(t *testing.T) {
+	spec := write(t, "migration.yaml", `source: {registry: legacy.example:5000}
+target: {registry: newreg.example:5000}
+argo:
+  imageTag: v1
+  notify:
+    webhookSecret: {name: regmigrate-webhook, key: url}
+    format: slack
+    uiURL: https://argo.example.com
+  approval: {timeout: 90m}
+`)
+	code, out, stderr := runCLI(t, "generate", "-f", spec, "--cutover")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{
+		"onExit: notify", "- --format=slack", "- --ui-url=https://argo.example.com", "- --status={{workflow.status}}",
+		"name: REGMIGRATE_WEBHOOK_URL\n        valueFrom:\n          secretKeyRef:\n            key: url\n            name: regmigrate-webhook",
+		"suspend:\n      duration: \"5400\"", "supplied: {}", "name: record-approval",
+		"name: regmigrate_shard_images", "name: regmigrate_migration_shards_done",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+	if code, out, _ := runCLI(t, "generate", "-f", write(t, "plain.yaml", "source: {registry: a.example}\ntarget: {registry: b.example}\n"), "--image-tag", "v1", "--cutover"); code != 0 ||
+		strings.Contains(out, "onExit") || !strings.Contains(out, "duration: \"86400\"") {
+		t.Errorf("without argo.notify and argo.approval: exit %d; want no exit handler and a 24h approval", code)
+	}
+	for _, tc := range []struct{ argo, want string }{
+		{"  notify: {format: slack}\n", "argo.notify.webhookSecret: want the name and key of the Secret holding the webhook URL"},
+		{"  notify: {webhookSecret: {name: hook, key: url}, format: teams}\n", `argo.notify.format "teams": want json or slack`},
+		{"  notify: {webhookSecret: {name: Hook_1, key: url}}\n", `argo.notify.webhookSecret.name "Hook_1"`},
+		{"  notify: {webhookSecret: {name: hook, key: url}, uiURL: argo.example.com}\n", `argo.notify.uiURL "argo.example.com": want the Argo UI's address`},
+		{"  approval: {timeout: 1d}\n", `argo.approval.timeout "1d": want a duration`},
+		{"  approval: {timeout: 80h}\n", "argo.approval.timeout 80h: want less than argo.deadlines.workflow 72h"},
+	} {
+		argo := tc.argo
+		if strings.Contains(argo, "80h") {
+			argo += "  deadlines: {workflow: 72h}\n"
+		}
+		bad := write(t, "migration.yaml", "source: {registry: a.example}\ntarget: {registry: b.example}\nargo:\n"+argo)
 		if code, _, stderr := runCLI(t, "generate", "-f", bad, "--image-tag", "v1"); code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d %s: want 2 and %q", tc.argo, code, stderr, tc.want)
 		}

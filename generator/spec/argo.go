@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -42,10 +44,43 @@ type TTL struct {
 	AfterFailure string `json:"afterFailure,omitempty"` // default 336h
 }
 
+// Notify is the exit handler that posts each Workflow's summary (status,
+// counts, failed shards, a link to the Workflow, where the report is) to
+// a webhook.
+type Notify struct {
+	// WebhookSecret holds the webhook's URL (a Slack URL is its own
+	// credential: it lives in a Secret, never in the spec or a parameter).
+	WebhookSecret SecretKey `json:"webhookSecret"`
+	// Format: json (regmigrate's summary, the default) or slack (Slack's
+	// incoming-webhook message, which Mattermost and Rocket.Chat take too).
+	Format string `json:"format,omitempty"`
+	// UIURL is the Argo UI's address (https://argo.example.com), for a
+	// link to the Workflow; empty: no link.
+	UIURL string `json:"uiURL,omitempty"`
+}
+
+// SecretKey names a key of a Secret in the Workflows' namespace.
+type SecretKey struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// Approval is the cutover's wait for a person's decision.
+type Approval struct {
+	// Timeout: how long the cutover waits (a Go duration); past it, the
+	// cutover ends rejected and the cluster is not switched. Default 24h
+	// (or half the workflow deadline when that is shorter); it must be
+	// shorter than deadlines.workflow.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Notification formats.
+var NotifyFormats = []string{"json", "slack"}
+
 // StepNames are the steps StepResources may name (the templates whose
 // pods run a step binary; workflows.StepTemplates, which a test keeps
 // equal).
-var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "switch-mode", "switch-back"}
+var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "record-approval", "switch-mode", "switch-back", "notify"}
 
 // Duration parses a duration of the argo section ("" is 0).
 func Duration(s string) (time.Duration, error) {
@@ -87,9 +122,41 @@ func (a Argo) validate() []error {
 	for _, d := range []struct{ field, v string }{
 		{"argo.deadlines.step", a.Deadlines.Step}, {"argo.deadlines.workflow", a.Deadlines.Workflow},
 		{"argo.ttl.afterSuccess", a.TTL.AfterSuccess}, {"argo.ttl.afterFailure", a.TTL.AfterFailure},
+		{"argo.approval.timeout", a.Approval.Timeout},
 	} {
 		if _, err := Duration(d.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s %w", d.field, err))
+		}
+	}
+	if n := a.Notify; n != nil {
+		errs = append(errs, n.validate()...)
+	}
+	wd, err1 := Duration(a.Deadlines.Workflow)
+	at, err2 := Duration(a.Approval.Timeout)
+	if err1 == nil && err2 == nil && at > 0 && wd > 0 && at >= wd {
+		errs = append(errs, fmt.Errorf("argo.approval.timeout %s: want less than argo.deadlines.workflow %s, which would end the cutover first", a.Approval.Timeout, a.Deadlines.Workflow))
+	}
+	return errs
+}
+
+func (n Notify) validate() []error {
+	var errs []error
+	if n.WebhookSecret.Name == "" || n.WebhookSecret.Key == "" {
+		errs = append(errs, errors.New("argo.notify.webhookSecret: want the name and key of the Secret holding the webhook URL, e.g. {name: regmigrate-webhook, key: url} (kubectl create secret generic regmigrate-webhook --from-literal=url=https://...)"))
+	} else {
+		if msgs := validation.IsDNS1123Subdomain(n.WebhookSecret.Name); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("argo.notify.webhookSecret.name %q: %s", n.WebhookSecret.Name, strings.Join(msgs, "; ")))
+		}
+		if msgs := validation.IsConfigMapKey(n.WebhookSecret.Key); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("argo.notify.webhookSecret.key %q: %s", n.WebhookSecret.Key, strings.Join(msgs, "; ")))
+		}
+	}
+	if n.Format != "" && !slices.Contains(NotifyFormats, n.Format) {
+		errs = append(errs, fmt.Errorf("argo.notify.format %q: want %s", n.Format, strings.Join(NotifyFormats, " or ")))
+	}
+	if n.UIURL != "" {
+		if u, err := url.Parse(n.UIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("argo.notify.uiURL %q: want the Argo UI's address, http(s)://HOST[/PATH]", n.UIURL))
 		}
 	}
 	return errs

@@ -63,7 +63,8 @@ type Argo struct {
 	// Resources of every step container (default: measured, README "Pod
 	// resources"); StepResources replaces them for one step, by the name
 	// the Argo UI shows (export, mirror-shard, backfill-shard,
-	// verify-shard, report, switch-mode, switch-back).
+	// verify-shard, report, record-approval, switch-mode, switch-back,
+	// notify).
 	Resources     *Resources           `json:"resources,omitempty"`
 	StepResources map[string]Resources `json:"stepResources,omitempty"`
 	// PriorityClassName of the pods (default: the cluster's).
@@ -72,6 +73,11 @@ type Argo struct {
 	Deadlines Deadlines `json:"deadlines,omitempty"`
 	// TTL: how long a finished Workflow object stays.
 	TTL TTL `json:"ttl,omitempty"`
+	// Notify: post each Workflow's summary to a webhook when it ends
+	// (none when absent).
+	Notify *Notify `json:"notify,omitempty"`
+	// Approval: the cutover's wait for a decision.
+	Approval Approval `json:"approval,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.

@@ -41,7 +41,10 @@ const (
 	HistoryFile = "history.json" // every run of this run directory, one entry each
 	SwitchFile  = "switch.json"  // the cutover record (switch-mode)
 	SwitchDiff  = "switch.diff"  // the cutover's readable account
-	ShardsDir   = "shards"
+	// ApprovalFile is the cutover's approval record: the decision and who
+	// took it (package approval).
+	ApprovalFile = "approval.json"
+	ShardsDir    = "shards"
 
 	ShardImages   = "images.txt"  // the shard's scope
 	ShardMapping  = "mapping.txt" // SRC@DIGEST=DST lines: the shard's plan

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/approval"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/progress"
@@ -26,6 +27,9 @@ type Bundle struct {
 	History History
 	// Cutover is switch.json; nil when there was no cutover.
 	Cutover *Cutover
+	// Approval is approval.json, the cutover's decision and who took it;
+	// nil when there was no approval.
+	Approval *approval.Record
 }
 
 // ReadBundle reads the records beside rep in the run directory.
@@ -42,6 +46,9 @@ func ReadBundle(dir artifacts.Dir, rep Report) (Bundle, error) {
 		return b, err
 	}
 	if b.Cutover, err = ReadCutover(dir); err != nil {
+		return b, err
+	}
+	if b.Approval, err = approval.Read(dir); err != nil {
 		return b, err
 	}
 	return b, nil

@@ -69,6 +69,7 @@ func TestArgo(t *testing.T) {
 		{"3-cron-delta", scenarioCron},
 		{"4-template-cutover-one-at-a-time-rollback", scenarioCutover},
 		{"6-deadlines-ttl-and-pods", scenarioLimits},
+		{"7-metrics-notifications-approval", scenarioWatch},
 		{"8-ui-retry-through-argo-server-cluster-template", scenarioUIRetry},
 	} {
 		start, ran := time.Now(), false

@@ -16,6 +16,7 @@ import (
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/regmigrate/regmigrate/steps/approval"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/switchmode"
 	"github.com/regmigrate/regmigrate/tests/regtest"
@@ -131,9 +132,8 @@ spec:
 		t.Errorf("the cutover's synchronization status %+v: want it holding %s", c.Status.Synchronization, mutex)
 	}
 
-	if _, err := e.argo(ctx, "resume", name); err != nil {
-		t.Fatal(err)
-	}
+	// Approved as the UI's Resume form does it (scenario 7 rejects one).
+	e.answerApproval(t, ctx, name, approval.Approve, "e2e approver")
 	wf := e.waitWorkflow(t, ctx, name, wfTimeout)
 	finished = append(finished, name)
 	if wf.Status.Phase != wfv1.WorkflowSucceeded {
@@ -159,10 +159,14 @@ spec:
 		t.Errorf("the cutover's verify of ns-cut: %+v, want verify-mode full", v)
 	}
 	keys := e.s3List(t, name+"/run/")
-	for _, f := range []string{contract.ReportJSON, switchmode.ResultFile, switchmode.DiffFile} {
+	for _, f := range []string{contract.ReportJSON, switchmode.ResultFile, switchmode.DiffFile, contract.ApprovalFile} {
 		if !slices.Contains(keys, name+"/run/"+f) {
 			t.Errorf("S3 lacks %s/run/%s", name, f)
 		}
+	}
+	var approved approval.Record
+	if err := json.Unmarshal(e.s3Get(t, name+"/run/"+contract.ApprovalFile), &approved); err != nil || approved.Decision != approval.Approve || approved.Approver != "e2e approver" {
+		t.Errorf("approval.json of %s: %+v %v, want approved by the e2e approver", name, approved, err)
 	}
 	if diff := string(e.s3Get(t, name+"/run/"+switchmode.DiffFile)); !strings.Contains(diff, "+  containers/web: "+target["web"]) {
 		t.Errorf("switch.diff in S3:\n%s", diff)

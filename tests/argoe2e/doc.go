@@ -8,10 +8,13 @@
 // CronWorkflow in one `kubectl apply -k`, the cutover from it holding the
 // migration's mutex while a manual run and a delta wait, the deltas
 // suspended by the cutover and resumed by the rollback; step and Workflow
-// deadlines, TTL, podGC, resources and the PriorityClass on real pods; a
-// Workflow run from the migration's ClusterWorkflowTemplate whose failed
-// shard is retried through the Argo Server's HTTP API as the UI's node
-// RETRY does; and
+// deadlines, TTL, podGC, resources and the PriorityClass on real pods;
+// notifications received by a webhook for a success and a failure, the
+// custom metrics scraped from the controller's /metrics against the runs'
+// counts, and a cutover rejected at its approval leaving the cluster
+// untouched; a Workflow run from the migration's ClusterWorkflowTemplate
+// whose failed shard is retried through the Argo Server's HTTP API as the
+// UI's node RETRY does; and
 // what the step pods use (TestStepsFitTheirDefaultResources measures the
 // step binaries on a 500-image shard without the node).
 //

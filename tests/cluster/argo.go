@@ -13,14 +13,14 @@ import (
 // startArgo installs Argo's CRDs (the minimal ones of the module built:
 // the full ones cost the apiserver ~500 MB more), the controller's
 // ConfigMap (executor image, default artifact repository, workflow archive
-// on PostgreSQL) and starts workflow-controller as a host process.
+// on PostgreSQL, Prometheus metrics on MetricsPort) and starts workflow-controller as a host process.
 func (n *Node) startArgo(ctx context.Context) error {
 	crds := filepath.Join(filepath.Dir(n.Bin), "argo-src", "manifests", "base", "crds", "minimal")
 	if _, err := n.Kubectl(ctx, "apply", "--server-side", "-k", crds); err != nil {
 		return err
 	}
 	cfg := fmt.Sprintf(argoConfig, ArgoNamespace, ExecutorImage, S3Bucket, strings.TrimPrefix(n.S3, "http://"),
-		n.Postgres.Host, n.Postgres.Port, n.Postgres.Database, S3Key, S3Secret, n.Postgres.User, n.Postgres.Password)
+		n.Postgres.Host, n.Postgres.Port, n.Postgres.Database, S3Key, S3Secret, n.Postgres.User, n.Postgres.Password, MetricsPort)
 	path := filepath.Join(n.Dir, "conf", "argo.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err
@@ -51,6 +51,13 @@ func (n *Node) startArgo(ctx context.Context) error {
 		return fmt.Errorf("not started yet (see %s)", filepath.Join(n.Dir, "workflow-controller.log"))
 	})
 }
+
+// MetricsPort is where the controller serves its Prometheus metrics
+// (plain HTTP, on every address of the host): MetricsURL.
+const MetricsPort = 9090
+
+// MetricsURL is the controller's /metrics, custom metrics included.
+var MetricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", MetricsPort)
 
 // Kubectl runs kubectl as the admin.
 func (n *Node) Kubectl(ctx context.Context, args ...string) (string, error) {
@@ -88,7 +95,9 @@ data:
       userNameSecret: {name: argo-postgres, key: username}
       passwordSecret: {name: argo-postgres, key: password}
   metricsConfig: |
-    enabled: false
+    enabled: true
+    secure: false
+    port: %[12]d
 ---
 apiVersion: v1
 kind: Secret

@@ -134,6 +134,11 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		return 0, err
 	}
 	s := res.Summary()
+	// The counts Argo reads as output parameters: the metrics' progress
+	// gauge counts shards done against these.
+	if err := stepcli.WriteOutputs(env, map[string]int{"images": s.Total, "shards": s.Shards}); err != nil {
+		log.Warn("writing output parameters", "err", err)
+	}
 	fmt.Fprintf(env.Stdout, "exported %d images (%d unresolved) in %d shards to %s\n", s.Total, s.Unresolved, s.Shards, f.Out)
 	// Bad lines do not stop the pipeline (the valid ones still run); they
 	// are scope errors in export.json, and the final report fails on them.

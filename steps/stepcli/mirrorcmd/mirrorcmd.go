@@ -79,7 +79,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		},
 	})
 	ph.Finish()
-	if err := stepcli.WriteOutputs(env, map[string]int{"copied": res.Copied, "skipped": res.Skipped, "failed": res.Failed}); err != nil {
+	if err := stepcli.WriteOutputs(env, map[string]int{"copied": res.Copied, "skipped": res.Skipped, "failed": res.Failed, "bytes": int(res.Bytes)}); err != nil {
 		log.Warn("writing output parameters", "err", err)
 	}
 	if err != nil {
@@ -88,6 +88,3 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	fmt.Fprintf(env.Stdout, "mirror: %d copied, %d skipped, %d failed, %s\n", res.Copied, res.Skipped, res.Failed, progress.HumanBytes(res.Bytes))
 	return res.ExitCode(), nil
 }
-
-// writeOutputs writes counts where Argo reads output parameters
-// (REGMIGRATE_OUTPUTS_DIR/{copied,skipped,failed}).

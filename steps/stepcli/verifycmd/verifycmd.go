@@ -17,7 +17,9 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imagecheck"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
+	"github.com/regmigrate/regmigrate/steps/stepcli/approvalcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/clusterflags"
+	"github.com/regmigrate/regmigrate/steps/stepcli/notifycmd"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
@@ -71,8 +73,22 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	return f, nil
 }
 
-// Run runs verify.
+// Subcommands of the verify binary, which runs them in the Workflow's
+// small steps: notify (the exit handler) and approval (the cutover's
+// record of its decision).
+var Subcommands = map[string]stepcli.RunFunc{
+	notifycmd.Name:   notifycmd.Run,
+	approvalcmd.Name: approvalcmd.Run,
+}
+
+// Run runs verify, or one of its Subcommands when the first argument
+// names it.
 func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
+	if len(args) > 0 {
+		if sub, ok := Subcommands[args[0]]; ok {
+			return sub(ctx, env, args[1:])
+		}
+	}
 	f, err := Parse(args, env.Stderr)
 	if err != nil {
 		return 0, err
@@ -110,6 +126,9 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := stepcli.WriteOutputs(env, map[string]int{"passed": res.Passed, "failed": res.Failed}); err != nil {
+		log.Warn("writing output parameters", "err", err)
+	}
 	fmt.Fprintf(env.Stdout, "verify: %d passed, %d failed\n", res.Passed, res.Failed)
 	if res.ImageAPI != nil {
 		fmt.Fprintf(env.Stdout, "verify: %d ImageStreamTags passed, %d failed\n", res.ImageAPI.Passed, res.ImageAPI.Failed)
@@ -125,6 +144,19 @@ func aggregate(env stepcli.Env, runDir string, started time.Time) (int, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	failedShards := 0
+	for _, s := range rep.Shards {
+		if s.Failed > 0 || s.VerifyFailed > 0 {
+			failedShards++
+		}
+	}
+	// The run's totals, as output parameters: the migration's metrics.
+	if err := stepcli.WriteOutputs(env, map[string]int{
+		"total": rep.Total, "copied": rep.Copied, "skipped": rep.Skipped, "failed": rep.Failed,
+		"bytes": int(rep.Bytes), "verify-failed": rep.VerifyFailed, "failed-shards": failedShards,
+	}); err != nil {
+		fmt.Fprintf(env.Stderr, "writing output parameters: %v\n", err)
 	}
 	fmt.Fprintln(env.Stdout, rep.SummaryLine())
 	return rep.ExitCode(), nil
