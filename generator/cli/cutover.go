@@ -73,7 +73,7 @@ exactly them. Nothing is written without --confirm.
 	c.Flags().StringVar(&logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	fs := c.Flags()
 	setGroup(fs, groupProof, "run-dir", "verify-report")
-	setGroup(fs, groupCutover, "from", "to", "rollback", "workloads", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
+	setGroup(fs, groupCutover, "from", "to", "rollback", "workloads", "include-managed", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupCluster, "kubeconfig", "context", "all-clusters", "namespace")
 	setGroup(fs, groupOutput, "out", "log-format")
 	return c

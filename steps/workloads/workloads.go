@@ -43,6 +43,16 @@ var Kinds = []Kind{
 	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "pod", []string{"spec"}, false},
 }
 
+// KindOf finds a workload kind by its Kubernetes kind (Deployment, ...).
+func KindOf(kind string) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Name == strings.ToLower(kind) {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
 // Container is one container of a pod spec.
 type Container struct {
 	ID    string // containers/NAME or initContainers/NAME

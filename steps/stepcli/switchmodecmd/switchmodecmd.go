@@ -44,15 +44,18 @@ type Config struct {
 	From, To      string
 	Namespaces    []string
 	Workloads     bool
-	PullSecret    string
-	RecordNS      string
-	RecordName    string
-	Migration     string
-	Confirm       bool
-	Force         bool
-	Rollback      bool
-	LogFormat     string
-	Verbose       bool // debug logs
+	// IncludeManaged: rewrite live the workloads Argo CD, Flux or Helm
+	// manage too.
+	IncludeManaged bool
+	PullSecret     string
+	RecordNS       string
+	RecordName     string
+	Migration      string
+	Confirm        bool
+	Force          bool
+	Rollback       bool
+	LogFormat      string
+	Verbose        bool // debug logs
 }
 
 // BindProof binds the flags that name the proof, the cluster and what to
@@ -76,6 +79,7 @@ func BindSwitch(fs *flag.FlagSet, c *Config, prefix string) {
 	fs.Var((*stepcli.Multi)(&c.Contexts), prefix+"context", "kubeconfig `CONTEXT` of a cluster to switch (repeatable; default: the current one)")
 	fs.BoolVar(&c.AllClusters, prefix+"all-clusters", false, "switch every named context (every context of the kubeconfig when none is named), only if every one's verify passed")
 	fs.BoolVar(&c.Workloads, "workloads", true, "rewrite workload images (false: only the mode record)")
+	fs.BoolVar(&c.IncludeManaged, "include-managed", false, "rewrite live the workloads Argo CD, Flux or Helm manage too (default: leave them, say who manages them, and write their source's change into gitops/; a sync would put the legacy images back)")
 	fs.StringVar(&c.PullSecret, "pull-secret", "", "imagePullSecret `NAME` for the target to add to rewritten pod specs (the Secret must exist in each namespace)")
 	fs.StringVar(&c.RecordNS, "record-namespace", switchmode.DefaultNamespace, "Kubernetes namespace `NS` of the registry mode record ConfigMap")
 	fs.StringVar(&c.RecordName, "record-name", switchmode.DefaultName, "`NAME` of the registry mode record ConfigMap")
@@ -179,7 +183,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (switchmode.Result,
 	}
 	res, err := switchmode.Switch(ctx, switchmode.Options{
 		Clusters: clusters, Rollback: c.Rollback, From: from, To: to, Namespaces: c.Namespaces,
-		Workloads: c.Workloads, PullSecret: c.PullSecret, RecordNamespace: c.RecordNS, RecordName: c.RecordName,
+		Workloads: c.Workloads, IncludeManaged: c.IncludeManaged, PullSecret: c.PullSecret, RecordNamespace: c.RecordNS, RecordName: c.RecordName,
 		Migration: c.Migration, Confirm: c.Confirm, Force: c.Force, AllClusters: c.AllClusters, Logger: log,
 	})
 	if err != nil {
@@ -210,7 +214,7 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (switchmode.Result,
 	}
 	fmt.Fprintln(env.Stdout, res.Summary())
 	fmt.Fprintf(env.Stdout, "written: %s, %s\n", filepath.Join(out, switchmode.ResultFile), filepath.Join(out, switchmode.DiffFile))
-	if err := stepcli.WriteOutputs(env, map[string]int{"rewritten": res.Rewritten, "restored": res.Restored, "pending": res.Pending, "failed": res.Failed, "unproven": res.Unproven}); err != nil {
+	if err := stepcli.WriteOutputs(env, map[string]int{"rewritten": res.Rewritten, "restored": res.Restored, "pending": res.Pending, "failed": res.Failed, "unproven": res.Unproven, "managed": res.Managed}); err != nil {
 		log.Warn("writing output parameters", "err", err)
 	}
 	return res, res.ExitCode(), nil
