@@ -103,7 +103,7 @@ func Images(ctx context.Context, cfg *rest.Config, legacy imageref.Location, nam
 				}
 				where := k.Name + "/" + obj.GetNamespace() + "/" + obj.GetName()
 				for _, c := range Containers(spec) {
-					if onRegistry(c.Image, legacy) {
+					if OnRegistry(c.Image, legacy) {
 						found[c.Image] = append(found[c.Image], where)
 					}
 				}
@@ -116,9 +116,9 @@ func Images(ctx context.Context, cfg *rest.Config, legacy imageref.Location, nam
 	return found, nil
 }
 
-// onRegistry reports whether an image reference is on the legacy registry
+// OnRegistry reports whether an image reference is on the legacy registry
 // (and under its namespace, when the location has one).
-func onRegistry(img string, legacy imageref.Location) bool {
+func OnRegistry(img string, legacy imageref.Location) bool {
 	r, err := imageref.Parse(img)
 	if err != nil || r.Registry != legacy.Registry {
 		return false

@@ -14,11 +14,13 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/decommission"
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/logging"
@@ -56,6 +58,12 @@ type Config struct {
 	Rollback       bool
 	LogFormat      string
 	Verbose        bool // debug logs
+	// CheckGate: change nothing; list what is still tied to the legacy
+	// registry (check.json, check.md) and exit 0 only when nothing is.
+	CheckGate bool
+	// ImageAPI: GROUP/VERSION of the Image API for the gate (empty:
+	// discovered; none served: ImageStreams not checked).
+	ImageAPI string
 }
 
 // BindProof binds the flags that name the proof, the cluster and what to
@@ -69,6 +77,8 @@ func BindProof(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.To, "to", "", "target registry as workloads should name it: `HOST[:PORT][/NAMESPACE]` (default: the report's target)")
 	fs.Var((*stepcli.Multi)(&c.Namespaces), "namespace", "Kubernetes namespace `NS` whose workloads to switch (repeatable; default: all)")
 	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
+	fs.BoolVar(&c.CheckGate, "check", false, "change nothing: list everything still tied to the legacy registry (workload specs, running pods, unowned ReplicaSets, Jobs and Pods, ImageStream tags, pull secrets) into check.json and check.md; exit 0 only when nothing is left")
+	fs.StringVar(&c.ImageAPI, "image-api", "", "Image API `GROUP/VERSION` whose ImageStreams --check reads (default: discovered; none served: not checked)")
 }
 
 // BindSwitch binds the flags that say how to switch; the step, `regmigrate
@@ -104,7 +114,25 @@ func Parse(args []string, stderr io.Writer) (*Config, error) {
 
 // Check validates a configuration.
 func (c *Config) Check() error {
-	if !c.Rollback && c.RunDir == "" && len(c.VerifyReports) == 0 {
+	if c.CheckGate {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"--confirm", c.Confirm}, {"--rollback", c.Rollback}, {"--include-managed", c.IncludeManaged}, {"--force", c.Force}} {
+			if f.set {
+				return contract.Usage(fmt.Errorf("--check changes nothing: drop %s (run the cutover first, then --check)", f.name))
+			}
+		}
+		if c.From == "" && c.RunDir == "" && len(c.VerifyReports) == 0 {
+			return contract.Usage(errors.New("--check needs the legacy registry: give --from HOST[:PORT][/NAMESPACE], or --verify-report/--run-dir (its source)"))
+		}
+		if c.ImageAPI != "" {
+			if _, err := schema.ParseGroupVersion(c.ImageAPI); err != nil || !strings.Contains(c.ImageAPI, "/") {
+				return contract.Usage(fmt.Errorf("--image-api %q: want GROUP/VERSION, e.g. image.openshift.io/v1", c.ImageAPI))
+			}
+		}
+	}
+	if !c.CheckGate && !c.Rollback && c.RunDir == "" && len(c.VerifyReports) == 0 {
 		return contract.Usage(errors.New("switching to modern needs the proof: give --run-dir or --verify-report (a run's report.json)"))
 	}
 	for _, l := range []struct{ flag, v string }{{"--from", c.From}, {"--to", c.To}} {
@@ -124,8 +152,100 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if c.CheckGate {
+		_, code, err := ExecuteCheck(ctx, env, *c)
+		return code, err
+	}
 	_, code, err := Execute(ctx, env, *c)
 	return code, err
+}
+
+// ExecuteCheck runs the decommission gate on every cluster, writes
+// check.json and check.md, prints the Markdown and the summary, and
+// returns the result and the exit code (0 only when nothing is left).
+func ExecuteCheck(ctx context.Context, env stepcli.Env, c Config) (decommission.Result, int, error) {
+	var none decommission.Result
+	if err := c.Check(); err != nil {
+		return none, 0, err
+	}
+	contexts, err := c.contexts(env.Getenv)
+	if err != nil {
+		return none, 0, contract.Usage(err)
+	}
+	legacy, err := c.legacy(contexts)
+	if err != nil {
+		return none, 0, contract.Usage(err)
+	}
+	var clusters []decommission.Cluster
+	for _, name := range contexts {
+		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		if err != nil {
+			return none, 0, contract.Usage(err)
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return none, 0, contract.Usage(err)
+		}
+		cl := decommission.Cluster{Name: name, Client: dyn}
+		if name == "" {
+			cl.Name = "current"
+		}
+		if c.ImageAPI != "" {
+			cl.ImageAPI, _ = schema.ParseGroupVersion(c.ImageAPI)
+		} else if gv, err := imageapi.Discover(cfg); err == nil {
+			cl.ImageAPI = gv
+		} else if !errors.Is(err, imageapi.ErrNoImageAPI) {
+			return none, contract.ExitFailed, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		clusters = append(clusters, cl)
+	}
+	res := decommission.Check(ctx, decommission.Options{Clusters: clusters, Legacy: legacy, Namespaces: c.Namespaces})
+	out := c.Out
+	if out == "" {
+		out = c.RunDir
+	}
+	if out == "" {
+		out = "."
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return res, 0, err
+	}
+	if err := artifacts.WriteJSON(filepath.Join(out, decommission.ResultFile), res); err != nil {
+		return res, 0, err
+	}
+	md := res.Markdown()
+	if err := artifacts.WriteFile(filepath.Join(out, decommission.MarkdownFile), []byte(md)); err != nil {
+		return res, 0, err
+	}
+	io.WriteString(env.Stdout, md)
+	fmt.Fprintln(env.Stdout, res.Summary())
+	fmt.Fprintf(env.Stdout, "written: %s, %s\n", filepath.Join(out, decommission.ResultFile), filepath.Join(out, decommission.MarkdownFile))
+	clean := 0
+	if res.Clean {
+		clean = 1
+	}
+	if err := stepcli.WriteOutputs(env, map[string]int{"remaining": res.Remaining, "clean": clean}); err != nil {
+		logging.New(env.Stderr, c.LogFormat, slog.LevelInfo).Warn("writing output parameters", "err", err)
+	}
+	return res, res.ExitCode(), nil
+}
+
+// legacy is the registry the gate looks for: --from, else the verify
+// report's source.
+func (c Config) legacy(contexts []string) (imageref.Location, error) {
+	if c.From != "" {
+		return imageref.ParseLocation(c.From)
+	}
+	for _, name := range contexts {
+		if path := c.reportFor(name); path != "" {
+			var rep report.Report
+			if err := artifacts.ReadJSON(path, &rep); err != nil {
+				return imageref.Location{}, fmt.Errorf("the verify report (for the legacy registry): %w", err)
+			}
+			return imageref.ParseLocation(rep.Source)
+		}
+	}
+	return imageref.Location{}, errors.New("--check needs the legacy registry: give --from")
 }
 
 // Execute switches every cluster, writes switch.json and switch.diff,
