@@ -143,7 +143,7 @@ type Plan struct {
 
 // StepTemplates are the templates whose pods run a step binary, by the
 // names the UI shows; Plan.StepResources is keyed by them.
-var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplSwitch, tmplSwitchBack}
+var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplSwitch, tmplSwitchBack, tmplCheck}
 
 // ArtifactRepositoryRef names an artifact repository ConfigMap and key.
 type ArtifactRepositoryRef struct{ ConfigMap, Key string }

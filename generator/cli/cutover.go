@@ -84,7 +84,7 @@ exits 0 only when nothing is left: the gate before switching it off.
 	bindOutput(c, &out, "json and yaml: switch.json; name: the workloads changed, or that would change, as KIND/NAMESPACE/NAME", outputJSON, outputYAML, outputName)
 	c.Flags().StringVar(&logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	fs := c.Flags()
-	setGroup(fs, groupProof, "run-dir", "verify-report", "check", "image-api")
+	setGroup(fs, groupProof, "run-dir", "verify-report", "check", "check-exit-zero", "image-api")
 	setGroup(fs, groupCutover, "from", "to", "rollback", "workloads", "include-managed", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupCluster, "kubeconfig", "context", "all-clusters", "namespace")
 	setGroup(fs, groupOutput, "out", "log-format")

@@ -45,7 +45,7 @@ type TTL struct {
 // StepNames are the steps StepResources may name (the templates whose
 // pods run a step binary; workflows.StepTemplates, which a test keeps
 // equal).
-var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "switch-mode", "switch-back"}
+var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "switch-mode", "switch-back", "check-legacy"}
 
 // Duration parses a duration of the argo section ("" is 0).
 func Duration(s string) (time.Duration, error) {

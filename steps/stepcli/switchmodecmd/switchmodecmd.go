@@ -61,6 +61,9 @@ type Config struct {
 	// CheckGate: change nothing; list what is still tied to the legacy
 	// registry (check.json, check.md) and exit 0 only when nothing is.
 	CheckGate bool
+	// CheckExitZero: the gate exits 0 even when something is left (the
+	// cutover Workflow's step, whose outputs remaining and clean say it).
+	CheckExitZero bool
 	// ImageAPI: GROUP/VERSION of the Image API for the gate (empty:
 	// discovered; none served: ImageStreams not checked).
 	ImageAPI string
@@ -78,6 +81,7 @@ func BindProof(fs *flag.FlagSet, c *Config) {
 	fs.Var((*stepcli.Multi)(&c.Namespaces), "namespace", "Kubernetes namespace `NS` whose workloads to switch (repeatable; default: all)")
 	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
 	fs.BoolVar(&c.CheckGate, "check", false, "change nothing: list everything still tied to the legacy registry (workload specs, running pods, unowned ReplicaSets, Jobs and Pods, ImageStream tags, pull secrets) into check.json and check.md; exit 0 only when nothing is left")
+	fs.BoolVar(&c.CheckExitZero, "check-exit-zero", false, "with --check: exit 0 even when something is left (the outputs remaining and clean say it; the cutover Workflow's gate step)")
 	fs.StringVar(&c.ImageAPI, "image-api", "", "Image API `GROUP/VERSION` whose ImageStreams --check reads (default: discovered; none served: not checked)")
 }
 
@@ -123,6 +127,11 @@ func (c *Config) Check() error {
 				return contract.Usage(fmt.Errorf("--check changes nothing: drop %s (run the cutover first, then --check)", f.name))
 			}
 		}
+	}
+	if c.CheckExitZero && !c.CheckGate {
+		return contract.Usage(errors.New("--check-exit-zero goes with --check"))
+	}
+	if c.CheckGate {
 		if c.From == "" && c.RunDir == "" && len(c.VerifyReports) == 0 {
 			return contract.Usage(errors.New("--check needs the legacy registry: give --from HOST[:PORT][/NAMESPACE], or --verify-report/--run-dir (its source)"))
 		}
@@ -226,6 +235,9 @@ func ExecuteCheck(ctx context.Context, env stepcli.Env, c Config) (decommission.
 	}
 	if err := stepcli.WriteOutputs(env, map[string]int{"remaining": res.Remaining, "clean": clean}); err != nil {
 		logging.New(env.Stderr, c.LogFormat, slog.LevelInfo).Warn("writing output parameters", "err", err)
+	}
+	if c.CheckExitZero {
+		return res, contract.ExitOK, nil
 	}
 	return res, res.ExitCode(), nil
 }
