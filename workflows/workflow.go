@@ -32,9 +32,9 @@ const (
 	tmplReport     = "report"
 	tmplApprove    = "approve"
 	tmplSwitch     = contract.StepSwitchMode
-	tmplSwitchBack = "switch-back" // switch-mode --rollback
+	tmplSwitchBack = "switch-back"  // switch-mode --rollback
 	tmplCheck      = "check-legacy" // switch-mode --check: the decommission gate
-	tmplDeltaCron  = "delta-cron"  // reads the migration's CronWorkflow, if any
+	tmplDeltaCron  = "delta-cron"   // reads the migration's CronWorkflow, if any
 	tmplSuspend    = "suspend-deltas"
 	tmplResume     = "resume-deltas"
 
