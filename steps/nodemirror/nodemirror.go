@@ -71,7 +71,9 @@ func (c Config) configPath() string {
 }
 
 // HostDir is the folder of the legacy host's configuration on a node.
-func (c Config) HostDir() string { return filepath.Join(c.configPath(), hostDirName(c.Legacy.Registry)) }
+func (c Config) HostDir() string {
+	return filepath.Join(c.configPath(), hostDirName(c.Legacy.Registry))
+}
 
 // hostDirName: containerd looks for HOST:PORT as is, and for "host_port"
 // only when the name is invalid on the filesystem; ':' is fine on Linux.
