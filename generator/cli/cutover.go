@@ -62,9 +62,16 @@ registry (workload specs, running pods, unowned ReplicaSets, Jobs and
 Pods, ImageStream tags, pull secrets) into check.json and check.md, and
 exits 0 only when nothing is left: the gate before switching it off.
 
+--node-mirror containerd|openshift rolls out the fallback at the node
+instead: hosts.toml under containerd's config_path sending pulls of the
+legacy host to the target (with its CA), written onto every node by a
+DaemonSet; or an ImageDigestMirrorSet and ImageTagMirrorSet on
+OpenShift/ACP. Dry run without --confirm; --rollback removes it.
+
 -n/--namespace are Kubernetes namespaces here: the workloads to switch.`,
 		Example: `  regmigrate cutover --kubeconfig ~/.kube/config --verify-report run-1/report.json
   regmigrate cutover --kubeconfig ~/.kube/config --check --from legacy.example:5000 --out audit
+  regmigrate cutover --kubeconfig ~/.kube/config --node-mirror containerd --from legacy.example:5000 --to registry.example.com --node-mirror-ca ca.crt --node-mirror-image ghcr.io/regmigrate/switch-mode:v1.2.3
   regmigrate cutover --kubeconfig ~/.kube/config --verify-report run-1/report.json -n shop --confirm
   regmigrate cutover --kubeconfig ~/.kube/config --rollback --confirm
   regmigrate cutover --kubeconfig all.yaml --context east --context west --verify-report east=e/report.json --verify-report west=w/report.json --all-clusters --confirm`,
@@ -85,6 +92,7 @@ exits 0 only when nothing is left: the gate before switching it off.
 	c.Flags().StringVar(&logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	fs := c.Flags()
 	setGroup(fs, groupProof, "run-dir", "verify-report", "check", "check-exit-zero", "image-api")
+	setGroup(fs, groupCutover, "node-mirror", "node-mirror-ca", "node-mirror-image", "node-mirror-namespace", "node-mirror-plain-http", "containerd-config-path")
 	setGroup(fs, groupCutover, "from", "to", "rollback", "workloads", "include-managed", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupCluster, "kubeconfig", "context", "all-clusters", "namespace")
 	setGroup(fs, groupOutput, "out", "log-format")
@@ -103,6 +111,24 @@ func runCutover(ctx context.Context, env Env, cfg switchmodecmd.Config, out *out
 	}
 	if cfg.CheckGate {
 		return runCheck(ctx, env, cfg, out)
+	}
+	if cfg.NodeMirror != "" {
+		res, code, err := switchmodecmd.ExecuteNodeMirror(ctx, stepcli.Env{Stdout: out.readable(env), Stderr: env.Stderr, Getenv: env.Getenv}, cfg)
+		if err != nil {
+			if contract.IsUsage(err) {
+				return err
+			}
+			return &ExitError{Code: contract.ExitFailed, Err: err}
+		}
+		if out.format == outputJSON || out.format == outputYAML {
+			if err := out.print(env.Stdout, res); err != nil {
+				return err
+			}
+		}
+		if code != contract.ExitOK {
+			return &ExitError{Code: code, Err: errors.New("the node mirror is not fully rolled out (or removed): see the errors above")}
+		}
+		return nil
 	}
 	res, code, err := switchmodecmd.Execute(ctx, stepcli.Env{Stdout: out.readable(env), Stderr: env.Stderr, Getenv: env.Getenv}, cfg)
 	if err != nil {

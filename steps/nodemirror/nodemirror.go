@@ -157,13 +157,13 @@ func Install(ctx context.Context, src, dst string, ready func()) error {
 	}
 	<-ctx.Done()
 	slices.Reverse(written) // hosts.toml first
-	return Remove(dst, written, created)
+	return RemoveFiles(dst, written, created)
 }
 
-// Remove deletes the files written (hosts.toml first, so containerd
+// RemoveFiles deletes the files written (hosts.toml first, so containerd
 // stops using the mirror before its CA goes), and the folder if Install
 // created it.
-func Remove(dst string, files []string, folder bool) error {
+func RemoveFiles(dst string, files []string, folder bool) error {
 	var errs []error
 	for _, f := range files {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -24,6 +24,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/logging"
+	"github.com/regmigrate/regmigrate/steps/nodemirror"
 	"github.com/regmigrate/regmigrate/steps/pipeline"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/stepcli"
@@ -64,6 +65,18 @@ type Config struct {
 	// CheckExitZero: the gate exits 0 even when something is left (the
 	// cutover Workflow's step, whose outputs remaining and clean say it).
 	CheckExitZero bool
+	// NodeMirror: instead of switching workloads, roll out (or, with
+	// Rollback, remove) the node fallback: containerd or openshift.
+	NodeMirror          string
+	NodeMirrorCA        string // the target's CA certificate file
+	NodeMirrorImage     string // the installer's image (the switch-mode step image)
+	NodeMirrorNamespace string
+	NodeMirrorPlainHTTP bool
+	ConfigPath          string // containerd's config_path on the nodes
+	// InstallNodeMirror: the DaemonSet's pod: copy MirrorSource into
+	// MirrorDir, wait for SIGTERM, remove it.
+	InstallNodeMirror       bool
+	MirrorSource, MirrorDir string
 	// ImageAPI: GROUP/VERSION of the Image API for the gate (empty:
 	// discovered; none served: ImageStreams not checked).
 	ImageAPI string
@@ -82,6 +95,12 @@ func BindProof(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.Rollback, "rollback", false, "switch back to legacy: restore the original image references and mode")
 	fs.BoolVar(&c.CheckGate, "check", false, "change nothing: list everything still tied to the legacy registry (workload specs, running pods, unowned ReplicaSets, Jobs and Pods, ImageStream tags, pull secrets) into check.json and check.md; exit 0 only when nothing is left")
 	fs.BoolVar(&c.CheckExitZero, "check-exit-zero", false, "with --check: exit 0 even when something is left (the outputs remaining and clean say it; the cutover Workflow's gate step)")
+	fs.StringVar(&c.NodeMirror, "node-mirror", "", "instead of switching workloads: roll out the fallback at the node, `PLATFORM` containerd (hosts.toml sending pulls of --from to --to, written onto every node by a DaemonSet) or openshift (ImageDigestMirrorSet and ImageTagMirrorSet); dry run without --confirm, removed with --rollback")
+	fs.StringVar(&c.NodeMirrorCA, "node-mirror-ca", "", "the target registry's CA certificate `FILE` (PEM) for the containerd node mirror")
+	fs.StringVar(&c.NodeMirrorImage, "node-mirror-image", "", "`IMAGE` of the node mirror's DaemonSet: the switch-mode step image (it runs switch-mode --install-node-mirror)")
+	fs.StringVar(&c.NodeMirrorNamespace, "node-mirror-namespace", nodemirror.DefaultNamespace, "Kubernetes namespace `NS` of the node mirror's ConfigMap and DaemonSet")
+	fs.BoolVar(&c.NodeMirrorPlainHTTP, "node-mirror-plain-http", false, "the target serves plain HTTP (test registries only)")
+	fs.StringVar(&c.ConfigPath, "containerd-config-path", nodemirror.DefaultConfigPath, "containerd's registry config_path `DIR` on the nodes")
 	fs.StringVar(&c.ImageAPI, "image-api", "", "Image API `GROUP/VERSION` whose ImageStreams --check reads (default: discovered; none served: not checked)")
 }
 
@@ -110,6 +129,9 @@ func Parse(args []string, stderr io.Writer) (*Config, error) {
 	BindProof(fs, c)
 	BindSwitch(fs, c, "")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	fs.BoolVar(&c.InstallNodeMirror, "install-node-mirror", false, "the node mirror DaemonSet's pod: copy --mirror-source into --mirror-dir, wait for SIGTERM, then remove what it wrote")
+	fs.StringVar(&c.MirrorSource, "mirror-source", "", "`DIR` of the node mirror's files (the ConfigMap's mount)")
+	fs.StringVar(&c.MirrorDir, "mirror-dir", "", "`DIR` on the node to write them into (config_path/LEGACY-HOST)")
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -118,6 +140,27 @@ func Parse(args []string, stderr io.Writer) (*Config, error) {
 
 // Check validates a configuration.
 func (c *Config) Check() error {
+	if c.InstallNodeMirror {
+		if c.MirrorSource == "" || c.MirrorDir == "" {
+			return contract.Usage(errors.New("--install-node-mirror needs --mirror-source and --mirror-dir"))
+		}
+		return nil
+	}
+	if c.NodeMirror != "" {
+		if c.CheckGate {
+			return contract.Usage(errors.New("--node-mirror and --check are two runs: roll out the mirror, then --check"))
+		}
+		if c.NodeMirror != nodemirror.PlatformContainerd && c.NodeMirror != nodemirror.PlatformOpenShift {
+			return contract.Usage(fmt.Errorf("--node-mirror %q: want %s or %s", c.NodeMirror, nodemirror.PlatformContainerd, nodemirror.PlatformOpenShift))
+		}
+		if (c.From == "" || c.To == "") && c.RunDir == "" && len(c.VerifyReports) == 0 {
+			return contract.Usage(errors.New("--node-mirror needs the legacy registry and the target: give --from and --to, or --verify-report/--run-dir"))
+		}
+		if c.NodeMirror == nodemirror.PlatformContainerd && !c.Rollback && c.NodeMirrorImage == "" {
+			return contract.Usage(errors.New("--node-mirror containerd needs --node-mirror-image: the switch-mode step image, which writes hosts.toml on each node"))
+		}
+		return nil
+	}
 	if c.CheckGate {
 		for _, f := range []struct {
 			name string
@@ -160,6 +203,16 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	c, err := Parse(args, env.Stderr)
 	if err != nil {
 		return 0, err
+	}
+	if c.InstallNodeMirror {
+		err := nodemirror.Install(ctx, c.MirrorSource, c.MirrorDir, func() {
+			fmt.Fprintf(env.Stdout, "node mirror written into %s; removed when this pod stops\n", c.MirrorDir)
+		})
+		return contract.ExitOK, err
+	}
+	if c.NodeMirror != "" {
+		_, code, err := ExecuteNodeMirror(ctx, env, *c)
+		return code, err
 	}
 	if c.CheckGate {
 		_, code, err := ExecuteCheck(ctx, env, *c)
@@ -240,6 +293,150 @@ func ExecuteCheck(ctx context.Context, env stepcli.Env, c Config) (decommission.
 		return res, contract.ExitOK, nil
 	}
 	return res, res.ExitCode(), nil
+}
+
+// NodeMirrorResult is node-mirror.json.
+type NodeMirrorResult struct {
+	Platform string              `json:"platform"`
+	Legacy   string              `json:"legacy"`
+	Target   string              `json:"target"`
+	Rollback bool                `json:"rollback,omitempty"`
+	DryRun   bool                `json:"dryRun"`
+	Changes  []nodemirror.Change `json:"changes"`
+	Failed   int                 `json:"failed"`
+}
+
+// Files of the node mirror.
+const (
+	NodeMirrorYAML = "node-mirror.yaml"
+	NodeMirrorJSON = "node-mirror.json"
+)
+
+// ExecuteNodeMirror rolls out (or removes) the node fallback in the
+// current cluster, and writes node-mirror.yaml (the objects) and
+// node-mirror.json (what happened).
+func ExecuteNodeMirror(ctx context.Context, env stepcli.Env, c Config) (NodeMirrorResult, int, error) {
+	var none NodeMirrorResult
+	if err := c.Check(); err != nil {
+		return none, 0, err
+	}
+	contexts, err := c.contexts(env.Getenv)
+	if err != nil {
+		return none, 0, contract.Usage(err)
+	}
+	legacy, target, err := c.locations(contexts)
+	if err != nil {
+		return none, 0, contract.Usage(err)
+	}
+	cfg := nodemirror.Config{Legacy: legacy, Target: target, PlainHTTP: c.NodeMirrorPlainHTTP, ConfigPath: c.ConfigPath}
+	if c.NodeMirrorCA != "" {
+		if cfg.CA, err = os.ReadFile(c.NodeMirrorCA); err != nil {
+			return none, 0, contract.Usage(fmt.Errorf("--node-mirror-ca: %w", err))
+		}
+	}
+	image := c.NodeMirrorImage
+	if image == "" {
+		image = "unused-on-rollback"
+	}
+	objs, err := nodemirror.Objects(cfg, nodemirror.ObjectOptions{Platform: c.NodeMirror, Namespace: c.NodeMirrorNamespace, Image: image})
+	if err != nil {
+		return none, 0, contract.Usage(err)
+	}
+	res := NodeMirrorResult{Platform: c.NodeMirror, Legacy: legacy.String(), Target: target.String(), Rollback: c.Rollback, DryRun: !c.Confirm}
+	for _, name := range contexts {
+		rc, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		if err != nil {
+			return none, 0, contract.Usage(err)
+		}
+		dyn, err := dynamic.NewForConfig(rc)
+		if err != nil {
+			return none, 0, contract.Usage(err)
+		}
+		if c.Rollback {
+			res.Changes = append(res.Changes, nodemirror.Remove(ctx, dyn, objs, c.Confirm)...)
+		} else {
+			res.Changes = append(res.Changes, nodemirror.Apply(ctx, dyn, objs, c.Confirm)...)
+		}
+	}
+	for _, ch := range res.Changes {
+		if ch.Action == nodemirror.ActionFailed || ch.Action == nodemirror.ActionNotServed {
+			res.Failed++
+		}
+	}
+	out := c.Out
+	if out == "" {
+		out = c.RunDir
+	}
+	if out == "" {
+		out = "."
+	}
+	y, err := nodemirror.YAML(objs)
+	if err != nil {
+		return res, 0, err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return res, 0, err
+	}
+	if err := artifacts.WriteFile(filepath.Join(out, NodeMirrorYAML), y); err != nil {
+		return res, 0, err
+	}
+	if err := artifacts.WriteJSON(filepath.Join(out, NodeMirrorJSON), res); err != nil {
+		return res, 0, err
+	}
+	if res.DryRun && !c.Rollback {
+		env.Stdout.Write(y)
+	}
+	for _, ch := range res.Changes {
+		line := fmt.Sprintf("%s: %s", ch.Object, ch.Action)
+		if ch.Error != "" {
+			line += ": " + ch.Error
+		}
+		fmt.Fprintln(env.Stdout, line)
+	}
+	what := "rolled out"
+	switch {
+	case c.Rollback && res.DryRun:
+		what = "would be removed (dry run; --confirm removes it)"
+	case c.Rollback:
+		what = "removed (the DaemonSet's pods delete hosts.toml as they stop)"
+	case res.DryRun:
+		what = "would be rolled out (dry run; --confirm applies)"
+	}
+	fmt.Fprintf(env.Stdout, "node mirror %s → %s (%s): %s, %d failed; written: %s\n", legacy, target, c.NodeMirror, what, res.Failed, filepath.Join(out, NodeMirrorYAML))
+	if res.Failed > 0 {
+		return res, contract.ExitFailed, nil
+	}
+	return res, contract.ExitOK, nil
+}
+
+// locations: --from and --to, else the verify report's source and
+// target.
+func (c Config) locations(contexts []string) (from, to imageref.Location, err error) {
+	var rep report.Report
+	if c.From == "" || c.To == "" {
+		for _, name := range contexts {
+			if path := c.reportFor(name); path != "" {
+				if err := artifacts.ReadJSON(path, &rep); err != nil {
+					return from, to, fmt.Errorf("the verify report: %w", err)
+				}
+				break
+			}
+		}
+	}
+	f, t := c.From, c.To
+	if f == "" {
+		f = rep.Source
+	}
+	if t == "" {
+		t = rep.Target
+	}
+	if from, err = imageref.ParseLocation(f); err != nil {
+		return from, to, fmt.Errorf("the legacy registry: %w", err)
+	}
+	if to, err = imageref.ParseLocation(t); err != nil {
+		return from, to, fmt.Errorf("the target: %w", err)
+	}
+	return from, to, nil
 }
 
 // legacy is the registry the gate looks for: --from, else the verify
