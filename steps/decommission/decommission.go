@@ -86,6 +86,9 @@ type Cluster struct {
 	// ImageAPI: the Image API's group and version (zero: no Image API,
 	// ImageStreams not checked).
 	ImageAPI schema.GroupVersion
+	// ImageAPIError: the Image API could not be discovered (the gate is
+	// red: ImageStreams could not be checked).
+	ImageAPIError string
 }
 
 // Options for Check.
@@ -167,7 +170,10 @@ func (o Options) one(ctx context.Context, c Cluster) ClusterResult {
 		}
 		cr.Findings = append(cr.Findings, f...)
 	}
-	if c.ImageAPI.Group == "" {
+	switch {
+	case c.ImageAPIError != "":
+		cr.Errors = append(cr.Errors, "ImageStreams: "+c.ImageAPIError)
+	case c.ImageAPI.Group == "":
 		cr.Skipped = append(cr.Skipped, "ImageStreams: the cluster serves no Image API")
 	}
 	sort.SliceStable(cr.Findings, func(i, j int) bool {

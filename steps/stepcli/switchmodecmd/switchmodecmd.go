@@ -257,7 +257,7 @@ func ExecuteCheck(ctx context.Context, env stepcli.Env, c Config) (decommission.
 		} else if gv, err := imageapi.Discover(cfg); err == nil {
 			cl.ImageAPI = gv
 		} else if !errors.Is(err, imageapi.ErrNoImageAPI) {
-			return none, contract.ExitFailed, fmt.Errorf("cluster %s: %w", cl.Name, err)
+			cl.ImageAPIError = err.Error()
 		}
 		clusters = append(clusters, cl)
 	}
