@@ -221,6 +221,11 @@ func TestRender(t *testing.T) {
 				{"batch", "jobs"}:        {"list"},
 				{"", "pods"}:             {"list"},
 				{"", "configmaps"}:       {"get", "update", "create"},
+				// Helm's release Secrets, the gate's pull secrets and
+				// ImageStreams: read, never written.
+				{"", "secrets"}:                        {"list"},
+				{"image.openshift.io", "imagestreams"}: {"list"},
+				{"image.alauda.io", "imagestreams"}:    {"list"},
 			})
 			smb := decode[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", switchModeRole))
 			if smb.RoleRef.Name != switchModeRole || !slices.Equal(smb.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: namespace}}) {

@@ -130,6 +130,16 @@ func (p Plan) reportArgs() []string {
 // switchModeArgs: the switch-mode step cuts over (mode record and workload
 // images) once verify's report in the run directory passes; it writes
 // switch.json and switch.diff next to the report.
+// checkArgs: the decommission gate, on the legacy registry of the run's
+// report.
+func (p Plan) checkArgs() []string {
+	var f flags
+	f.str("run-dir", RunDir)
+	f.boolean("check", true)
+	f.boolean("check-exit-zero", true)
+	return f
+}
+
 func (p Plan) switchModeArgs() []string {
 	var f flags
 	f.str("run-dir", RunDir)

@@ -155,7 +155,7 @@ type Plan struct {
 
 // StepTemplates are the templates whose pods run a step binary, by the
 // names the UI shows; Plan.StepResources is keyed by them.
-var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplRecord, tmplSwitch, tmplSwitchBack, tmplNotify}
+var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplRecord, tmplSwitch, tmplSwitchBack, tmplCheck, tmplNotify}
 
 // ArtifactRepositoryRef names an artifact repository ConfigMap and key.
 type ArtifactRepositoryRef struct{ ConfigMap, Key string }

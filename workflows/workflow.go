@@ -32,8 +32,9 @@ const (
 	tmplReport     = "report"
 	tmplApprove    = "approve"
 	tmplSwitch     = contract.StepSwitchMode
-	tmplSwitchBack = "switch-back" // switch-mode --rollback
-	tmplDeltaCron  = "delta-cron"  // reads the migration's CronWorkflow, if any
+	tmplSwitchBack = "switch-back"  // switch-mode --rollback
+	tmplCheck      = "check-legacy" // switch-mode --check: the decommission gate
+	tmplDeltaCron  = "delta-cron"   // reads the migration's CronWorkflow, if any
 	tmplSuspend    = "suspend-deltas"
 	tmplResume     = "resume-deltas"
 
@@ -343,6 +344,11 @@ func (p Plan) dag(run Run) *wfv1.DAGTemplate {
 			wfv1.DAGTask{Name: tmplApprove, Template: tmplApprove, Depends: tmplReport},
 			wfv1.DAGTask{Name: tmplRecord, Template: tmplRecord, Depends: tmplApprove, Arguments: recordArgs()},
 			wfv1.DAGTask{Name: tmplSwitch, Template: tmplSwitch, Depends: tmplRecord},
+			// The decommission gate after the switch: its outputs
+			// (remaining, clean) say what still uses the legacy registry,
+			// without failing the cutover that succeeded; check.md joins
+			// the run's bundle.
+			wfv1.DAGTask{Name: tmplCheck, Template: tmplCheck, Depends: tmplSwitch},
 		)
 		return &wfv1.DAGTemplate{FailFast: &failFast, Tasks: tasks}
 	case RunRollback:
@@ -444,6 +450,11 @@ func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 				inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
 				outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
 				counts:  []string{"rewritten", "pending", contract.StatusFailed, "unproven"},
+			}),
+			p.container(tmplCheck, contract.StepSwitchMode, p.checkArgs(), step{
+				inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
+				outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
+				counts:  []string{"remaining", "clean"},
 			}),
 		)
 	}

@@ -303,7 +303,15 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 		},
 		contract.StepSwitchMode: func(a []string, w io.Writer) error {
 			c, err := switchmodecmd.Parse(a, w)
-			if err == nil && (c.Kubeconfig != "" || !c.Confirm || c.Force) {
+			switch {
+			case err != nil:
+			case c.CheckGate:
+				// The decommission gate reads, changes nothing, and never
+				// fails the cutover that succeeded.
+				if c.Kubeconfig != "" || c.Confirm || !c.CheckExitZero || c.RunDir == "" {
+					err = fmt.Errorf("in a pod the gate runs as the ServiceAccount on the run's report, read-only, exit 0 (its outputs say what is left): %+v", c)
+				}
+			case c.Kubeconfig != "" || !c.Confirm || c.Force:
 				err = fmt.Errorf("in a pod switch-mode runs as the ServiceAccount, confirmed (the approval is the suspend before it), never forced: %+v", c)
 			}
 			return err

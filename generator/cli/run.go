@@ -252,7 +252,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	setGroup(fs, groupScope, "rediscover", "scope-from-workloads", "workload-namespace")
 	setGroup(fs, groupCopy, "split-size", "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify")
-	setGroup(fs, groupCutover, "cutover", "cutover-context", "cutover-all-clusters", "workloads", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
+	setGroup(fs, groupCutover, "cutover", "cutover-context", "cutover-all-clusters", "workloads", "include-managed", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupOutput, "out", "progress", "log-format")
 	return c
 }

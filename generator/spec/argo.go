@@ -80,7 +80,7 @@ var NotifyFormats = []string{"json", "slack"}
 // StepNames are the steps StepResources may name (the templates whose
 // pods run a step binary; workflows.StepTemplates, which a test keeps
 // equal).
-var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "record-approval", "switch-mode", "switch-back", "notify"}
+var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "record-approval", "switch-mode", "switch-back", "check-legacy", "notify"}
 
 // Duration parses a duration of the argo section ("" is 0).
 func Duration(s string) (time.Duration, error) {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/regmigrate/regmigrate/steps/owners"
+	"github.com/regmigrate/regmigrate/steps/switchresult"
 	"github.com/regmigrate/regmigrate/steps/workloads"
 )
 
@@ -33,6 +35,7 @@ const (
 	ActionUnchanged     = "unchanged"
 	ActionFailed        = "failed"
 	ActionCannotRewrite = "cannot-rewrite" // unowned ReplicaSets, Jobs and Pods: reported only
+	ActionManaged       = "managed"        // a GitOps manager or Helm would put it back: left to its source (--include-managed rewrites it)
 )
 
 // WorkloadOptions for RewriteWorkloads.
@@ -47,7 +50,10 @@ type WorkloadOptions struct {
 	// do not name it yet (the Secret itself must exist in each namespace).
 	PullSecret string
 	Confirm    bool
-	Logger     *slog.Logger
+	// IncludeManaged rewrites objects that Argo CD, Flux or Helm manage
+	// too (by default they are reported, and left to their source).
+	IncludeManaged bool
+	Logger         *slog.Logger
 	// Backoff for conflicts (default: 6 tries from 20 ms).
 	Backoff wait.Backoff
 }
@@ -120,6 +126,7 @@ func (o WorkloadOptions) one(ctx context.Context, k workloads.Kind, obj *unstruc
 	if !relevant {
 		return res, false
 	}
+	res.Owner = owners.Of(obj)
 	if !k.Rewritable {
 		if len(plan) > 0 || len(res.Unproven) > 0 {
 			res.Action = ActionCannotRewrite
@@ -137,6 +144,12 @@ func (o WorkloadOptions) one(ctx context.Context, k workloads.Kind, obj *unstruc
 		return res, true
 	}
 	res.Changes = plan
+	if res.Owner.GitOps() && !o.Rollback && !o.IncludeManaged {
+		// A rollback restores what an earlier --include-managed changed.
+		res.Action = ActionManaged
+		res.Note = managedNote(res.Owner)
+		return res, true
+	}
 	if !o.Confirm {
 		res.Action = ActionWouldRewrite
 		if o.Rollback {
@@ -190,6 +203,22 @@ func (o WorkloadOptions) one(ctx context.Context, k workloads.Kind, obj *unstruc
 		res.Action = ActionRewritten
 	}
 	return res, true
+}
+
+// managedNote says why a managed object is left alone, and what to do.
+func managedNote(ow *owners.Owner) string {
+	var what string
+	switch ow.Manager {
+	case switchresult.ManagerArgoCD:
+		what = "Argo CD application " + ow.Name + " (" + ow.Via + "): self-heal or the next sync would put the legacy images back; commit the kustomize images patch (gitops/) to its source"
+	case switchresult.ManagerFluxKustomize:
+		what = "Flux Kustomization " + ow.Namespace + "/" + ow.Name + " (" + ow.Via + "): the next reconciliation would put the legacy images back; commit the kustomize images patch (gitops/) to its source"
+	case switchresult.ManagerFluxHelm:
+		what = "Flux HelmRelease " + ow.Namespace + "/" + ow.Name + " (" + ow.Via + "): the next reconciliation would put the legacy images back; change the image values of the release"
+	default:
+		what = "Helm release " + ow.Namespace + "/" + ow.Name + " (" + ow.Via + "): the next helm upgrade would put the legacy images back; change the image values of the release"
+	}
+	return "managed by " + what + " (--include-managed rewrites it live anyway)"
 }
 
 // plan lists the changes one object needs.

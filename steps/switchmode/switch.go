@@ -41,8 +41,11 @@ type Options struct {
 	From, To   imageref.Location
 	Namespaces []string
 	// Workloads: rewrite workload images too (not only the mode record).
-	Workloads  bool
-	PullSecret string
+	Workloads bool
+	// IncludeManaged: rewrite the workloads Argo CD, Flux or Helm manage
+	// too (default: report them and write the change for their source).
+	IncludeManaged bool
+	PullSecret     string
 	// RecordNamespace/RecordName locate the mode record.
 	RecordNamespace, RecordName string
 	Migration                   string
@@ -98,6 +101,7 @@ func Switch(ctx context.Context, o Options) (Result, error) {
 	for _, c := range o.Clusters {
 		res.Clusters = append(res.Clusters, o.one(ctx, c))
 	}
+	nameFiles(&res)
 	for _, c := range res.Clusters {
 		for _, ob := range c.Objects {
 			res.Unproven += len(ob.Unproven)
@@ -112,6 +116,8 @@ func Switch(ctx context.Context, o Options) (Result, error) {
 				res.Unchanged++
 			case ActionCannotRewrite:
 				res.Reported++
+			case ActionManaged:
+				res.Managed++
 			case ActionFailed:
 				res.Failed++
 			}
@@ -151,9 +157,12 @@ func (o Options) one(ctx context.Context, c Cluster) ClusterResult {
 	if o.Workloads {
 		objs, errs := RewriteWorkloads(ctx, WorkloadOptions{
 			Client: c.Client, Namespaces: o.Namespaces, Mapper: Mapper{From: source, To: target, Proof: c.Proof},
-			Rollback: o.Rollback, PullSecret: o.PullSecret, Confirm: o.Confirm, Logger: o.Logger,
+			Rollback: o.Rollback, PullSecret: o.PullSecret, Confirm: o.Confirm, IncludeManaged: o.IncludeManaged, Logger: o.Logger,
 		})
 		cr.Objects = objs
+		if !o.Rollback {
+			cr.Sources = sources(ctx, c.Client, objs, Mapper{From: source, To: target, Proof: c.Proof}, source, target)
+		}
 		for _, err := range errs {
 			cr.Errors = append(cr.Errors, err.Error())
 		}
@@ -191,6 +200,9 @@ func Write(dir string, r Result) error {
 	if err := artifacts.WriteJSON(filepath.Join(dir, ResultFile), r); err != nil {
 		return err
 	}
+	if err := writeSources(dir, r); err != nil {
+		return err
+	}
 	return artifacts.WriteFile(filepath.Join(dir, DiffFile), []byte(Diff(r)))
 }
 
@@ -222,6 +234,9 @@ func Diff(r Result) string {
 			for _, u := range ob.Unproven {
 				fmt.Fprintf(&b, "=  left alone: %s\n", u)
 			}
+			if ob.Owner != nil {
+				fmt.Fprintf(&b, "   owner: %s\n", ownerLine(ob.Owner))
+			}
 			if ob.Note != "" {
 				fmt.Fprintf(&b, "   note: %s\n", ob.Note)
 			}
@@ -229,9 +244,47 @@ func Diff(r Result) string {
 				fmt.Fprintf(&b, "!  %s\n", ob.Error)
 			}
 		}
+		for _, s := range c.Sources {
+			fmt.Fprintf(&b, "\n# source of %s (%s): change it in Git, not live\n", appLabel(&s), strings.Join(s.Objects, ", "))
+			for _, im := range s.Images {
+				fmt.Fprintf(&b, "+  images: %s → %s\n", im.Name, describeImage(im))
+			}
+			for _, v := range s.Values {
+				fmt.Fprintf(&b, "-  values %s: %s\n+  values %s: %s\n", v.Path, v.From, v.Path, v.To)
+			}
+			if s.File != "" {
+				fmt.Fprintf(&b, "   patch: %s\n", s.File)
+			}
+			if s.Error != "" {
+				fmt.Fprintf(&b, "!  %s\n", s.Error)
+			}
+		}
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// ownerLine: the manager and the other field managers.
+func ownerLine(o *switchresult.Owner) string {
+	var parts []string
+	if o.GitOps() {
+		parts = append(parts, fmt.Sprintf("%s (%s)", o.App(), o.Via))
+	}
+	if len(o.FieldManagers) > 0 {
+		parts = append(parts, "field managers: "+strings.Join(o.FieldManagers, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func describeImage(im switchresult.KustomizeImage) string {
+	s := im.NewName
+	if im.NewTag != "" {
+		s += ":" + im.NewTag
+	}
+	if im.Digest != "" {
+		s += "@" + im.Digest
+	}
+	return s
 }
 
 func orNone(s string) string {

@@ -43,6 +43,16 @@ var Kinds = []Kind{
 	{schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "pod", []string{"spec"}, false},
 }
 
+// KindOf finds a workload kind by its Kubernetes kind (Deployment, ...).
+func KindOf(kind string) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.Name == strings.ToLower(kind) {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
 // Container is one container of a pod spec.
 type Container struct {
 	ID    string // containers/NAME or initContainers/NAME
@@ -93,7 +103,7 @@ func Images(ctx context.Context, cfg *rest.Config, legacy imageref.Location, nam
 				}
 				where := k.Name + "/" + obj.GetNamespace() + "/" + obj.GetName()
 				for _, c := range Containers(spec) {
-					if onRegistry(c.Image, legacy) {
+					if OnRegistry(c.Image, legacy) {
 						found[c.Image] = append(found[c.Image], where)
 					}
 				}
@@ -106,9 +116,9 @@ func Images(ctx context.Context, cfg *rest.Config, legacy imageref.Location, nam
 	return found, nil
 }
 
-// onRegistry reports whether an image reference is on the legacy registry
+// OnRegistry reports whether an image reference is on the legacy registry
 // (and under its namespace, when the location has one).
-func onRegistry(img string, legacy imageref.Location) bool {
+func OnRegistry(img string, legacy imageref.Location) bool {
 	r, err := imageref.Parse(img)
 	if err != nil || r.Registry != legacy.Registry {
 		return false
