@@ -11,8 +11,9 @@ APT_PKGS := docker-registry apache2-utils etcd-server
 # The demo starts two plain registries and nothing else.
 DEMO_APT_PKGS := docker-registry
 # Debian packages the tests read regmigrate's output with: skopeo reads what
-# it wrote to registries, chromium renders report.html.
-TEST_APT_PKGS := skopeo chromium
+# it wrote to registries, chromium renders report.html, containerd resolves
+# through the node mirror's hosts.toml.
+TEST_APT_PKGS := skopeo chromium containerd
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: help
@@ -25,7 +26,7 @@ test-deps: deps ## alias of deps
 deps: deps-apt ## install what the tests need: Debian packages, Go modules, kube-apiserver (built once, cached)
 	@missing=""; for b in $(TEST_APT_PKGS); do command -v $$b >/dev/null || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing from Debian (the tests read what regmigrate writes with skopeo, and render report.html in chromium)"; \
+	  echo "installing$$missing from Debian (the tests read what regmigrate writes with skopeo, render report.html in chromium, and resolve through the node mirror with containerd)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || { echo "apt-get failed: install$$missing by hand" >&2; exit 1; }; \
 	fi

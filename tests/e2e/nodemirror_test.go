@@ -26,10 +26,10 @@ func startContainerd(t *testing.T, dir string) string {
 	t.Helper()
 	bin, err := exec.LookPath("containerd")
 	if err != nil {
-		t.Skip("containerd is not installed (make e2e installs it: apt-get install containerd): the node mirror is checked by containerd's own resolver")
+		t.Fatal("containerd is not installed: run make deps (or apt-get install containerd); the node mirror is checked by containerd's own resolver")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("containerd needs root: the node mirror is checked by containerd's own resolver")
+		t.Fatal("containerd needs root: run the tests as root; the node mirror is checked by containerd's own resolver")
 	}
 	sock := filepath.Join(dir, "c.sock")
 	cfg := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n[ttrpc]\n  address = %q\n",
