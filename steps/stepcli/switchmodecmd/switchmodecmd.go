@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
@@ -240,18 +241,11 @@ func ExecuteCheck(ctx context.Context, env stepcli.Env, c Config) (decommission.
 	}
 	var clusters []decommission.Cluster
 	for _, name := range contexts {
-		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		cfg, dyn, err := c.connect(name)
 		if err != nil {
-			return none, 0, contract.Usage(err)
+			return none, 0, err
 		}
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			return none, 0, contract.Usage(err)
-		}
-		cl := decommission.Cluster{Name: name, Client: dyn}
-		if name == "" {
-			cl.Name = "current"
-		}
+		cl := decommission.Cluster{Name: clusterName(name), Client: dyn}
 		if c.ImageAPI != "" {
 			cl.ImageAPI, _ = schema.ParseGroupVersion(c.ImageAPI)
 		} else if gv, err := imageapi.Discover(cfg); err == nil {
@@ -344,13 +338,9 @@ func ExecuteNodeMirror(ctx context.Context, env stepcli.Env, c Config) (NodeMirr
 	}
 	res := NodeMirrorResult{Platform: c.NodeMirror, Legacy: legacy.String(), Target: target.String(), Rollback: c.Rollback, DryRun: !c.Confirm}
 	for _, name := range contexts {
-		rc, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		_, dyn, err := c.connect(name)
 		if err != nil {
-			return none, 0, contract.Usage(err)
-		}
-		dyn, err := dynamic.NewForConfig(rc)
-		if err != nil {
-			return none, 0, contract.Usage(err)
+			return none, 0, err
 		}
 		if c.Rollback {
 			res.Changes = append(res.Changes, nodemirror.Remove(ctx, dyn, objs, c.Confirm)...)
@@ -476,18 +466,11 @@ func Execute(ctx context.Context, env stepcli.Env, c Config) (switchmode.Result,
 	}
 	var clusters []switchmode.Cluster
 	for _, name := range contexts {
-		cfg, err := imageapi.Config(c.Kubeconfig, name, 50, 100)
+		_, dyn, err := c.connect(name)
 		if err != nil {
-			return none, 0, contract.Usage(err)
+			return none, 0, err
 		}
-		dyn, err := dynamic.NewForConfig(cfg)
-		if err != nil {
-			return none, 0, contract.Usage(err)
-		}
-		cl := switchmode.Cluster{Name: name, Client: dyn}
-		if name == "" {
-			cl.Name = "current"
-		}
+		cl := switchmode.Cluster{Name: clusterName(name), Client: dyn}
 		if path := c.reportFor(name); path != "" {
 			var rep report.Report
 			if err := artifacts.ReadJSON(path, &rep); err != nil {
@@ -611,4 +594,27 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
+}
+
+// connect builds the REST config and dynamic client of one kubeconfig
+// context ("" is the current one); its errors are the user's to fix.
+func (c *Config) connect(context string) (*rest.Config, dynamic.Interface, error) {
+	cfg, err := imageapi.Config(c.Kubeconfig, context, 50, 100)
+	if err != nil {
+		return nil, nil, contract.Usage(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, contract.Usage(err)
+	}
+	return cfg, dyn, nil
+}
+
+// clusterName is how results name a kubeconfig context: "current" for the
+// current one.
+func clusterName(context string) string {
+	if context == "" {
+		return "current"
+	}
+	return context
 }
