@@ -172,19 +172,7 @@ func byteWatcher(ctx context.Context) ByteWatcher {
 
 func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, dstRepo string, d Descriptor, w ByteWatcher) (_ int64, rerr error) {
 	// Open the upload first: a target that refuses should not cost a source read.
-	resp, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPost,
-		path: "/v2/" + dstRepo + "/blobs/uploads/"})
-	if err != nil {
-		return 0, err
-	}
-	loc := resp.Header.Get("Location")
-	base := resp.Request.URL
-	err = checkResponse(resp, http.StatusAccepted)
-	drain(resp)
-	if err != nil {
-		return 0, err
-	}
-	up, err := resolveLocation(base, loc)
+	up, err := c.openUpload(ctx, dstHost, dstRepo)
 	if err != nil {
 		return 0, err
 	}
@@ -366,4 +354,21 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// openUpload opens a blob upload session in repo and returns its URL.
+func (c *Client) openUpload(ctx context.Context, host, repo string) (*url.URL, error) {
+	resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pushScope(repo)}, method: http.MethodPost,
+		path: "/v2/" + repo + "/blobs/uploads/"})
+	if err != nil {
+		return nil, err
+	}
+	loc := resp.Header.Get("Location")
+	base := resp.Request.URL
+	err = checkResponse(resp, http.StatusAccepted)
+	drain(resp)
+	if err != nil {
+		return nil, err
+	}
+	return resolveLocation(base, loc)
 }

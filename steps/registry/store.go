@@ -136,19 +136,7 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 		return n, nil
 	}
 	// A store to a registry: a monolithic upload of the file's stream.
-	resp, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPost,
-		path: "/v2/" + dstRepo + "/blobs/uploads/"})
-	if err != nil {
-		return 0, err
-	}
-	loc := resp.Header.Get("Location")
-	base := resp.Request.URL
-	err = checkResponse(resp, http.StatusAccepted)
-	drain(resp)
-	if err != nil {
-		return 0, err
-	}
-	up, err := resolveLocation(base, loc)
+	up, err := c.openUpload(ctx, dstHost, dstRepo)
 	if err != nil {
 		return 0, err
 	}
