@@ -97,7 +97,7 @@ e2e: deps-apt ## Argo end to end on a real single-node cluster (root; k8s+Argo b
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get update -qq && apt-get install -y -qq $(E2E_PKGS)) >/dev/null || { echo "apt-get failed: install $(E2E_PKGS) by hand" >&2; exit 1; }; \
 	fi
-	$(GO) test -tags e2e -count=1 -timeout 45m -v ./tests/argoe2e/...
+	set -o pipefail; $(GO) test -tags e2e -count=1 -timeout 45m -v ./tests/argoe2e/... 2>&1 | awk -f tests/failrecap.awk
 
 e2e-down: ## stop the node `make e2e` or `node up` left (by PID files) and undo its network changes
 	$(GO) run ./tests/cluster/cmd/node down
