@@ -242,7 +242,7 @@ func scenarioWatch(t *testing.T, e *env) {
 		t.Errorf("the mode record changed after a rejected cutover: %+v, was %+v", got, before)
 	}
 	if got := e.allImages(t, ctx); got != beforeCM {
-		t.Errorf("workload images changed after a rejected cutover")
+		t.Errorf("workload images changed after a rejected cutover:\n%s\nwere\n%s", got, beforeCM)
 	}
 	keys := e.s3List(t, cut+"/run/")
 	if slices.Contains(keys, cut+"/run/"+switchmode.ResultFile) {
@@ -283,7 +283,7 @@ func scenarioWatch(t *testing.T, e *env) {
 		t.Errorf("the mode record changed after a timed-out cutover: %+v, was %+v", got, before)
 	}
 	if got := e.allImages(t, ctx); got != beforeCM {
-		t.Errorf("workload images changed after a timed-out cutover")
+		t.Errorf("workload images changed after a timed-out cutover:\n%s\nwere\n%s", got, beforeCM)
 	}
 	if slices.Contains(e.s3List(t, late+"/run/"), late+"/run/"+switchmode.ResultFile) {
 		t.Errorf("a timed-out cutover wrote %s", switchmode.ResultFile)
@@ -335,15 +335,52 @@ func (e *env) answerApproval(t *testing.T, ctx context.Context, wfName, decision
 	}
 }
 
-// allImages are the images of every workload in the cluster, as kubectl
-// lists them.
+// allImages are the images of every workload in the cluster, a line per
+// workload with its images sorted (kubectl's {..image} walks maps in no
+// fixed order: a Deployment with an init container printed its images in
+// either order, and scenario 7 failed after scenario 4 left one).
 func (e *env) allImages(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	out, err := e.node.Kubectl(ctx, "get", "deployments,statefulsets,daemonsets,cronjobs", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}: {..image}{\"\\n\"}{end}")
+	out, err := e.node.Kubectl(ctx, "get", "deployments,statefulsets,daemonsets,cronjobs", "-A", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	var list struct {
+		Items []struct {
+			Kind     string
+			Metadata struct{ Namespace, Name string }
+			Spec     any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	var images func(v any) []string
+	images = func(v any) (found []string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && k == "image" {
+					found = append(found, s)
+				} else {
+					found = append(found, images(x)...)
+				}
+			}
+		case []any:
+			for _, x := range v {
+				found = append(found, images(x)...)
+			}
+		}
+		return found
+	}
+	var lines []string
+	for _, it := range list.Items {
+		im := images(it.Spec)
+		slices.Sort(im)
+		lines = append(lines, fmt.Sprintf("%s %s/%s: %s", it.Kind, it.Metadata.Namespace, it.Metadata.Name, strings.Join(im, " ")))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // hideOwnLayer makes the source lose its link to the last layer of an
