@@ -58,8 +58,15 @@ func (n *Node) startContainerd(ctx context.Context) error {
 	if err := os.MkdirAll(RuntimeDir, 0o755); err != nil {
 		return err
 	}
+	// No registry host configuration left by an earlier run.
+	if err := os.RemoveAll(n.RegistryHostsDir()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.RegistryHostsDir(), 0o755); err != nil {
+		return err
+	}
 	files := map[string]string{
-		"containerd.toml": fmt.Sprintf(containerdTOML, filepath.Join(n.Dir, "containerd"), RuntimeDir, PauseImage, conf),
+		"containerd.toml": fmt.Sprintf(containerdTOML, filepath.Join(n.Dir, "containerd"), RuntimeDir, PauseImage, conf, n.RegistryHostsDir()),
 		"cni/10-bridge.conflist": fmt.Sprintf(cniConflist, cniName, Bridge, PodCIDR, NodeIP,
 			filepath.Join(RuntimeDir, "cni-ipam")),
 	}
@@ -84,7 +91,9 @@ func (n *Node) startContainerd(ctx context.Context) error {
 // containerd 1.6: the sandbox image is ours; restrict_oom_score_adj because
 // machines without CAP_SYS_RESOURCE fail every sandbox otherwise ("can't
 // get final child's PID from pipe"); network namespaces under the runtime
-// folder, so that Down finds them; cgroupfs, as kubelet.
+// folder, so that Down finds them; cgroupfs, as kubelet; registry hosts
+// (hosts.toml) read from RegistryHostsDir, as a node that takes
+// regmigrate's node mirror is configured.
 const containerdTOML = `version = 2
 root = "%[1]s/root"
 state = "%[2]s/containerd"
@@ -104,7 +113,13 @@ state = "%[2]s/containerd"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "%[4]s/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "%[5]s"
 `
+
+// RegistryHostsDir is containerd's registry config_path on the node:
+// <host>/hosts.toml there configures pulls of that host (it starts empty).
+func (n *Node) RegistryHostsDir() string { return filepath.Join(n.Dir, "certs.d") }
 
 // The pod network: the bridge plugin on the node's bridge (its address is
 // the pods' gateway), host-local addresses, no masquerading.
