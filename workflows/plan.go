@@ -207,8 +207,39 @@ var ErrInputsTooLarge = errors.New("the image lists and rules are too large to t
 // no release, so there is no published tag to default to.
 var ErrNoImageTag = errors.New("no tag for the step images, and this is a development build whose images were never published")
 
-// Shards are export's sharding knobs (0: the step's default).
+// Shards are export's sharding knobs (0: the step's default; Max 0:
+// DefaultMaxShards).
 type Shards struct{ Size, MinSize, Max int }
+
+// The Workflow's size at scale. Each shard adds a fixed number of nodes to
+// the Workflow's status (NodesPerShard): a 100,000-image scope cut by
+// namespace alone (5,000 namespaces packed 50 images at a time) would make
+// 2,000 shards, over 10,000 nodes and some 15 MB of status, past what
+// Argo stores in one object (1 MiB, its nodes compressed) and past the few
+// thousand nodes a controller handles comfortably. So export is told to
+// cut at most DefaultMaxShards shards: a bigger scope makes bigger shards
+// (namespaces kept whole and in order, an even spread by image count),
+// not more of them. MaxShardsCeiling bounds what a spec may ask for.
+const (
+	DefaultMaxShards = 200
+	MaxShardsCeiling = 1000
+	// StatusBytesPerNode is what one node takes in the Workflow's status
+	// (JSON), at most, as `make e2e` measures it on the real controller
+	// (scenario 1 fails if a node grows past it).
+	StatusBytesPerNode = 2048
+)
+
+// NodesPerShard is how many nodes one shard adds to the Workflow's
+// status: its DAG node, and per step (mirror, backfill when a cluster is
+// named, verify) the retry node and its pod's node; a retried attempt adds
+// one more.
+func (p Plan) NodesPerShard() int {
+	steps := 2 // mirror, verify
+	if p.Backfill != nil {
+		steps++ // backfill
+	}
+	return 1 + 2*steps
+}
 
 // Copy tunes the copy (0/empty: the step's default).
 type Copy struct {
@@ -261,6 +292,14 @@ func (p Plan) withDefaults() (Plan, error) {
 	}
 	if p.ServiceAccount == "" {
 		p.ServiceAccount = DefaultServiceAccount
+	}
+	switch {
+	case p.Shards.Max == 0:
+		p.Shards.Max = DefaultMaxShards
+	case p.Shards.Max > MaxShardsCeiling:
+		errs = append(errs, fmt.Errorf("plan: shards.max %d: a Workflow of that many shards holds about %d nodes in its status, "+
+			"past what one Argo Workflow comfortably carries; at most %d (a bigger scope makes bigger shards), "+
+			"or split the migration into several specs with a part of the namespaces each", p.Shards.Max, p.Shards.Max*p.NodesPerShard(), MaxShardsCeiling))
 	}
 	if p.Retry == (Retry{}) {
 		p.Retry = Retry{Limit: DefaultRetryLimit, Backoff: DefaultRetryBackoff, Factor: DefaultRetryFactor, MaxDuration: DefaultRetryMaxDuration}

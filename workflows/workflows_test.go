@@ -483,7 +483,7 @@ func TestShardFanOutAndRetries(t *testing.T) {
 // shards. Shard ids come at run time (withParam), so the Workflow is the
 // same size as for a handful of images, and far under Argo's limits.
 func TestScale(t *testing.T) {
-	const maxShards = 200
+	const maxShards = workflows.DefaultMaxShards
 	items := make([]artifacts.Item, 0, 100000)
 	for i := 0; i < 100000; i++ {
 		ns := fmt.Sprintf("ns-%04d", i%5000)
@@ -502,8 +502,8 @@ func TestScale(t *testing.T) {
 	}
 	idsJSON, _ := json.Marshal(ids)
 
-	big := plans()["backfill"]
-	big.Shards = workflows.Shards{Max: maxShards}
+	big := plans()["backfill"] // no shards.max: the default bound
+	big.Shards = workflows.Shards{}
 	small := big
 	// Same knobs, any scope: another migration (a name as long: it is
 	// in every object and the export's args) to another target.
@@ -538,6 +538,23 @@ func TestScale(t *testing.T) {
 	}
 	if len(idsJSON) > 64<<10 {
 		t.Errorf("shard-ids parameter is %d bytes", len(idsJSON))
+	}
+	if !bytes.Contains(b, []byte(fmt.Sprintf(`"--max-shards=%d"`, maxShards))) {
+		t.Errorf("export is not told to cut at most %d shards", maxShards)
+	}
+	if n := big.NodesPerShard(); n != 7 {
+		t.Errorf("a shard with backfill adds %d nodes, want 7", n)
+	}
+
+	// More shards than one Workflow comfortably holds: refused, saying so.
+	big.Shards.Max = workflows.MaxShardsCeiling + 1
+	_, err := workflows.Workflow(big)
+	if err == nil || !strings.Contains(err.Error(), "shards.max 1001") || !strings.Contains(err.Error(), "split the migration") {
+		t.Errorf("shards.max %d: %v, want a refusal that says what to do", big.Shards.Max, err)
+	}
+	big.Shards.Max = workflows.MaxShardsCeiling
+	if _, err := workflows.Workflow(big); err != nil {
+		t.Errorf("shards.max %d: %v", big.Shards.Max, err)
 	}
 }
 

@@ -278,6 +278,13 @@ func scenarioMigration(t *testing.T, e *env) {
 	if rep.ImageAPIPassed != rep.Total || rep.ImageAPIFailed != 0 {
 		t.Errorf("report.json in S3: ImageStreamTag checks %d passed %d failed; want all %d passed", rep.ImageAPIPassed, rep.ImageAPIFailed, rep.Total)
 	}
+
+	// What this Workflow says of one with the generator's maximum of shards.
+	var shardIDs []string
+	for _, ns := range namespaces {
+		shardIDs = append(shardIDs, "ns-"+ns)
+	}
+	assertScale(t, wf, workflows.Plan{Backfill: &workflows.Backfill{}}, shardIDs)
 }
 
 // scenarioRetry is scenario 2: one repository of one namespace unreadable
