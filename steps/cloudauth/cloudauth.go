@@ -25,7 +25,10 @@
 // there uses it; the cloud keychain of the host's kind answers for the
 // others. A kind named for a registry replaces that choice (files: only the
 // files; ecr, google, acr, ghcr, gitlab: only that keychain; anonymous:
-// none).
+// none). Chosen by host, Google's and ACR's keychains without an identity
+// answer anonymously (public images), as go-containerregistry's google
+// keychain does; named, they fail saying what they tried. ECR has no
+// anonymous access: its keychain always says why it has no token.
 //
 // Files: cloudauth.go (kinds, choice by host, the keychain), lifetime.go
 // (cached credentials with a lifetime), ecr.go, google.go, acr.go, env.go
@@ -200,10 +203,21 @@ func (k *Keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.
 		return authn.Anonymous, nil
 	case ECR:
 		return k.ecr.resolve(ctx, host, spec)
-	case Google:
-		return k.google.resolve(ctx, host)
-	case ACR:
-		return k.acr.resolve(ctx, host)
+	case Google, ACR:
+		var a authn.Authenticator
+		var err error
+		if kind == Google {
+			a, err = k.google.resolve(ctx, host)
+		} else {
+			a, err = k.acr.resolve(ctx, host)
+		}
+		if err != nil && (!named || spec.Kind == Auto) {
+			// Chosen by host, as go-containerregistry's google keychain:
+			// without an identity, public images are still read
+			// anonymously (a private one then says 401).
+			return authn.Anonymous, nil
+		}
+		return a, err
 	case GHCR:
 		return ghcrAuth(k.o.Getenv), nil
 	case GitLab:
@@ -250,4 +264,42 @@ func (o *Options) httpClient(host string) (*http.Client, error) {
 	tr.TLSClientConfig = tc
 	return &http.Client{Transport: tr, Timeout: time.Minute,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// Flag is the --keychain form of a registry's choice:
+// HOST=KIND[:REGION[:ACCOUNT]] (ParseFlag reads it).
+func Flag(host string, r Registry) string {
+	k := r.Kind
+	if k == Auto {
+		k = "auto"
+	}
+	s := host + "=" + string(k)
+	if r.Region != "" || r.Account != "" {
+		s += ":" + r.Region
+	}
+	if r.Account != "" {
+		s += ":" + r.Account
+	}
+	return s
+}
+
+// ParseFlag reads HOST=KIND[:REGION[:ACCOUNT]].
+func ParseFlag(s string) (string, Registry, error) {
+	host, rest, ok := strings.Cut(strings.TrimSpace(s), "=")
+	if !ok || host == "" {
+		return "", Registry{}, fmt.Errorf("--keychain %q: want HOST=KIND[:REGION[:ACCOUNT]], e.g. registry.example=ecr:eu-west-1", s)
+	}
+	parts := strings.SplitN(rest, ":", 3)
+	k, err := ParseKind(parts[0])
+	if err != nil {
+		return "", Registry{}, fmt.Errorf("--keychain %q: %w", s, err)
+	}
+	r := Registry{Kind: k}
+	if len(parts) > 1 {
+		r.Region = parts[1]
+	}
+	if len(parts) > 2 {
+		r.Account = parts[2]
+	}
+	return host, r, nil
 }
