@@ -51,6 +51,9 @@ type ECROptions struct {
 	WebIdentityToken string
 	// Repositories exist from the start.
 	Repositories []string
+	// Latency delays every registry request (a registry far away: a long
+	// migration in a short test).
+	Latency time.Duration
 }
 
 // Repository is what the double keeps of an ECR repository.
@@ -117,6 +120,13 @@ func StartECR(t testing.TB, o ECROptions) *ECR {
 	t.Cleanup(reg.Close)
 	d.API, d.Host = api.URL, strings.TrimPrefix(reg.URL, "http://")
 	return d
+}
+
+// ResetStats starts the counts (issued, refused, used, span) again.
+func (d *ECR) ResetStats() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.issued, d.refused, d.used, d.first, d.last = 0, 0, map[string]bool{}, time.Time{}, time.Time{}
 }
 
 // Issued is how many tokens GetAuthorizationToken handed out.
@@ -366,6 +376,9 @@ func registryError(w http.ResponseWriter, status int, code, msg string) {
 
 func (d *ECR) front(proxy http.Handler, backend *url.URL) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.o.Latency > 0 {
+			time.Sleep(d.o.Latency)
+		}
 		user, pass, ok := r.BasicAuth()
 		d.mu.Lock()
 		exp, issued := d.tokens[pass]
