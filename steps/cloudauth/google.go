@@ -31,6 +31,9 @@ type googleSource struct {
 	token cached
 }
 
+// googleHint says where Google credentials are looked for.
+const googleHint = "set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or run where the metadata server answers: GKE workload identity, GCE_METADATA_HOST"
+
 // recorder remembers the expiry of the last token its source gave.
 type recorder struct {
 	src    oauth2.TokenSource
@@ -54,7 +57,7 @@ func (s *googleSource) resolve(ctx context.Context, host string) (authn.Authenti
 		if s.ts == nil {
 			a, err := google.NewGcloudAuthenticator(ctx)
 			if err != nil || a == authn.Anonymous {
-				return authn.AuthConfig{}, time.Time{}, fmt.Errorf("registry %s: no Google credentials: application default credentials: %v; gcloud: %v (set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or run where the metadata server answers)", host, s.err, err)
+				return authn.AuthConfig{}, time.Time{}, fmt.Errorf("registry %s: no Google credentials: application default credentials: %v; gcloud: %v (%s)", host, s.err, err, googleHint)
 			}
 			cfg, err := a.Authorization()
 			if err != nil {
@@ -67,7 +70,7 @@ func (s *googleSource) resolve(ctx context.Context, host string) (authn.Authenti
 		rec := &recorder{src: s.ts}
 		cfg, err := google.NewTokenSourceAuthenticator(rec).Authorization()
 		if err != nil {
-			return authn.AuthConfig{}, time.Time{}, fmt.Errorf("registry %s: Google application default credentials: %w", host, err)
+			return authn.AuthConfig{}, time.Time{}, fmt.Errorf("registry %s: Google application default credentials: %w (%s)", host, err, googleHint)
 		}
 		expiry := rec.expiry
 		if expiry.IsZero() {
