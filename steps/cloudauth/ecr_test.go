@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -150,5 +151,35 @@ func TestECRTokensAreRenewed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// In a pod with IRSA there is no key: the ServiceAccount's projected token
+// (AWS_WEB_IDENTITY_TOKEN_FILE) and AWS_ROLE_ARN lead the SDK's standard
+// chain to STS's AssumeRoleWithWebIdentity, and the ECR token is asked for
+// with the role's keys. No Secret, nothing regmigrate-specific.
+func TestECRWithWebIdentity(t *testing.T) {
+	back := regtest.StartInProcess(t)
+	d := clouddouble.StartECR(t, clouddouble.ECROptions{Backend: back.URL(), WebIdentityToken: "eyJ.projected.sa-token", Repositories: []string{"team/app"}})
+	tokenFile := t.TempDir() + "/token"
+	if err := os.WriteFile(tokenFile, []byte("eyJ.projected.sa-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	awsEnv(t, d)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tokenFile)
+	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/regmigrate")
+	// The web identity provider of config v1.29 builds its STS client
+	// before AWS_ENDPOINT_URL applies: STS needs its own override.
+	t.Setenv("AWS_ENDPOINT_URL_STS", d.API)
+	kc := cloudauth.New(cloudauth.Options{Registries: map[string]cloudauth.Registry{d.Host: {Kind: cloudauth.ECR}}})
+	c := registry.New(registry.Options{Keychain: kc, Insecure: registry.InsecureHosts(d.Host)})
+	ctx := context.Background()
+	if err := c.Login(ctx, d.Host, "team/app"); err != nil {
+		t.Fatalf("login with the web identity: %v", err)
+	}
+	if d.AssumedKey() == "" || d.Calls("GetAuthorizationToken") != 1 {
+		t.Errorf("assumed key %q, GetAuthorizationToken calls %d: the token did not come through the web identity", d.AssumedKey(), d.Calls("GetAuthorizationToken"))
 	}
 }
