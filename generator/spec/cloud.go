@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/regmigrate/regmigrate/steps/cloudauth"
 	"github.com/regmigrate/regmigrate/steps/ecrrepos"
@@ -92,6 +95,11 @@ func (m *Migration) validateCloud() []error {
 			case !json.Valid(b):
 				errs = append(errs, fmt.Errorf("%s.ecr.lifecyclePolicyFile %s: not JSON (write an ECR lifecycle policy: {\"rules\": [...]})", side.name, f))
 			}
+		}
+	}
+	if sa := m.Argo.ServiceAccount; sa != "" {
+		if msgs := validation.IsDNS1123Subdomain(sa); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("argo.serviceAccount %q: not a ServiceAccount name: %s", sa, strings.Join(msgs, "; ")))
 		}
 	}
 	return errs

@@ -78,6 +78,11 @@ type Argo struct {
 	Notify *Notify `json:"notify,omitempty"`
 	// Approval: the cutover's wait for a decision.
 	Approval Approval `json:"approval,omitempty"`
+	// ServiceAccount the step pods run as (default regmigrate;
+	// --service-account wins): the one IRSA (eks.amazonaws.com/role-arn)
+	// or workload identity binds to a cloud identity, for the cloud
+	// keychains (source/target keychain), with no Secret.
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.
