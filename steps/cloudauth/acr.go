@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,9 +37,12 @@ type acrSource struct {
 	mu     sync.Mutex
 	cred   azcore.TokenCredential
 	tokens map[string]*cached
-	// Credential replaces azidentity's default chain (tests).
-	Credential azcore.TokenCredential
 }
+
+// publicAuthorities are the Microsoft Entra hosts instance discovery
+// knows; another AZURE_AUTHORITY_HOST is a private or disconnected cloud
+// (Azure Stack), where azidentity must not ask login.microsoft.com.
+var publicAuthorities = []string{"login.microsoftonline.com", "login.chinacloudapi.cn", "login.microsoftonline.us"}
 
 func (s *acrSource) credential() (azcore.TokenCredential, error) {
 	s.mu.Lock()
@@ -46,11 +50,12 @@ func (s *acrSource) credential() (azcore.TokenCredential, error) {
 	if s.cred != nil {
 		return s.cred, nil
 	}
-	if s.Credential != nil {
-		s.cred = s.Credential
-		return s.cred, nil
+	opts := &azidentity.DefaultAzureCredentialOptions{}
+	if h := s.o.Getenv("AZURE_AUTHORITY_HOST"); h != "" {
+		u, err := url.Parse(h)
+		opts.DisableInstanceDiscovery = err != nil || !slices.Contains(publicAuthorities, strings.ToLower(u.Hostname()))
 	}
-	c, err := azidentity.NewDefaultAzureCredential(nil)
+	c, err := azidentity.NewDefaultAzureCredential(opts)
 	if err != nil {
 		return nil, fmt.Errorf("azure credentials: %w", err)
 	}
