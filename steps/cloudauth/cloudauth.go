@@ -226,23 +226,6 @@ func (k *Keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.
 	return nil, fmt.Errorf("registry %s: keychain %q unknown", host, kind)
 }
 
-// Uses reports the cloud keychains the registries need (the kinds other
-// than files and anonymous), for a caller that says where credentials
-// come from.
-func Uses(hosts []string, registries map[string]Registry) []Kind {
-	var out []Kind
-	for _, h := range hosts {
-		k := registries[h].Kind
-		if k == Auto {
-			k = KindOf(h)
-		}
-		if k != Files && k != Anonymous && !slices.Contains(out, k) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // httpClient reaches a registry the way the registry client does (its CAs,
 // unverified TLS for a registry marked insecure).
 func (o *Options) httpClient(host string) (*http.Client, error) {

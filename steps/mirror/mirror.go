@@ -143,20 +143,21 @@ type ImageResult struct {
 
 // Result is mirror.json.
 type Result struct {
-	Total         int      `json:"total"`
-	Copied        int      `json:"copied"`
-	Skipped       int      `json:"skipped"`
-	Failed        int      `json:"failed"`
-	Planned       int      `json:"planned,omitempty"`
-	Bytes         int64    `json:"bytes"`
-	BlobsUploaded int64    `json:"blobsUploaded"`
-	BlobsMounted  int64    `json:"blobsMounted"`
-	BlobsPresent  int64    `json:"blobsPresent"`
-	Warnings      []string `json:"warnings,omitempty"`
+	Total         int           `json:"total"`
+	Copied        int           `json:"copied"`
+	Skipped       int           `json:"skipped"`
+	Failed        int           `json:"failed"`
+	Planned       int           `json:"planned,omitempty"`
+	Bytes         int64         `json:"bytes"`
+	BlobsUploaded int64         `json:"blobsUploaded"`
+	BlobsMounted  int64         `json:"blobsMounted"`
+	BlobsPresent  int64         `json:"blobsPresent"`
+	Warnings      []string      `json:"warnings,omitempty"`
+	Images        []ImageResult `json:"images"`
+
 	// RepositoriesCreated are the target repositories this run created
 	// (host/repo; Options.Repositories); in a dry run, those it would.
-	RepositoriesCreated []string      `json:"repositoriesCreated,omitempty"`
-	Images              []ImageResult `json:"images"`
+	RepositoriesCreated []string `json:"repositoriesCreated,omitempty"`
 }
 
 // ExitCode maps a result to the step's exit code.
