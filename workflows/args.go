@@ -43,6 +43,7 @@ func (p Plan) common() flags {
 	f.num("max-per-registry", p.Copy.MaxPerRegistry)
 	f.num("retries", p.Copy.Retries)
 	f.str("idle-timeout", p.Copy.IdleTimeout)
+	f.list("keychain", p.Keychains)
 	if len(p.CertFiles) > 0 {
 		f.str("certs-dir", CertsDir)
 	}
@@ -82,6 +83,12 @@ func (p Plan) mirrorArgs() []string {
 	f.list("platform", p.Copy.Platforms)
 	f.boolean("no-referrers", p.Copy.NoReferrers)
 	f.boolean("no-attachments", p.Copy.NoAttachments)
+	f.boolean("no-create-repositories", p.ECR.NoCreate)
+	f.boolean("ecr-tag-immutability", p.ECR.TagImmutable)
+	f.boolean("ecr-scan-on-push", p.ECR.ScanOnPush)
+	f.str("ecr-encryption", p.ECR.Encryption)
+	f.str("ecr-kms-key", p.ECR.KMSKey)
+	f.str("ecr-lifecycle-policy", p.ECR.LifecyclePolicy)
 	return f
 }
 

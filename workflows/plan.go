@@ -110,6 +110,15 @@ type Plan struct {
 	// steps read them from AuthDir/certs.d (--certs-dir).
 	CertFiles      []string
 	ServiceAccount string
+	// Keychains are the steps' --keychain HOST=KIND[:REGION[:ACCOUNT]]:
+	// the registries whose keychain the spec names (steps/cloudauth); the
+	// others get theirs by host. A cloud keychain uses the pod's
+	// ServiceAccount identity (IRSA, GKE or Azure workload identity): no
+	// CredentialsSecret is needed for it.
+	Keychains []string
+	// ECR: an ECR target's repositories, created by mirror-shard before
+	// it copies.
+	ECR ECRRepositories
 
 	Parallelism      int64 // pods at once in the whole workflow (0: no bound)
 	ShardParallelism int64 // shards at once (0: no bound)
@@ -405,4 +414,17 @@ func inputPath(i int, name string) string {
 		return '_'
 	}, name)
 	return fmt.Sprintf("%s/%d-%s", InputsDir, i, strings.TrimLeft(clean, "."))
+}
+
+// ECRRepositories are mirror-shard's --no-create-repositories and --ecr-*
+// flags: whether an ECR target's missing repositories are created, and
+// with which settings.
+type ECRRepositories struct {
+	NoCreate     bool
+	TagImmutable bool
+	ScanOnPush   bool
+	Encryption   string
+	KMSKey       string
+	// LifecyclePolicy is the policy's JSON, compact (one argument).
+	LifecyclePolicy string
 }

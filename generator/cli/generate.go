@@ -225,6 +225,9 @@ func prepare(c *cobra.Command, f *generateFlags, submitting, createSecret bool) 
 		p.ImagePrefix, p.ImageTag = workflows.DefaultImagePrefix, "unused"
 	}
 	p.Namespace, p.CredentialsSecret, p.ServiceAccount = f.namespace, f.secret, f.serviceAccount
+	if err := cloudPlan(m, &p, c.Flags().Changed("service-account")); err != nil {
+		return nil, usageError(err)
+	}
 	if m.Auth.CertsDir != "" && !f.rollback {
 		if p.CertFiles, err = certFiles(m.Auth.CertsDir); err != nil {
 			return nil, usageError(err)

@@ -196,6 +196,7 @@ type runFlags struct {
 	cutover                    bool
 	cut                        switchmodecmd.Config
 	splitSize                  string
+	noCreateRepos              bool
 }
 
 func newRunCmd(env Env) *cobra.Command {
@@ -243,6 +244,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.BoolVar(&f.noReferrers, "no-referrers", false, "do not copy OCI referrers (subject)")
 	fs.BoolVar(&f.noAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.StringVar(&f.verifyMode, "verify", "", "`MODE`: auto (default: every tag digest, deep checks of what this run copied), full (read and hash every manifest and blob of every image on the target; images that fail are copied again by the next run) or digest")
+	fs.BoolVar(&f.noCreateRepos, "no-create-repositories", false, "an ECR target's missing repositories are not created: their images fail (default: created with target.ecr's settings; --dry-run lists them)")
 	fs.StringVar(&f.splitSize, "split-size", "", "with --to oci-archive:FILE, cut the archive into parts FILE.000, FILE.001... of at most `SIZE` (e.g. 4GiB) for media with a size limit")
 	fs.BoolVar(&f.cutover, "cutover", false, "after a passing verify, cut the cluster over (as regmigrate cutover; dry run unless --confirm); the cluster is --kubeconfig's, else --scope-from-workloads'")
 	bindCutover(c, "cutover-", &f.cut)
@@ -251,7 +253,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.StringVar(&f.progressMode, "progress", progress.ModeAuto, "`MODE`: auto (a bar on a terminal, else lines), bar, lines (a line every few seconds), json (one object a line) or none")
 	fs.StringVar(&f.logFormat, "log-format", "text", "`FORMAT` of the log lines on stderr: text or json")
 	setGroup(fs, groupScope, "rediscover", "scope-from-workloads", "workload-namespace")
-	setGroup(fs, groupCopy, "split-size", "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify")
+	setGroup(fs, groupCopy, "split-size", "dry-run", "jobs", "max-per-registry", "retries", "idle-timeout", "platform", "no-referrers", "no-attachments", "verify", "no-create-repositories")
 	setGroup(fs, groupCutover, "cutover", "cutover-context", "cutover-all-clusters", "workloads", "include-managed", "pull-secret", "record-namespace", "record-name", "migration", "confirm", "force")
 	setGroup(fs, groupOutput, "out", "progress", "log-format")
 	return c
@@ -303,6 +305,9 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		o.VerifyMode = f.verifyMode
 	}
 	o.DryRun, o.Rediscover = f.dryRun, f.rediscover
+	if o.Repositories, err = repositoryMaker(m, f.noCreateRepos); err != nil {
+		return usageError(err)
+	}
 	for i := range o.Connect.Disk {
 		o.Connect.Disk[i].DryRun = f.dryRun
 	}
@@ -515,6 +520,7 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	o.Connect = connect.Options{
 		Insecure: insecure, CertsDir: m.Auth.CertsDir, DockerConfig: m.Auth.DockerConfig, AuthFile: m.Auth.AuthFile,
 		AuthJSON: m.Auth.AuthJSON, Getenv: env.Getenv, MaxPerRegistry: m.Copy.MaxPerRegistry, Retries: m.Copy.Retries,
+		Registries: m.Keychains(),
 	}
 	if from.Transport != "" {
 		o.Connect.Disk = append(o.Connect.Disk, connect.Disk{Location: from})

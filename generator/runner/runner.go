@@ -77,6 +77,9 @@ type Options struct {
 	// SplitSize cuts an oci-archive target into parts of at most this
 	// many bytes (0: one file).
 	SplitSize int64
+	// Repositories creates the target repositories a registry lacks
+	// before the copy (ECR: steps/ecrrepos); nil: none.
+	Repositories mirror.RepositoryMaker
 }
 
 // LayoutDir is the layout a target on disk is written into: the directory
@@ -228,6 +231,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			Mirror: mirror.Options{
 				Client: c, Jobs: o.Jobs, Platforms: o.Platforms, NoReferrers: o.NoReferrers, NoAttachments: o.NoAttachments,
 				DryRun: o.DryRun, Blobs: blobs, Slots: sem, Logger: o.Logger.With("shard", sh.ID), Progress: mph,
+				Repositories: o.Repositories,
 			},
 		})
 		if errors.Is(err, context.Canceled) {

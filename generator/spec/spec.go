@@ -78,6 +78,11 @@ type Argo struct {
 	Notify *Notify `json:"notify,omitempty"`
 	// Approval: the cutover's wait for a decision.
 	Approval Approval `json:"approval,omitempty"`
+	// ServiceAccount the step pods run as (default regmigrate;
+	// --service-account wins): the one IRSA (eks.amazonaws.com/role-arn)
+	// or workload identity binds to a cloud identity, for the cloud
+	// keychains (source/target keychain), with no Secret.
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.
@@ -98,6 +103,10 @@ type Metadata struct {
 type Registry struct {
 	Registry string `json:"registry"`
 	Insecure bool   `json:"insecure,omitempty"`
+	// Keychain and ECR: where the registry's credentials come from, and
+	// an ECR target's repositories (cloud.go).
+	Keychain string `json:"keychain,omitempty"`
+	ECR      *ECR   `json:"ecr,omitempty"`
 }
 
 // Images says where the scope comes from. Empty means the source catalog.
@@ -192,6 +201,9 @@ func Load(path string) (*Migration, error) {
 	if m.Cluster != nil {
 		rel(&m.Cluster.Kubeconfig)
 	}
+	if m.Target.ECR != nil {
+		rel(&m.Target.ECR.LifecyclePolicyFile)
+	}
 	return &m, nil
 }
 
@@ -242,5 +254,6 @@ func (m *Migration) Validate() error {
 		errs = append(errs, fmt.Errorf("argo.imagePrefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", p))
 	}
 	errs = append(errs, m.Argo.validate()...)
+	errs = append(errs, m.validateCloud()...)
 	return errors.Join(m.located(errs)...)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/cloudauth"
 	"github.com/regmigrate/regmigrate/steps/credentials"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/ocilayout"
@@ -45,6 +46,9 @@ type Options struct {
 	// Disk are the locations on disk (oci:DIR...) the client serves, each
 	// under its imageref.TransportHost.
 	Disk []Disk
+	// Registries name a keychain (and an ECR account and region) per
+	// host; the others get theirs by host (steps/cloudauth).
+	Registries map[string]cloudauth.Registry
 }
 
 // Disk is a location on disk and whether the run writes to it.
@@ -56,7 +60,7 @@ type Disk struct {
 
 // Client returns a registry client for the options.
 func Client(o Options) (*registry.Client, error) {
-	kc, err := credentials.NewKeychain(credentials.WithDefaults(credentials.Options{
+	files, err := credentials.NewKeychain(credentials.WithDefaults(credentials.Options{
 		DockerConfig: o.DockerConfig, AuthFile: o.AuthFile, AuthJSON: o.AuthJSON, Getenv: o.Getenv,
 	}))
 	if err != nil {
@@ -84,11 +88,19 @@ func Client(o Options) (*registry.Client, error) {
 	if o.MaxPerRegistry < 0 {
 		return nil, fmt.Errorf("max per registry must be at least 1, got %d", o.MaxPerRegistry)
 	}
+	tlsConfig := func(host string) (*tls.Config, error) {
+		return credentials.TLSConfig(o.CertsDir, host, insecure[host])
+	}
+	// The credential files first for the hosts they name, then the cloud
+	// keychain of each host (ECR, Google, ACR, GHCR, GitLab), refreshed
+	// as they expire.
+	kc := cloudauth.New(cloudauth.Options{
+		Files: files, Registries: o.Registries, Getenv: o.Getenv,
+		TLSConfig: tlsConfig, Insecure: func(host string) bool { return insecure[host] },
+	})
 	c := registry.New(registry.Options{
-		Keychain: kc,
-		TLSConfig: func(host string) (*tls.Config, error) {
-			return credentials.TLSConfig(o.CertsDir, host, insecure[host])
-		},
+		Keychain:       kc,
+		TLSConfig:      tlsConfig,
 		Insecure:       func(host string) bool { return insecure[host] },
 		MaxPerRegistry: o.MaxPerRegistry,
 		RetryAttempts:  o.Retries,

@@ -174,6 +174,9 @@ func (k *keychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.
 	if !ok {
 		return authn.Anonymous, nil
 	}
+	if a := k.helpers.answered(k.files, host, serverURL, cfg); a != nil {
+		return a, nil
+	}
 	return authn.FromConfig(cfg), nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,10 +69,23 @@ type Options struct {
 	// lacks uploaded, and the blobs Repair names uploaded again whatever
 	// the target says of them.
 	Repair map[string]Repair
+	// Repositories, when set, makes sure the target's repositories exist
+	// before the copy (ECR refuses pushes to a missing one: ecrrepos); the
+	// images of a repository it refuses fail with its reason, the others
+	// are copied.
+	Repositories RepositoryMaker
 	// Log receives "Copied SRC -> DST@DIGEST" lines (mirror.log).
 	Log      io.Writer
 	Logger   *slog.Logger
 	Progress *progress.Phase
+}
+
+// RepositoryMaker creates the target repositories a registry lacks
+// (steps/ecrrepos for ECR). Ensure returns the repositories it created
+// (in a dry run: would create), and per repository that cannot be
+// written, why; err fails every image of the host.
+type RepositoryMaker interface {
+	Ensure(ctx context.Context, host string, repos []string, dryRun bool) (created []string, refused map[string]error, err error)
 }
 
 // Validate checks the options.
@@ -140,6 +154,10 @@ type Result struct {
 	BlobsPresent  int64         `json:"blobsPresent"`
 	Warnings      []string      `json:"warnings,omitempty"`
 	Images        []ImageResult `json:"images"`
+
+	// RepositoriesCreated are the target repositories this run created
+	// (host/repo; Options.Repositories); in a dry run, those it would.
+	RepositoriesCreated []string `json:"repositoriesCreated,omitempty"`
 }
 
 // ExitCode maps a result to the step's exit code.
@@ -197,8 +215,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("platform filter %v: multi-arch images get new index digests on the target; consumers that pin the source digest will not find them", o.Platforms))
 		o.Logger.Warn("platform filter changes index digests", "platforms", o.Platforms)
 	}
+	blocked := e.prepareRepositories(ctx, &res)
 	cancelled := func(i int) { res.Images[i] = failed(o.Items[i], ctx.Err()) }
 	par.ForEach(ctx, o.Jobs, len(o.Items), func(i int) {
+		if err := blocked[o.Items[i].Target.Registry+"/"+o.Items[i].Target.Repository]; err != nil {
+			res.Images[i] = failed(o.Items[i], err)
+			o.Progress.Add(res.Images[i].Status, 0)
+			return
+		}
 		if o.Slots != nil {
 			select {
 			case o.Slots <- struct{}{}:
@@ -228,6 +252,50 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.BlobsUploaded, res.BlobsMounted, res.BlobsPresent = e.uploaded.Load(), e.mounted.Load(), e.present.Load()
 	return res, ctx.Err()
+}
+
+// prepareRepositories asks Options.Repositories for the target
+// repositories of the items, per host, and returns the errors of the
+// repositories that cannot be written (by host/repo).
+func (e *engine) prepareRepositories(ctx context.Context, res *Result) map[string]error {
+	if e.o.Repositories == nil {
+		return nil
+	}
+	byHost := map[string][]string{}
+	var hosts []string
+	for _, it := range e.o.Items {
+		h := it.Target.Registry
+		if _, ok := byHost[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		if !slices.Contains(byHost[h], it.Target.Repository) {
+			byHost[h] = append(byHost[h], it.Target.Repository)
+		}
+	}
+	blocked := map[string]error{}
+	for _, h := range hosts {
+		created, refused, err := e.o.Repositories.Ensure(ctx, h, byHost[h], e.o.DryRun)
+		if err != nil {
+			for _, r := range byHost[h] {
+				blocked[h+"/"+r] = err
+			}
+			continue
+		}
+		for r, err := range refused {
+			blocked[h+"/"+r] = err
+		}
+		for _, r := range created {
+			res.RepositoriesCreated = append(res.RepositoriesCreated, h+"/"+r)
+		}
+		if len(created) > 0 {
+			if e.o.DryRun {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("dry run: %d repositories would be created on %s: %s", len(created), h, strings.Join(created, ", ")))
+			} else {
+				e.o.Logger.Info("created repositories", "registry", h, "repositories", created)
+			}
+		}
+	}
+	return blocked
 }
 
 func failed(it artifacts.Item, err error) ImageResult {

@@ -211,17 +211,38 @@ func (c *Client) host(host string) (*hostState, error) {
 	return h, nil
 }
 
-// credential is what the keychain answered for a repository, resolved once.
+// credential is what the keychain answered for a repository, resolved
+// once, or until its lifetime ends when the authenticator says it has one.
 type credential struct {
 	cfg authn.AuthConfig
 	id  string // a hash of the credential, in memory only: keys tokens
+	// expires: when to stop using cfg (zero: never); from an Expiring
+	// authenticator.
+	expires time.Time
+	auth    authn.Authenticator
+}
+
+// Expiring is an authenticator whose credentials lapse (a cloud registry's
+// token: ECR's last 12 h). The client stops using what it answered at
+// ExpiresAt (the authenticator keeps its own margin before the real
+// expiry) and resolves the repository again.
+type Expiring interface {
+	ExpiresAt() time.Time
+}
+
+// Invalidator is an authenticator whose keychain caches what it answered:
+// after a registry refused those credentials (401), the client calls
+// Invalidate and resolves again, once, so a credential that lapsed early
+// (revoked, clock skew) is renewed instead of failing the copy.
+type Invalidator interface {
+	Invalidate()
 }
 
 func (c *Client) credential(ctx context.Context, h *hostState, repo string) (*credential, error) {
 	h.credMu.Lock()
 	cr, ok := h.creds[repo]
 	h.credMu.Unlock()
-	if ok {
+	if ok && !cr.lapsed() {
 		return cr, nil
 	}
 	var res authn.Resource
@@ -239,11 +260,14 @@ func (c *Client) credential(ctx context.Context, h *hostState, repo string) (*cr
 	if err != nil {
 		return nil, fmt.Errorf("resolving credentials for %s: %w", res.String(), err)
 	}
-	cr = &credential{id: "anonymous"}
+	cr = &credential{id: "anonymous", auth: auth}
 	if auth != authn.Anonymous {
 		cfg, err := authn.Authorization(ctx, auth)
 		if err != nil {
 			return nil, fmt.Errorf("credentials for %s: %w", res.String(), err)
+		}
+		if e, ok := auth.(Expiring); ok {
+			cr.expires = e.ExpiresAt()
 		}
 		cr.cfg = *cfg
 		if !cr.anonymous() {
@@ -252,13 +276,45 @@ func (c *Client) credential(ctx context.Context, h *hostState, repo string) (*cr
 		}
 	}
 	h.credMu.Lock()
-	if prev, ok := h.creds[repo]; ok {
+	if prev, ok := h.creds[repo]; ok && !prev.lapsed() {
 		cr = prev
 	} else {
 		h.creds[repo] = cr
 	}
 	h.credMu.Unlock()
 	return cr, nil
+}
+
+// lapsed reports whether an expiring credential is past its lifetime.
+func (cr *credential) lapsed() bool {
+	return !cr.expires.IsZero() && !time.Now().Before(cr.expires)
+}
+
+// renewable reports whether resolving again may give other credentials:
+// the keychain said they expire or can be invalidated.
+func (cr *credential) renewable() bool {
+	if _, ok := cr.auth.(Invalidator); ok {
+		return true
+	}
+	return !cr.expires.IsZero()
+}
+
+// forgetCredential drops a credential a registry refused (401), so the
+// next request resolves the repository again, and tells its keychain. It
+// reports whether that may help (the credential is renewable).
+func (c *Client) forgetCredential(h *hostState, repo string, cr *credential) bool {
+	if !cr.renewable() {
+		return false
+	}
+	if inv, ok := cr.auth.(Invalidator); ok {
+		inv.Invalidate()
+	}
+	h.credMu.Lock()
+	if h.creds[repo] == cr {
+		delete(h.creds, repo)
+	}
+	h.credMu.Unlock()
+	return true
 }
 
 func (cr *credential) anonymous() bool {

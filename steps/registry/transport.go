@@ -157,17 +157,29 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		// a scope): get a new one and send the request again, once. A
 		// registry whose /v2/ let us in anonymously may still challenge
 		// here: learn its challenge then.
-		if own && resp.StatusCode == http.StatusUnauthorized && !refreshed && h.learnChallenge(resp) {
-			refreshed = true
-			more := challengeScopes(resp)
-			drain(resp)
-			c.forgetToken(h, cr, scopes)
-			scopes = addScopes(scopes, more)
-			if k.stream != nil {
-				return fail(&StatusError{Method: method, URL: shortURL(req), Status: http.StatusUnauthorized, Code: "TOKEN_EXPIRED",
-					Message: "the registry refused the token during a streamed upload; the next attempt fetches a new one", tokenExpired: true})
+		// Credentials from a cloud keychain (ECR's, Google's, ACR's) may
+		// lapse too, on a Basic registry as on a Bearer one: drop them and
+		// resolve the repository again, once.
+		if own && resp.StatusCode == http.StatusUnauthorized && !refreshed {
+			learned := h.learnChallenge(resp)
+			renewed := c.forgetCredential(h, k.repo, cr)
+			if learned || renewed {
+				refreshed = true
+				more := challengeScopes(resp)
+				drain(resp)
+				c.forgetToken(h, cr, scopes)
+				scopes = addScopes(scopes, more)
+				if k.stream != nil {
+					return fail(&StatusError{Method: method, URL: shortURL(req), Status: http.StatusUnauthorized, Code: "TOKEN_EXPIRED",
+						Message: "the registry refused the credentials during a streamed upload; the next attempt fetches new ones", tokenExpired: true})
+				}
+				if renewed {
+					if cr, err = c.credential(ctx, h, k.repo); err != nil {
+						return fail(err)
+					}
+				}
+				continue
 			}
-			continue
 		}
 		if isRedirect(resp.StatusCode) {
 			next, nextMethod, err := c.redirect(h, resp, method, k.stream != nil)

@@ -46,6 +46,7 @@ type Common struct {
 	idle      time.Duration
 	Jobs      int
 	logFormat string
+	Keychains Keychains
 }
 
 // Bind registers the common flags.
@@ -59,6 +60,8 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.idle, "idle-timeout", 0, fmt.Sprintf("end a request that stalls this long (default %s)", registry.DefaultIdleTimeout))
 	fs.IntVar(&c.Jobs, "jobs", 0, "images at once")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
+	c.Keychains = Keychains{}
+	fs.Var(c.Keychains, "keychain", "a registry's keychain other than its host's: HOST=KIND[:REGION[:ACCOUNT]] (KIND: files, ecr, google, acr, ghcr, gitlab, anonymous; repeatable, comma-separated)")
 }
 
 // Connect turns the common flags and the environment into client options.
@@ -72,6 +75,7 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 	return connect.Options{
 		Insecure: insecure, CertsDir: c.certsDir, AuthFile: c.authFile,
 		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, IdleTimeout: c.idle, Logger: logger,
+		Registries: c.Keychains,
 	}
 }
 

@@ -26,6 +26,7 @@ type Flags struct {
 	NoAttachments bool
 	DryRun        bool
 	Strategy      string
+	ECR           stepcli.ECRFlags
 }
 
 // Parse parses mirror-shard's arguments.
@@ -40,6 +41,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.BoolVar(&f.NoAttachments, "no-attachments", false, "do not copy signature/attestation tags (sha256-<hex>.sig/.att/.sbom)")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "compare only")
 	fs.StringVar(&f.Strategy, "strategy", contract.StrategyCopy, "copy, or reuse-storage (the new registry serves the legacy storage: nothing is copied)")
+	f.ECR.Bind(fs)
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -62,6 +64,10 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	repos, err := f.ECR.Maker(f.Keychains)
+	if err != nil {
+		return 0, contract.Usage(err)
+	}
 	planned, err := artifacts.ReadMapping(filepath.Join(f.ShardDir, contract.ShardMapping))
 	if err != nil {
 		return 0, contract.Usage(err)
@@ -75,7 +81,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		ShardDir: f.ShardDir, ReuseStorage: reuse,
 		Mirror: mirror.Options{
 			Client: c, Jobs: f.Jobs, Platforms: stepcli.SplitList(f.Platforms), NoReferrers: f.NoReferrers,
-			NoAttachments: f.NoAttachments, DryRun: f.DryRun, Logger: log, Progress: ph,
+			NoAttachments: f.NoAttachments, DryRun: f.DryRun, Logger: log, Progress: ph, Repositories: repos,
 		},
 	})
 	ph.Finish()
