@@ -98,6 +98,12 @@ type Metadata struct {
 type Registry struct {
 	Registry string `json:"registry"`
 	Insecure bool   `json:"insecure,omitempty"`
+	// RateLimit ("20/s") and Bandwidth ("50MiB/s") throttle the requests
+	// to this registry (throttle.go).
+	RateLimit string `json:"rateLimit,omitempty"`
+	Bandwidth string `json:"bandwidth,omitempty"`
+	// Hub: the source is Docker Hub, listed with Hub's API (throttle.go).
+	Hub *Hub `json:"hub,omitempty"`
 }
 
 // Images says where the scope comes from. Empty means the source catalog.
@@ -242,5 +248,6 @@ func (m *Migration) Validate() error {
 		errs = append(errs, fmt.Errorf("argo.imagePrefix %q: want a registry and path without tag or digest, e.g. registry.example/regmigrate", p))
 	}
 	errs = append(errs, m.Argo.validate()...)
+	errs = append(errs, m.validateThrottles()...)
 	return errors.Join(m.located(errs)...)
 }

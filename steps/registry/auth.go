@@ -98,6 +98,9 @@ func (c *Client) pingScheme(ctx context.Context, h *hostState, scheme string) (c
 		return challenge{}, err
 	}
 	req.Header.Set("User-Agent", c.o.UserAgent)
+	if err := h.thr.Request(ctx); err != nil {
+		return challenge{}, err
+	}
 	resp, err := h.base.RoundTrip(req)
 	if err != nil {
 		return challenge{}, wd.explain(fmt.Errorf("GET %s: %w", shortURL(req), err))

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/regmigrate/regmigrate/steps/throttle"
 )
 
 // newTransport is the base transport of one registry. It has no response
@@ -123,7 +125,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			body = k.stream
 		}
 		if body != nil {
-			body = &uploadReader{r: body, wd: wd}
+			body = &uploadReader{r: h.thr.Reader(rctx, body), wd: wd}
 		}
 		req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
 		if err != nil {
@@ -148,11 +150,17 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 				req.Header.Set("Authorization", authz)
 			}
 		}
+		if h.thr != nil {
+			if err := h.thr.Request(rctx); err != nil {
+				return fail(err)
+			}
+		}
 		wd.arm("response")
 		resp, err := h.base.RoundTrip(req)
 		if err != nil {
 			return fail(wd.explain(fmt.Errorf("%s %s: %w", method, shortURL(req), err)))
 		}
+		h.observeQuota(resp)
 		// A bearer token the registry no longer takes (expired, or missing
 		// a scope): get a new one and send the request again, once. A
 		// registry whose /v2/ let us in anonymously may still challenge
@@ -190,7 +198,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		if k.streamsInto {
 			free()
 		}
-		resp.Body = &responseBody{rc: resp.Body, wd: wd, done: func() {
+		resp.Body = &responseBody{rc: resp.Body, wd: wd, thr: h.thr, ctx: rctx, done: func() {
 			wd.stop()
 			cancel(nil)
 			free()
@@ -353,12 +361,21 @@ func (u *uploadReader) Read(p []byte) (int, error) {
 type responseBody struct {
 	rc   io.ReadCloser
 	wd   *watchdog
+	thr  *throttle.Limiter // nil: no bandwidth limit
+	ctx  context.Context
 	once sync.Once
 	done func()
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	if n > 0 && b.thr.LimitsBytes() {
+		// The bandwidth limit: the bytes are paid for before they are
+		// handed on; the wait is the client's, not a stalled registry.
+		if werr := b.thr.Bytes(b.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if n > 0 {
 		b.wd.touch()
 	}
