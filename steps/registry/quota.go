@@ -53,8 +53,11 @@ type quotaState struct {
 	mu    sync.Mutex
 	known bool
 	q     Quota
-	until time.Time // requests wait until then
-	why   string
+	// inflight: manifest GETs sent and not yet answered; what is left to
+	// spend is q.Remaining (the registry's last word) less these.
+	inflight int
+	until    time.Time // requests wait until then
+	why      string
 }
 
 // parseRateLimit reads "100;w=21600" (the count, and the window when
@@ -89,10 +92,18 @@ func (h *hostState) observeQuota(resp *http.Response) {
 		return
 	}
 	w := max(w1, w2)
-	h.quota.mu.Lock()
-	h.quota.known = true
-	h.quota.q = Quota{Limit: limit, Remaining: rem, Window: w, Seen: time.Now()}
-	h.quota.mu.Unlock()
+	now := time.Now()
+	qs := &h.quota
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	// Answers arrive out of order: within a window, what is left only
+	// goes down (a rise is the window reopening, believed once a window
+	// has passed since the last word).
+	if qs.known && rem > qs.q.Remaining && limit == qs.q.Limit && now.Sub(qs.q.Seen) < qs.q.Window {
+		return
+	}
+	qs.known = true
+	qs.q = Quota{Limit: limit, Remaining: rem, Window: w, Seen: now}
 }
 
 // Quota returns the pull quota host last reported, if it has.
@@ -125,41 +136,49 @@ func (c *Client) CheckQuota(ctx context.Context, host, repo, ref string) (Quota,
 }
 
 // spendPull is called before each manifest GET: it waits while host's
-// requests are paused, and pauses them when the quota it stated is spent
-// until its window reopens.
-func (c *Client) spendPull(ctx context.Context, host string) error {
+// requests are paused, and pauses them when the quota the registry stated
+// is spent, until its window reopens. release is called once the GET is
+// answered (or failed).
+func (c *Client) spendPull(ctx context.Context, host string) (release func(), err error) {
 	h, err := c.host(host)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	qs := &h.quota
+	counted := func() {
+		qs.mu.Lock()
+		qs.inflight--
+		qs.mu.Unlock()
 	}
 	for {
-		qs := &h.quota
 		qs.mu.Lock()
 		now := time.Now()
 		if now.Before(qs.until) {
 			until, why := qs.until, qs.why
 			qs.mu.Unlock()
 			if err := c.pause(ctx, host, until, why); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		if !qs.known || qs.q.Limit <= 0 || qs.q.Window <= 0 {
+			qs.inflight++
 			qs.mu.Unlock()
-			return nil
+			return counted, nil
 		}
-		if qs.q.Remaining > 0 {
-			qs.q.Remaining--
+		if qs.q.Remaining-qs.inflight > 0 {
+			qs.inflight++
 			qs.mu.Unlock()
-			return nil
+			return counted, nil
 		}
 		reopen := qs.q.Seen.Add(qs.q.Window)
 		if !now.Before(reopen) {
-			// The window has passed since the registry said it was spent:
-			// assume it is whole again until it says otherwise.
-			qs.q.Remaining, qs.q.Seen = qs.q.Limit-1, now
+			// A window has passed since the registry last said it was
+			// spent: assume it is whole again until it says otherwise.
+			qs.q.Remaining, qs.q.Seen = qs.q.Limit, now
+			qs.inflight++
 			qs.mu.Unlock()
-			return nil
+			return counted, nil
 		}
 		qs.until = reopen
 		qs.why = fmt.Sprintf("the pull quota of %s is spent (%d per %s): waiting for its window to reopen", host, qs.q.Limit, qs.q.Window)
