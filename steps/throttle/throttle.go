@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -158,6 +159,16 @@ func FormatBandwidth(b float64) string {
 // and costs a nil check.
 type Limiter struct {
 	req, bw *bucket
+	// what has been paid for, for reports and tests
+	requests, bytes atomic.Int64
+}
+
+// Counts returns the requests and bytes the limiter has paced so far.
+func (l *Limiter) Counts() (requests, bytes int64) {
+	if l == nil {
+		return 0, 0
+	}
+	return l.requests.Load(), l.bytes.Load()
 }
 
 // New returns the limiter of l, or nil when l limits nothing.
@@ -180,6 +191,7 @@ func (l *Limiter) Request(ctx context.Context) error {
 	if l == nil || l.req == nil {
 		return nil
 	}
+	l.requests.Add(1)
 	return l.req.take(ctx, 1)
 }
 
@@ -188,6 +200,7 @@ func (l *Limiter) Bytes(ctx context.Context, n int) error {
 	if l == nil || l.bw == nil || n <= 0 {
 		return nil
 	}
+	l.bytes.Add(int64(n))
 	return l.bw.take(ctx, float64(n))
 }
 
