@@ -43,6 +43,7 @@ func (p Plan) common() flags {
 	f.num("max-per-registry", p.Copy.MaxPerRegistry)
 	f.num("retries", p.Copy.Retries)
 	f.str("idle-timeout", p.Copy.IdleTimeout)
+	f.throttle(p)
 	if len(p.CertFiles) > 0 {
 		f.str("certs-dir", CertsDir)
 	}
@@ -72,6 +73,7 @@ func (p Plan) exportArgs() []string {
 	f.num("max-shards", p.Shards.Max)
 	f.str("migration", p.Name)
 	f.str("strategy", globalParam(ParamStrategy))
+	f.hub(p.Hub)
 	return f
 }
 

@@ -333,6 +333,9 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o.Scope = scopeOf(m, f.specFile)
 	o.Scope.Command = o.Command
 	o.Say = func(format string, args ...any) { fmt.Fprintf(env.Stderr, "regmigrate: "+format+"\n", args...) }
+	if t := throttleSummary(o.Connect.Throttles); t != "" {
+		o.Say("throttled: %s (one limit per registry, shared by every shard of this run)", t)
+	}
 	mode, err := progress.ParseMode(f.progressMode, env.IsTerminal)
 	if err != nil {
 		return usageError(err)

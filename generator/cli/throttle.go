@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/throttle"
+	"github.com/regmigrate/regmigrate/workflows"
 )
 
 // hubAPIEnv points the Docker Hub API elsewhere (a mirror, a test double).
@@ -116,5 +118,21 @@ func throttleSummary(perHost map[string]throttle.Limits) string {
 	for h, l := range perHost {
 		parts = append(parts, h+": "+l.String())
 	}
+	sort.Strings(parts)
 	return strings.Join(parts, "; ")
+}
+
+// hubPlan is the Workflow's Docker Hub source (nil otherwise): the export
+// pod lists the organisation with Hub's API (the spec's, else Hub's: the
+// generating machine's $REGMIGRATE_HUB_API is not the pod's).
+func hubPlan(m *spec.Migration) *workflows.Hub {
+	if !m.Source.IsHub() {
+		return nil
+	}
+	h := &workflows.Hub{}
+	if m.Source.Hub != nil {
+		h.Org, h.API = m.Source.Hub.Org, m.Source.Hub.API
+		h.NoLibraryNamespace = m.Source.Hub.LibraryNamespace != nil && !*m.Source.Hub.LibraryNamespace
+	}
+	return h
 }

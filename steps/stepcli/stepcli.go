@@ -46,6 +46,7 @@ type Common struct {
 	idle      time.Duration
 	Jobs      int
 	logFormat string
+	throttle  throttleFlags
 }
 
 // Bind registers the common flags.
@@ -59,6 +60,7 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.idle, "idle-timeout", 0, fmt.Sprintf("end a request that stalls this long (default %s)", registry.DefaultIdleTimeout))
 	fs.IntVar(&c.Jobs, "jobs", 0, "images at once")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
+	c.throttle.bind(fs)
 }
 
 // Connect turns the common flags and the environment into client options.
@@ -72,6 +74,7 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 	return connect.Options{
 		Insecure: insecure, CertsDir: c.certsDir, AuthFile: c.authFile,
 		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, IdleTimeout: c.idle, Logger: logger,
+		Throttles: c.throttle.perHost, ThrottleAll: c.throttle.all,
 	}
 }
 

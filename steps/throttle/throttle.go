@@ -316,3 +316,21 @@ func (s *Set) For(host string) *Limiter {
 	s.byHost[host], s.created[host] = lim, true
 	return lim
 }
+
+// ParseHostValue reads a flag value "[HOST=]RATE": the registry it applies
+// to ("" for every one) and the rate, with parse (ParseRequests or
+// ParseBandwidth).
+func ParseHostValue(v string, parse func(string) (float64, error)) (string, float64, error) {
+	host, rate, ok := strings.Cut(v, "=")
+	if !ok {
+		host, rate = "", v
+	}
+	r, err := parse(rate)
+	if err != nil {
+		return "", 0, err
+	}
+	if ok && (host == "" || strings.ContainsAny(host, "/ ")) {
+		return "", 0, fmt.Errorf("%q: want HOST[:PORT]=RATE, or RATE for every registry", v)
+	}
+	return host, r, nil
+}
