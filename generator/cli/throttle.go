@@ -15,9 +15,6 @@ import (
 	"github.com/regmigrate/regmigrate/workflows"
 )
 
-// hubAPIEnv points the Docker Hub API elsewhere (a mirror, a test double).
-const hubAPIEnv = "REGMIGRATE_HUB_API"
-
 // throttleFlags: --rate-limit, --bandwidth (per registry) and Docker Hub
 // as a source (--hub-org, --hub-api, --no-library-namespace).
 type throttleFlags struct {
@@ -31,7 +28,7 @@ func (f *throttleFlags) bind(c *cobra.Command) {
 	fs.StringArrayVar(&f.rateLimits, "rate-limit", nil, "throttle requests to each registry to `[HOST=]N/s` (also N/m, N/h); HOST= one registry only (repeatable). On Argo, each shard's pods get the total divided by --shard-parallelism")
 	fs.StringArrayVar(&f.bandwidths, "bandwidth", nil, "throttle the bytes each registry sends and receives to `[HOST=]RATE`: B, KB, MB, GB (1000s), KiB, MiB, GiB (1024s) or kbit, Mbit, Gbit per second, e.g. 50MiB/s, 100Mbit/s (repeatable)")
 	fs.StringVar(&f.hubOrg, "hub-org", "", "the source is Docker Hub: list the repositories of this organisation or user `ORG` with Hub's API (default for --from docker.io/ORG: ORG)")
-	fs.StringVar(&f.hubAPI, "hub-api", "", "Docker Hub's API `URL` (default "+dockerhub.DefaultAPI+", or $"+hubAPIEnv+")")
+	fs.StringVar(&f.hubAPI, "hub-api", "", "Docker Hub's API `URL` (default "+dockerhub.DefaultAPI+", or $"+dockerhub.EnvAPI+"); $"+dockerhub.EnvUsername+" and $"+dockerhub.EnvToken+" log in to list private repositories")
 	fs.BoolVar(&f.noLibrary, "no-library-namespace", false, "official Docker Hub images (library/NAME) are written as NAME on the target (default: library/NAME, as docker/migrator's LIBRARY_NAMESPACE)")
 	setGroup(fs, groupRegistries, "hub-org", "hub-api", "no-library-namespace")
 	setGroup(fs, groupCopy, "rate-limit", "bandwidth")
@@ -103,9 +100,7 @@ func hubSource(m *spec.Migration, from imageref.Location, env Env) *export.Hub {
 		h = *m.Source.Hub
 	}
 	o := dockerhub.Options{API: h.API, Org: h.Org}
-	if o.API == "" && env.Getenv != nil {
-		o.API = env.Getenv(hubAPIEnv)
-	}
+	o.FromEnv(env.Getenv)
 	if o.Org == "" {
 		o.Org = from.Namespace
 	}

@@ -22,6 +22,26 @@ import (
 	"time"
 )
 
+// The environment a composition root reads for the API and its login.
+const (
+	EnvAPI      = "REGMIGRATE_HUB_API"
+	EnvUsername = "REGMIGRATE_HUB_USERNAME"
+	EnvToken    = "REGMIGRATE_HUB_TOKEN" // a personal access token or password
+)
+
+// FromEnv fills API (when unset), Username and Password from getenv.
+func (o *Options) FromEnv(getenv func(string) string) {
+	if getenv == nil {
+		return
+	}
+	if o.API == "" {
+		o.API = getenv(EnvAPI)
+	}
+	if o.Username == "" && o.Password == "" {
+		o.Username, o.Password = getenv(EnvUsername), getenv(EnvToken)
+	}
+}
+
 // Defaults.
 const (
 	// DefaultAPI is Docker Hub's API (REGMIGRATE_HUB_API or the spec's
@@ -234,7 +254,7 @@ func get(ctx context.Context, o Options, token, u string, v any) error {
 				return last
 			}
 		case resp.StatusCode == http.StatusNotFound:
-			return &Error{URL: short(u), Status: resp.StatusCode, Advice: fmt.Sprintf("Docker Hub has no organisation or user %q (check the name)", o.Org)}
+			return &Error{URL: short(u), Status: resp.StatusCode, Advice: fmt.Sprintf("Docker Hub has no organisation or user %q (check the name; a private one is listed with a login: $REGMIGRATE_HUB_USERNAME and $REGMIGRATE_HUB_TOKEN)", o.Org)}
 		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 			return &Error{URL: short(u), Status: resp.StatusCode, Advice: fmt.Sprintf("not allowed to list the repositories of %q: log in to docker.io (docker login, or credentials for docker.io in --authfile) with an account of the organisation", o.Org)}
 		default:

@@ -174,7 +174,7 @@ func TestHubUnknownOrganisationSaysWhatToDo(t *testing.T) {
 	if code == contract.ExitOK {
 		t.Fatalf("exit 0 for an organisation Hub does not know")
 	}
-	if !strings.Contains(stderr, `Docker Hub has no organisation or user "nosuchorg" (check the name)`) {
+	if !strings.Contains(stderr, `Docker Hub has no organisation or user "nosuchorg" (check the name; a private one is listed with a login`) {
 		t.Errorf("stderr does not say the organisation is unknown")
 	}
 }

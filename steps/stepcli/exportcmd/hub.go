@@ -9,9 +9,6 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli"
 )
 
-// HubAPIEnv points the Docker Hub API elsewhere (a mirror, a test double).
-const HubAPIEnv = "REGMIGRATE_HUB_API"
-
 // hubFlags: a Docker Hub source, listed with Hub's API.
 type hubFlags struct {
 	org, api  string
@@ -20,7 +17,7 @@ type hubFlags struct {
 
 func (h *hubFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&h.org, "hub-org", "", "the source is Docker Hub: list this organisation's or user's repositories with Hub's API (default for a docker.io source: its namespace)")
-	fs.StringVar(&h.api, "hub-api", "", "Docker Hub's API URL (default "+dockerhub.DefaultAPI+", or $"+HubAPIEnv+")")
+	fs.StringVar(&h.api, "hub-api", "", "Docker Hub's API URL (default "+dockerhub.DefaultAPI+", or $"+dockerhub.EnvAPI+")")
 	fs.BoolVar(&h.noLibrary, "no-library-namespace", false, "write official images (library/NAME) as NAME on the target")
 }
 
@@ -30,9 +27,7 @@ func (h *hubFlags) source(from imageref.Location, env stepcli.Env) *export.Hub {
 		return nil
 	}
 	o := dockerhub.Options{API: h.api, Org: h.org}
-	if o.API == "" && env.Getenv != nil {
-		o.API = env.Getenv(HubAPIEnv)
-	}
+	o.FromEnv(env.Getenv)
 	if o.Org == "" {
 		o.Org = from.Namespace
 	}
