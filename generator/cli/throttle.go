@@ -25,7 +25,7 @@ type throttleFlags struct {
 
 func (f *throttleFlags) bind(c *cobra.Command) {
 	fs := c.Flags()
-	fs.StringArrayVar(&f.rateLimits, "rate-limit", nil, "throttle requests to each registry to `[HOST=]N/s` (also N/m, N/h); HOST= one registry only (repeatable). On Argo, each shard's pods get the total divided by --shard-parallelism")
+	fs.StringArrayVar(&f.rateLimits, "rate-limit", nil, "throttle requests to each registry to `[HOST=]RATE`, RATE as N/s (also N/m, N/h); HOST= one registry only (repeatable). On Argo, each pod gets the total divided by --shard-parallelism")
 	fs.StringArrayVar(&f.bandwidths, "bandwidth", nil, "throttle the bytes each registry sends and receives to `[HOST=]RATE`: B, KB, MB, GB (1000s), KiB, MiB, GiB (1024s) or kbit, Mbit, Gbit per second, e.g. 50MiB/s, 100Mbit/s (repeatable)")
 	fs.StringVar(&f.hubOrg, "hub-org", "", "the source is Docker Hub: list the repositories of this organisation or user `ORG` with Hub's API (default for --from docker.io/ORG: ORG)")
 	fs.StringVar(&f.hubAPI, "hub-api", "", "Docker Hub's API `URL` (default "+dockerhub.DefaultAPI+", or $"+dockerhub.EnvAPI+"); $"+dockerhub.EnvUsername+" and $"+dockerhub.EnvToken+" log in to list private repositories")

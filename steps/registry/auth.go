@@ -93,7 +93,7 @@ func (c *Client) pingScheme(ctx context.Context, h *hostState, scheme string) (c
 	defer cancel(nil)
 	wd := newWatchdog(c.o.IdleTimeout, h.host, cancel)
 	defer wd.stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+h.host+"/v2/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+h.addr+"/v2/", nil)
 	if err != nil {
 		return challenge{}, err
 	}

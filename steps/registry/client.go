@@ -160,6 +160,7 @@ func New(o Options) *Client {
 // hostState is what the client keeps per registry host.
 type hostState struct {
 	host     string
+	addr     string // where its API is: host, or Docker Hub's endpoint (dockerhub.go)
 	insecure bool
 	base     http.RoundTripper
 	sem      chan struct{}
@@ -213,7 +214,7 @@ func (c *Client) host(host string) (*hostState, error) {
 		base = newTransport(tc, c.o.MaxPerRegistry, c.o.IdleTimeout)
 	}
 	h := &hostState{
-		host: host, insecure: insecure, base: base,
+		host: host, addr: endpoint(host), insecure: insecure, base: base,
 		sem:    make(chan struct{}, c.o.MaxPerRegistry),
 		thr:    c.throttleOf(host),
 		creds:  map[string]*credential{},

@@ -83,7 +83,7 @@ func parseRateLimit(v string) (int, time.Duration, bool) {
 // observeQuota records the quota a registry's response states.
 func (h *hostState) observeQuota(resp *http.Response) {
 	lv, rv := resp.Header.Get("Ratelimit-Limit"), resp.Header.Get("Ratelimit-Remaining")
-	if lv == "" || rv == "" || resp.Request == nil || resp.Request.URL.Host != h.host {
+	if lv == "" || rv == "" || resp.Request == nil || resp.Request.URL.Host != h.addr {
 		return
 	}
 	limit, w1, ok1 := parseRateLimit(lv)

@@ -28,6 +28,7 @@ type countingRegistry struct {
 	requests, in, out atomic.Int64
 	counting          atomic.Bool
 	firstAt, lastAt   atomic.Int64 // unix nanos of the first request and the last response's end
+	inflight          sync.WaitGroup
 }
 
 func startCounting(t testing.TB) *countingRegistry {
@@ -39,6 +40,8 @@ func startCounting(t testing.TB) *countingRegistry {
 			h.ServeHTTP(w, r)
 			return
 		}
+		c.inflight.Add(1)
+		defer c.inflight.Done()
 		c.requests.Add(1)
 		c.firstAt.CompareAndSwap(0, time.Now().UnixNano())
 		r.Body = &countReader{r: r.Body, n: &c.in}
@@ -128,6 +131,10 @@ func TestThrottleCountsEveryRequestAndEveryByteBothWays(t *testing.T) {
 	src.start()
 	dst.start()
 	moved := copyImage(t, c, src.host, dst.host, "ns/app", "v1")
+	// A handler's last Write may return after the client has read its
+	// bytes: wait for the handlers before comparing counts.
+	src.inflight.Wait()
+	dst.inflight.Wait()
 	if moved < 900<<10 {
 		t.Fatalf("moved %d bytes, want the three 300 KiB layers", moved)
 	}

@@ -140,7 +140,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			req.Header[key] = v
 		}
 		req.Header.Set("User-Agent", c.o.UserAgent)
-		own := u.Host == h.host
+		own := u.Host == h.addr
 		if own {
 			authz, err := c.authorization(ctx, h, cr, scopes)
 			if err != nil {
@@ -219,7 +219,7 @@ func (c *Client) requestURL(h *hostState, path string) (*url.URL, error) {
 		}
 		return u, nil
 	}
-	return url.Parse(h.scheme + "://" + h.host + path)
+	return url.Parse(h.scheme + "://" + h.addr + path)
 }
 
 func isRedirect(code int) bool {
@@ -253,7 +253,7 @@ func (c *Client) redirect(h *hostState, resp *http.Response, method string, stre
 		// only for an insecure registry. Another host (object storage
 		// behind the registry) gets no credentials, and what it serves is
 		// checked against its digest, as every client follows it.
-		if !h.insecure && next.Host == h.host {
+		if !h.insecure && next.Host == h.addr {
 			return nil, "", &RedirectError{URL: from, Reason: fmt.Sprintf("to plain HTTP on the registry itself (%s): refused, the registry %s is not marked insecure", shortURLOf(next), h.host)}
 		}
 	default:
