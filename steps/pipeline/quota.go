@@ -21,9 +21,9 @@ const QuotaFile = "quota.json"
 type QuotaCheck struct {
 	Registry string         `json:"registry"`
 	Quota    registry.Quota `json:"quota"`
-	// Needed: manifest GETs the plan needs at least (one per image to
-	// copy; a multi-arch image needs one more per platform it keeps;
-	// images already on the target need none).
+	// Needed: the manifest GETs the plan needs, about: one per image (an
+	// image already on the target needs none, a multi-arch image one
+	// more per platform it keeps).
 	Needed  int    `json:"needed"`
 	Enough  bool   `json:"enough"`
 	Message string `json:"message"`
@@ -74,7 +74,7 @@ func CheckQuota(ctx context.Context, c *registry.Client, items []artifacts.Item,
 
 func (qc QuotaCheck) describe() string {
 	q := qc.Quota
-	s := fmt.Sprintf("%s pull quota: %s; the plan needs at least %d manifest GETs (one per image; a multi-arch image one more per platform; images already on the target none)",
+	s := fmt.Sprintf("%s pull quota: %s; the plan needs about %d manifest GETs (one per image not on the target yet, and one more per platform of a multi-arch image)",
 		qc.Registry, q, qc.Needed)
 	if qc.Enough {
 		return s + ": enough"
