@@ -7,6 +7,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/dockerhub"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -76,7 +77,10 @@ func Export(ctx context.Context, o ExportOptions) (export.Result, error) {
 	// A registry with a pull quota (Docker Hub): what the plan needs
 	// against what is left, said before anything is pulled.
 	if o.Export.Client != nil {
-		checks := CheckQuota(ctx, o.Export.Client, res.Items, log)
+		hub := func(host string) bool {
+			return dockerhub.IsHub(host) || (o.Export.Hub != nil && host == o.Export.From.Registry)
+		}
+		checks := CheckQuota(ctx, o.Export.Client, res.Items, hub, log)
 		for _, qc := range checks {
 			if o.Say != nil {
 				o.Say("%s", qc.Message)

@@ -29,11 +29,13 @@ type QuotaCheck struct {
 	Message string `json:"message"`
 }
 
-// CheckQuota asks each source registry of the plan for its pull quota with
-// a HEAD on one of its manifests (Docker Hub does not count a HEAD), and
-// says whether what is left covers the plan. Registries that state no
-// quota are left out; one that cannot be asked is logged, not fatal.
-func CheckQuota(ctx context.Context, c *registry.Client, items []artifacts.Item, log *slog.Logger) []QuotaCheck {
+// CheckQuota asks each source registry of the plan that check selects
+// (Docker Hub's) for its pull quota with a HEAD on one of its manifests
+// (Docker Hub does not count a HEAD), and says whether what is left covers
+// the plan. Registries that state no quota are left out; one that cannot
+// be asked is logged, not fatal. Other registries that send the quota
+// headers are paced all the same, from their first answers.
+func CheckQuota(ctx context.Context, c *registry.Client, items []artifacts.Item, check func(host string) bool, log *slog.Logger) []QuotaCheck {
 	type first struct {
 		repo, ref string
 		n         int
@@ -42,7 +44,7 @@ func CheckQuota(ctx context.Context, c *registry.Client, items []artifacts.Item,
 	var order []string
 	for _, it := range items {
 		s := it.Source
-		if it.Error != "" || s.Registry == "" || c.StoreOf(s.Registry) != nil {
+		if it.Error != "" || s.Registry == "" || c.StoreOf(s.Registry) != nil || !check(s.Registry) {
 			continue
 		}
 		f, ok := by[s.Registry]
