@@ -44,6 +44,7 @@ func (p Plan) common() flags {
 	f.num("retries", p.Copy.Retries)
 	f.str("idle-timeout", p.Copy.IdleTimeout)
 	f.list("keychain", p.Keychains)
+	f.throttle(p)
 	if len(p.CertFiles) > 0 {
 		f.str("certs-dir", CertsDir)
 	}
@@ -73,6 +74,7 @@ func (p Plan) exportArgs() []string {
 	f.num("max-shards", p.Shards.Max)
 	f.str("migration", p.Name)
 	f.str("strategy", globalParam(ParamStrategy))
+	f.hub(p.Hub)
 	return f
 }
 

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/throttle"
 )
 
 // Defaults.
@@ -127,6 +128,11 @@ type Plan struct {
 	Scope  Scope
 	Shards Shards
 	Copy   Copy
+	// Throttles are each registry's limits in total (requests/s,
+	// bytes/s); every pod gets its share (throttle.go). Hub: a Docker Hub
+	// source.
+	Throttles map[string]throttle.Limits
+	Hub       *Hub
 
 	Strategy   string    // copy (default) or reuse-storage: the strategy parameter's default
 	Backfill   *Backfill // nil: no cluster named, no backfill
@@ -352,6 +358,9 @@ func (p Plan) withDefaults() (Plan, error) {
 		p.Notify = &n
 	}
 	errs = append(errs, p.checkObserve()...)
+	if err := p.checkThrottles(); err != nil {
+		errs = append(errs, err)
+	}
 	return p, errors.Join(errs...)
 }
 

@@ -403,6 +403,7 @@ func (p Plan) workflowSpec(runs ...Run) wfv1.WorkflowSpec {
 		TTLStrategy:           &wfv1.TTLStrategy{SecondsAfterSuccess: &ttlOK, SecondsAfterFailure: &ttlFailed},
 		ActiveDeadlineSeconds: &deadline,
 		PodPriorityClassName:  p.PriorityClassName,
+		PodMetadata:           p.throttleMetadata(),
 	}
 	if p.Parallelism > 0 {
 		n := p.Parallelism

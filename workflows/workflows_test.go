@@ -30,6 +30,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli/notifycmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
+	"github.com/regmigrate/regmigrate/steps/throttle"
 	"github.com/regmigrate/regmigrate/workflows"
 )
 
@@ -98,6 +99,17 @@ func plans() map[string]workflows.Plan {
 			ImageTag: "v1.2.3",
 			// notifications in regmigrate's JSON, no UI link
 			Notify: &workflows.Notify{Secret: "webhook", Key: "teams-url"},
+		},
+		// a Docker Hub organisation, throttled: each pod gets the total
+		// divided by the 4 shards at once
+		"hub": {
+			Name: "from-hub", Source: "docker.io/acme", Target: "newreg.example:5000/mirror",
+			ImageTag: "v1.2.3", ShardParallelism: 4,
+			Throttles: map[string]throttle.Limits{
+				"docker.io":           {Requests: 40, Bytes: 100 << 20},
+				"newreg.example:5000": {Bytes: 200 << 20},
+			},
+			Hub: &workflows.Hub{Org: "acme", NoLibraryNamespace: true},
 		},
 	}
 }

@@ -393,6 +393,7 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 			Platforms: m.Copy.Platforms, NoReferrers: m.Copy.NoReferrers, NoAttachments: m.Copy.NoAttachments,
 		},
 		Strategy: m.Strategy, VerifyMode: m.Verify.Mode,
+		Throttles: m.Throttles(), Hub: hubPlan(m),
 	}
 	for _, l := range m.Images.Lists {
 		in, err := readInput(l)

@@ -57,6 +57,7 @@ type migrationFlags struct {
 	strategy                string
 	kubeconfig, kubecontext string
 	imageAPI                string
+	throttle                throttleFlags
 }
 
 func (f *migrationFlags) bind(c *cobra.Command) {
@@ -93,6 +94,7 @@ func (f *migrationFlags) bind(c *cobra.Command) {
 		"shard-size", "min-shard-size", "max-shards")
 	setGroup(fs, groupCopy, "strategy")
 	setGroup(fs, groupCluster, "kubeconfig", "context", "image-api")
+	f.throttle.bind(c)
 }
 
 // spec merges the spec file and the flags into one Migration.
@@ -173,6 +175,9 @@ func (f *migrationFlags) spec(c *cobra.Command) (*spec.Migration, error) {
 	}
 	if m.Cluster == nil && (set("context") || set("image-api")) {
 		return nil, usageError(errors.New("--context and --image-api need --kubeconfig (the cluster to backfill)"))
+	}
+	if err := f.throttle.apply(set, m); err != nil {
+		return nil, err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, usageError(err)
@@ -333,6 +338,9 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	o.Scope = scopeOf(m, f.specFile)
 	o.Scope.Command = o.Command
 	o.Say = func(format string, args ...any) { fmt.Fprintf(env.Stderr, "regmigrate: "+format+"\n", args...) }
+	if t := throttleSummary(o.Connect.Throttles); t != "" {
+		o.Say("throttled: %s (one limit per registry, shared by every shard of this run)", t)
+	}
 	mode, err := progress.ParseMode(f.progressMode, env.IsTerminal)
 	if err != nil {
 		return usageError(err)
@@ -531,9 +539,11 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	if m.Copy.IdleTimeout != "" {
 		o.Connect.IdleTimeout, _ = time.ParseDuration(m.Copy.IdleTimeout) // checked by the spec's validation
 	}
+	o.Connect.Throttles = m.Throttles()
 	o.Export = export.Options{
 		From: from, To: to, Entries: entries, Filter: filter,
 		ShardSize: m.Shards.Size, MinShardSize: m.Shards.MinSize, MaxShards: m.Shards.Max,
+		Hub: hubSource(m, from, env),
 	}
 	o.Jobs = m.Copy.Jobs
 	o.Platforms = m.Copy.Platforms

@@ -170,6 +170,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 	c := o.Client
 	if c == nil {
 		o.Connect.Logger = o.Logger
+		o.Connect.OnWait = waitProgress(o.Progress)
 		var err error
 		if c, err = connect.Client(o.Connect); err != nil {
 			return report.Report{}, err
@@ -204,7 +205,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		// Digests are resolved by the copy, which asks source and target at
 		// once; reuse-storage copies nothing, so export resolves them.
 		eo.SkipResolve = !reuse
-		res, err := pipeline.Export(ctx, pipeline.ExportOptions{RunDir: o.Out, Export: eo, BadLines: o.BadLines, Scope: o.Scope, Logger: o.Logger})
+		res, err := pipeline.Export(ctx, pipeline.ExportOptions{RunDir: o.Out, Export: eo, BadLines: o.BadLines, Scope: o.Scope, Logger: o.Logger, Say: o.Say})
 		if err != nil {
 			return report.Report{}, err
 		}
@@ -318,6 +319,17 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// waitProgress shows a registry's pause for its pull quota in the progress.
+func waitProgress(p *progress.Reporter) func(registry.Wait) {
+	return func(w registry.Wait) {
+		if w.Done {
+			p.Resumed(w.Host)
+		} else {
+			p.Waiting(w.Host, w.Reason, w.Until)
+		}
+	}
 }
 
 // sameScope refuses to resume a plan made for another scope.

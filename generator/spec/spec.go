@@ -107,6 +107,12 @@ type Registry struct {
 	// an ECR target's repositories (cloud.go).
 	Keychain string `json:"keychain,omitempty"`
 	ECR      *ECR   `json:"ecr,omitempty"`
+	// RateLimit ("20/s") and Bandwidth ("50MiB/s") throttle the requests
+	// to this registry (throttle.go).
+	RateLimit string `json:"rateLimit,omitempty"`
+	Bandwidth string `json:"bandwidth,omitempty"`
+	// Hub: the source is Docker Hub, listed with Hub's API (throttle.go).
+	Hub *Hub `json:"hub,omitempty"`
 }
 
 // Images says where the scope comes from. Empty means the source catalog.
@@ -255,5 +261,6 @@ func (m *Migration) Validate() error {
 	}
 	errs = append(errs, m.Argo.validate()...)
 	errs = append(errs, m.validateCloud()...)
+	errs = append(errs, m.validateThrottles()...)
 	return errors.Join(m.located(errs)...)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/registry"
+	"github.com/regmigrate/regmigrate/steps/throttle"
 )
 
 // Options describe how to reach registries. Environment is read by the
@@ -49,6 +50,13 @@ type Options struct {
 	// Registries name a keychain (and an ECR account and region) per
 	// host; the others get theirs by host (steps/cloudauth).
 	Registries map[string]cloudauth.Registry
+	// Throttles are limits per registry host (requests/s, bytes/s), one
+	// limiter per host shared by every request of the client (all shards
+	// of a local run); ThrottleAll applies to every other registry.
+	Throttles   map[string]throttle.Limits
+	ThrottleAll throttle.Limits
+	// OnWait is told when a registry's requests pause for its pull quota.
+	OnWait func(registry.Wait)
 }
 
 // Disk is a location on disk and whether the run writes to it.
@@ -106,6 +114,8 @@ func Client(o Options) (*registry.Client, error) {
 		RetryAttempts:  o.Retries,
 		IdleTimeout:    o.IdleTimeout,
 		Logger:         o.Logger,
+		Throttle:       throttle.NewSet(o.Throttles, o.ThrottleAll).For,
+		OnWait:         o.OnWait,
 	})
 	for _, d := range o.Disk {
 		s, err := OpenDisk(context.Background(), d)

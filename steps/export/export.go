@@ -45,8 +45,11 @@ type Options struct {
 	MinShardSize int
 	MaxShards    int // 0 = no bound
 	Jobs         int
-	Progress     *progress.Reporter
-	Logger       *slog.Logger
+	// Hub, when set, lists the source's repositories with Docker Hub's
+	// API instead of the catalog (hub.go).
+	Hub      *Hub
+	Progress *progress.Reporter
+	Logger   *slog.Logger
 }
 
 // Validate checks the options and sets defaults.
@@ -141,7 +144,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	fromCatalog := len(entries) == 0
 	if fromCatalog {
 		ph := o.Progress.StartCounting("plan/catalog", "repositories", 0)
-		repos, err := o.Client.Catalog(ctx, o.From.Registry, ph.Done)
+		var repos []string
+		var err error
+		if o.Hub != nil {
+			repos, err = o.listHub(ctx, ph.Done)
+		} else {
+			repos, err = o.Client.Catalog(ctx, o.From.Registry, ph.Done)
+		}
 		ph.Finish()
 		if err != nil {
 			return res, err
@@ -168,6 +177,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if e.Source.Registry == "" {
 			e.Source.Registry = o.From.Registry
 		}
+		o.hubSource(e)
 		k := repoKey{e.Source.Registry, e.Source.Repository}
 		if _, ok := tagsOf[k]; !ok && e.AllTags && o.Filter.MatchRepo(e.Source.Repository) {
 			tagsOf[k] = nil
@@ -300,6 +310,7 @@ func (o Options) target(src, explicit imageref.Ref) imageref.Ref {
 			path = o.From.Namespace + "/" + path
 		}
 	}
+	path = o.hubTarget(path)
 	if o.To.Namespace != "" {
 		path = o.To.Namespace + "/" + path
 	}

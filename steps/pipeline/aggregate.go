@@ -78,7 +78,11 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 	rep.ScopeErrors = exp.Errors
 	rep.Excluded, rep.ExcludedRepos = exp.Excluded, exp.ExcludedRepos
 	rep.Interrupted = o.Interrupted
-	var err error
+	quota, err := quotaWarnings(dir)
+	if err != nil {
+		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
+	}
+	rep.Warnings = append(rep.Warnings, quota...)
 	if rep.Scope, err = readScopeIfAny(o.RunDir); err != nil {
 		return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}

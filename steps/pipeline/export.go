@@ -7,6 +7,7 @@ import (
 
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/dockerhub"
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
@@ -27,6 +28,9 @@ type ExportOptions struct {
 	// scope.json (inputs hashed here) and copied into the report.
 	Scope  report.Scope
 	Logger *slog.Logger
+	// Say tells the person who started the run what the plan found (the
+	// source's pull quota); nil: the log only.
+	Say func(format string, args ...any)
 }
 
 // Export reaches and authenticates to every registry of the scope once
@@ -69,6 +73,22 @@ func Export(ctx context.Context, o ExportOptions) (export.Result, error) {
 	}
 	if err := writeScope(o.RunDir, scope); err != nil {
 		return res, fmt.Errorf("writing the plan to %s: %w", o.RunDir, err)
+	}
+	// A registry with a pull quota (Docker Hub): what the plan needs
+	// against what is left, said before anything is pulled.
+	if o.Export.Client != nil {
+		hub := func(host string) bool {
+			return dockerhub.IsHub(host) || (o.Export.Hub != nil && host == o.Export.From.Registry)
+		}
+		checks := CheckQuota(ctx, o.Export.Client, res.Items, hub, log)
+		for _, qc := range checks {
+			if o.Say != nil {
+				o.Say("%s", qc.Message)
+			}
+		}
+		if err := WriteQuota(o.RunDir, checks); err != nil {
+			return res, fmt.Errorf("writing the plan to %s: %w", o.RunDir, err)
+		}
 	}
 	return res, nil
 }

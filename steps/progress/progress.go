@@ -90,6 +90,7 @@ type Reporter struct {
 	logs   io.Writer     // Logs()
 	argoMu sync.Mutex    // ARGO_PROGRESS_FILE writes
 	argoAt time.Time     // its last write
+	wait   waits         // why work waits now (wait.go)
 }
 
 // New returns a Reporter. A nil *Reporter is valid and silent.

@@ -42,6 +42,8 @@ type Snapshot struct {
 	ETASeconds     *float64 `json:"etaSeconds,omitempty"`
 	ElapsedSeconds float64  `json:"elapsedSeconds"`
 	Finished       bool     `json:"finished"`
+	// Waiting says why work waits now (a registry's pull quota; wait.go).
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // sample is a point for the rate.
@@ -111,6 +113,9 @@ func (p *Phase) Snapshot() Snapshot {
 	}
 	s.BytesPerSecond = math.Round(max(s.BytesPerSecond, 0))
 	s.ItemsPerSecond = round(max(s.ItemsPerSecond, 0), 2)
+	if !s.Finished {
+		s.Waiting = p.r.waitingNow(t)
+	}
 	return s
 }
 
@@ -205,6 +210,9 @@ func (s Snapshot) Figures() string {
 	}
 	if len(counts) > 0 {
 		line += " (" + strings.Join(counts, ", ") + ")"
+	}
+	if s.Waiting != "" {
+		line += "; " + s.Waiting
 	}
 	return line
 }

@@ -93,11 +93,14 @@ func (c *Client) pingScheme(ctx context.Context, h *hostState, scheme string) (c
 	defer cancel(nil)
 	wd := newWatchdog(c.o.IdleTimeout, h.host, cancel)
 	defer wd.stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+h.host+"/v2/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+h.addr+"/v2/", nil)
 	if err != nil {
 		return challenge{}, err
 	}
 	req.Header.Set("User-Agent", c.o.UserAgent)
+	if err := h.thr.Request(ctx); err != nil {
+		return challenge{}, err
+	}
 	resp, err := h.base.RoundTrip(req)
 	if err != nil {
 		return challenge{}, wd.explain(fmt.Errorf("GET %s: %w", shortURL(req), err))

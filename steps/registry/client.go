@@ -30,6 +30,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/regmigrate/regmigrate/steps/throttle"
 )
 
 // Defaults, set here and nowhere else.
@@ -83,6 +85,13 @@ type Options struct {
 	MaxListEntries int
 	// Transport overrides the base transport (tests); TLSConfig is then ignored.
 	Transport http.RoundTripper
+	// Throttle returns a registry's limiter (requests/s, bytes/s), one per
+	// host, shared by every request to it; nil or a nil limiter: none
+	// (throttle.go).
+	Throttle func(host string) *throttle.Limiter
+	// OnWait is told when requests to a registry pause for its pull quota
+	// (a 429, or a quota spent) and when they resume (quota.go).
+	OnWait func(Wait)
 }
 
 // InsecureHosts returns an Options.Insecure that allows exactly the given
@@ -151,9 +160,12 @@ func New(o Options) *Client {
 // hostState is what the client keeps per registry host.
 type hostState struct {
 	host     string
+	addr     string // where its API is: host, or Docker Hub's endpoint (dockerhub.go)
 	insecure bool
 	base     http.RoundTripper
 	sem      chan struct{}
+	thr      *throttle.Limiter // nil: no throttle
+	quota    quotaState
 
 	pingMu sync.Mutex
 	pinged bool
@@ -202,8 +214,9 @@ func (c *Client) host(host string) (*hostState, error) {
 		base = newTransport(tc, c.o.MaxPerRegistry, c.o.IdleTimeout)
 	}
 	h := &hostState{
-		host: host, insecure: insecure, base: base,
+		host: host, addr: endpoint(host), insecure: insecure, base: base,
 		sem:    make(chan struct{}, c.o.MaxPerRegistry),
+		thr:    c.throttleOf(host),
 		creds:  map[string]*credential{},
 		tokens: map[string]*token{},
 	}

@@ -196,6 +196,11 @@ func (c *Client) GetManifest(ctx context.Context, host, repo, ref string) ([]byt
 // its digest (ref when ref is a digest; else the registry's header, checked,
 // or sha256 of the bytes).
 func (c *Client) getManifestOnce(ctx context.Context, host, repo, ref string) ([]byte, string, string, error) {
+	release, err := c.spendPull(ctx, host) // a pull quota (quota.go)
+	if err != nil {
+		return nil, "", "", err
+	}
+	defer release()
 	resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pullScope(repo)}, method: http.MethodGet,
 		path: "/v2/" + repo + "/manifests/" + ref, hdr: http.Header{"Accept": {acceptManifests}}})
 	if err != nil {

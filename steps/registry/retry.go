@@ -22,6 +22,10 @@ type StatusError struct {
 	Code       string // distribution error code, e.g. MANIFEST_UNKNOWN
 	Message    string
 	RetryAfter time.Duration
+	// Host that answered (for a 429's pause of its requests).
+	Host string
+	// quotaWindow: the pull-quota window a 429 states (quota.go).
+	quotaWindow time.Duration
 	// tokenExpired: a bearer token refused mid-upload; a new one is
 	// fetched on the next attempt.
 	tokenExpired bool
@@ -142,13 +146,27 @@ func (e *truncatedError) Error() string { return e.msg }
 // registry is honoured (capped by RetryMax).
 func (c *Client) retry(ctx context.Context, what string, op func() error) error {
 	var err error
+	pauses := 0
 	for attempt := 1; ; attempt++ {
 		err = op()
+		var se *StatusError
+		// A 429 that says how long (Retry-After, or a pull-quota window):
+		// the registry's requests pause that long, and the attempt does
+		// not count (quota.go).
+		if errors.As(err, &se) && pauses < DefaultMaxQuotaPauses && ctx.Err() == nil {
+			if host, d, why := c.quotaPause(se); d > 0 {
+				pauses++
+				attempt--
+				if perr := c.pause(ctx, host, c.pauseHost(host, d, why), why); perr != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if err == nil || !IsRetryable(err) || attempt >= c.o.RetryAttempts || ctx.Err() != nil {
 			return err
 		}
 		wait := c.backoff(attempt)
-		var se *StatusError
 		if errors.As(err, &se) && se.RetryAfter > 0 {
 			wait = min(se.RetryAfter, c.o.RetryMax)
 		}
@@ -180,7 +198,15 @@ func checkResponse(resp *http.Response, want ...int) error {
 			return nil
 		}
 	}
-	se := &StatusError{Method: resp.Request.Method, URL: shortURL(resp.Request), Status: resp.StatusCode}
+	se := &StatusError{Method: resp.Request.Method, URL: shortURL(resp.Request), Status: resp.StatusCode, Host: resp.Request.URL.Host}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		for _, k := range []string{"Ratelimit-Remaining", "Ratelimit-Limit"} {
+			if _, w, ok := parseRateLimit(resp.Header.Get(k)); ok && w > 0 {
+				se.quotaWindow = w
+				break
+			}
+		}
+	}
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		if s, err := strconv.Atoi(ra); err == nil {
 			se.RetryAfter = time.Duration(s) * time.Second

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/regmigrate/regmigrate/steps/throttle"
 )
 
 // newTransport is the base transport of one registry. It has no response
@@ -123,7 +125,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			body = k.stream
 		}
 		if body != nil {
-			body = &uploadReader{r: body, wd: wd}
+			body = &uploadReader{r: h.thr.Reader(rctx, body), wd: wd}
 		}
 		req, err := http.NewRequestWithContext(rctx, method, u.String(), body)
 		if err != nil {
@@ -138,7 +140,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 			req.Header[key] = v
 		}
 		req.Header.Set("User-Agent", c.o.UserAgent)
-		own := u.Host == h.host
+		own := u.Host == h.addr
 		if own {
 			authz, err := c.authorization(ctx, h, cr, scopes)
 			if err != nil {
@@ -148,11 +150,17 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 				req.Header.Set("Authorization", authz)
 			}
 		}
+		if h.thr != nil {
+			if err := h.thr.Request(rctx); err != nil {
+				return fail(err)
+			}
+		}
 		wd.arm("response")
 		resp, err := h.base.RoundTrip(req)
 		if err != nil {
 			return fail(wd.explain(fmt.Errorf("%s %s: %w", method, shortURL(req), err)))
 		}
+		h.observeQuota(resp)
 		// A bearer token the registry no longer takes (expired, or missing
 		// a scope): get a new one and send the request again, once. A
 		// registry whose /v2/ let us in anonymously may still challenge
@@ -202,7 +210,7 @@ func (c *Client) do(ctx context.Context, k call) (*http.Response, error) {
 		if k.streamsInto {
 			free()
 		}
-		resp.Body = &responseBody{rc: resp.Body, wd: wd, done: func() {
+		resp.Body = &responseBody{rc: resp.Body, wd: wd, thr: h.thr, ctx: rctx, done: func() {
 			wd.stop()
 			cancel(nil)
 			free()
@@ -223,7 +231,7 @@ func (c *Client) requestURL(h *hostState, path string) (*url.URL, error) {
 		}
 		return u, nil
 	}
-	return url.Parse(h.scheme + "://" + h.host + path)
+	return url.Parse(h.scheme + "://" + h.addr + path)
 }
 
 func isRedirect(code int) bool {
@@ -257,7 +265,7 @@ func (c *Client) redirect(h *hostState, resp *http.Response, method string, stre
 		// only for an insecure registry. Another host (object storage
 		// behind the registry) gets no credentials, and what it serves is
 		// checked against its digest, as every client follows it.
-		if !h.insecure && next.Host == h.host {
+		if !h.insecure && next.Host == h.addr {
 			return nil, "", &RedirectError{URL: from, Reason: fmt.Sprintf("to plain HTTP on the registry itself (%s): refused, the registry %s is not marked insecure", shortURLOf(next), h.host)}
 		}
 	default:
@@ -365,12 +373,21 @@ func (u *uploadReader) Read(p []byte) (int, error) {
 type responseBody struct {
 	rc   io.ReadCloser
 	wd   *watchdog
+	thr  *throttle.Limiter // nil: no bandwidth limit
+	ctx  context.Context
 	once sync.Once
 	done func()
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	if n > 0 && b.thr.LimitsBytes() {
+		// The bandwidth limit: the bytes are paid for before they are
+		// handed on; the wait is the client's, not a stalled registry.
+		if werr := b.thr.Bytes(b.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if n > 0 {
 		b.wd.touch()
 	}

@@ -47,6 +47,7 @@ type Common struct {
 	Jobs      int
 	logFormat string
 	Keychains Keychains
+	throttle  throttleFlags
 }
 
 // Bind registers the common flags.
@@ -62,6 +63,7 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
 	c.Keychains = Keychains{}
 	fs.Var(c.Keychains, "keychain", "a registry's keychain other than its host's: HOST=KIND[:REGION[:ACCOUNT]] (KIND: files, ecr, google, acr, ghcr, gitlab, anonymous; repeatable, comma-separated)")
+	c.throttle.bind(fs)
 }
 
 // Connect turns the common flags and the environment into client options.
@@ -76,6 +78,7 @@ func (c *Common) Connect(env Env, logger *slog.Logger) connect.Options {
 		Insecure: insecure, CertsDir: c.certsDir, AuthFile: c.authFile,
 		AuthJSON: c.authJSON, Getenv: env.Getenv, MaxPerRegistry: c.maxPerReg, Retries: c.retries, IdleTimeout: c.idle, Logger: logger,
 		Registries: c.Keychains,
+		Throttles:  c.throttle.perHost, ThrottleAll: c.throttle.all,
 	}
 }
 

@@ -33,6 +33,7 @@ type Flags struct {
 	MaxShards               int
 	Migration               string
 	Strategy                string // recorded in run.json for the report
+	hub                     hubFlags
 }
 
 // Parse parses export's arguments.
@@ -62,6 +63,7 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 	fs.IntVar(&f.MaxShards, "max-shards", 0, "at most this many shards")
 	fs.StringVar(&f.Migration, "migration", "", "the migration's name, recorded in run.json for the report")
 	fs.StringVar(&f.Strategy, "strategy", contract.StrategyCopy, "copy or reuse-storage, recorded in run.json for the report")
+	f.hub.bind(fs)
 	if err := stepcli.ParseFlags(fs, args); err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		Export: export.Options{
 			Client: c, From: from, To: to, Entries: entries, Filter: filter,
 			ShardSize: f.ShardSize, MinShardSize: f.MinShardSize, MaxShards: f.MaxShards, Jobs: f.Jobs,
-			Progress: stepcli.ProgressFor(env), Logger: log,
+			Progress: stepcli.ProgressFor(env), Logger: log, Hub: f.hub.source(from, env),
 		},
 	})
 	if err != nil {
