@@ -72,6 +72,9 @@ func (p Plan) exportArgs() []string {
 	f.num("max-shards", p.Shards.Max)
 	f.str("migration", p.Name)
 	f.str("strategy", globalParam(ParamStrategy))
+	if p.readsLayout() {
+		p.layoutFlags(&f, false)
+	}
 	return f
 }
 
@@ -82,6 +85,7 @@ func (p Plan) mirrorArgs() []string {
 	f.list("platform", p.Copy.Platforms)
 	f.boolean("no-referrers", p.Copy.NoReferrers)
 	f.boolean("no-attachments", p.Copy.NoAttachments)
+	p.layoutFlags(&f, true)
 	return f
 }
 
@@ -112,6 +116,9 @@ func (p Plan) verifyShardArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
 	f.str("mode", "{{inputs.parameters."+ParamVerifyMode+"}}")
+	if p.writesLayout() {
+		p.layoutFlags(&f, true)
+	}
 	if p.Backfill != nil {
 		f.boolean("check-image-api", true)
 		f.cluster(p.Backfill)

@@ -78,6 +78,18 @@ type Argo struct {
 	Notify *Notify `json:"notify,omitempty"`
 	// Approval: the cutover's wait for a decision.
 	Approval Approval `json:"approval,omitempty"`
+	// LayoutVolume: the PersistentVolumeClaim an OCI image layout lives
+	// on when the target (or the source) is oci:DIR: mounted at DIR in
+	// the pods that write or read it; without it, generate refuses an
+	// oci:DIR.
+	LayoutVolume *LayoutVolume `json:"layoutVolume,omitempty"`
+}
+
+// LayoutVolume names a PersistentVolumeClaim in the Workflows' namespace.
+type LayoutVolume struct {
+	ClaimName string `json:"claimName"`
+	// SubPath inside the claim (default: its root).
+	SubPath string `json:"subPath,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.

@@ -8,6 +8,7 @@ package stepcli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/logging"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -46,6 +48,12 @@ type Common struct {
 	idle      time.Duration
 	Jobs      int
 	logFormat string
+	// layout is an oci:DIR the step reads (or, WriteLayout, writes) on
+	// a volume; layoutPart its own index part in it (ocilayout.Options.Part).
+	layout, layoutPart string
+	// WriteLayout: the step writes into --layout (mirror-shard), set by
+	// the step's command.
+	WriteLayout bool
 }
 
 // Bind registers the common flags.
@@ -59,6 +67,23 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.idle, "idle-timeout", 0, fmt.Sprintf("end a request that stalls this long (default %s)", registry.DefaultIdleTimeout))
 	fs.IntVar(&c.Jobs, "jobs", 0, "images at once")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
+	fs.StringVar(&c.layout, "layout", "", "an OCI image layout on a volume, oci:DIR, that the shard's references to oci:DIR read from or write to")
+	fs.StringVar(&c.layoutPart, "layout-part", "", "with --layout: this shard's own index part in the layout (shards writing at once; the pack step merges the parts into index.json)")
+}
+
+// Layout is the location of --layout (zero without it).
+func (c *Common) Layout() (imageref.Location, error) {
+	if c.layout == "" {
+		if c.layoutPart != "" {
+			return imageref.Location{}, contract.Usage(errors.New("--layout-part names a part of the --layout: give --layout oci:DIR too"))
+		}
+		return imageref.Location{}, nil
+	}
+	loc, err := imageref.ParseLocation(c.layout)
+	if err != nil || loc.Transport != imageref.TransportOCI {
+		return imageref.Location{}, contract.Usage(fmt.Errorf("--layout %q: want oci:DIR, an OCI image layout's directory", c.layout))
+	}
+	return loc, nil
 }
 
 // Connect turns the common flags and the environment into client options.
@@ -154,7 +179,15 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 // Client is the step's logger and registry client from the common flags.
 func (c *Common) Client(env Env) (*slog.Logger, *registry.Client, error) {
 	log := c.Logger(env)
-	rc, err := connect.Client(c.Connect(env, log))
+	o := c.Connect(env, log)
+	loc, err := c.Layout()
+	if err != nil {
+		return nil, nil, err
+	}
+	if loc.Transport != "" {
+		o.Disk = append(o.Disk, connect.Disk{Location: loc, Write: c.WriteLayout, Part: c.layoutPart})
+	}
+	rc, err := connect.Client(o)
 	if err != nil {
 		return nil, nil, contract.Usage(err)
 	}
