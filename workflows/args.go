@@ -72,9 +72,7 @@ func (p Plan) exportArgs() []string {
 	f.num("max-shards", p.Shards.Max)
 	f.str("migration", p.Name)
 	f.str("strategy", globalParam(ParamStrategy))
-	if p.readsLayout() {
-		p.layoutFlags(&f, false)
-	}
+	p.layoutFlags(&f, false) // a target layout is created (or a source read) here, before any shard
 	return f
 }
 

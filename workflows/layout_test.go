@@ -24,7 +24,8 @@ func mountAt(t *wfv1.Template, dir string) *corev1.VolumeMount {
 }
 
 // Phase one on a volume: the claim is mounted at the layout's directory
-// where the layout is written (every shard's mirror, then pack-layout) and
+// where the layout is written (export creates it, every shard's mirror
+// writes into it, then pack-layout) and
 // read (verify-shard, read-only), nowhere else; each shard writes its own
 // index part named by its id; pack-layout runs after the report, also
 // when the report failed (an image failed), and verify reads every blob.
@@ -42,7 +43,7 @@ func TestShardsWriteOneLayoutOnTheVolume(t *testing.T) {
 	if claim != "regmigrate-export" {
 		t.Errorf("the Workflow's volume claim is %q, want regmigrate-export", claim)
 	}
-	for name, want := range map[string]string{"mirror-shard": "rw", "verify-shard": "ro", "pack-layout": "rw", "export": "", "report": ""} {
+	for name, want := range map[string]string{"mirror-shard": "rw", "verify-shard": "ro", "pack-layout": "rw", "export": "rw", "report": ""} {
 		tmpl := templateNamed(wf, name)
 		if tmpl == nil {
 			t.Fatalf("no template %s", name)

@@ -564,12 +564,12 @@ func (p Plan) stepTemplates() []wfv1.Template {
 		})
 	}
 
-	// The layout: mirror writes it (or reads it, the source), verify
-	// reads it (the target), export reads it (the source).
+	// The layout: export creates it and mirror writes it (or both read
+	// it, the source); verify reads it (the target).
 	mirrorLayout, verifyLayout, exportLayout := layoutNone, layoutNone, layoutNone
 	switch {
 	case p.writesLayout():
-		mirrorLayout, verifyLayout = layoutWrite, layoutRead
+		mirrorLayout, verifyLayout, exportLayout = layoutWrite, layoutRead, layoutWrite
 	case p.readsLayout():
 		mirrorLayout, exportLayout = layoutRead, layoutRead
 	}
