@@ -71,6 +71,7 @@ func TestArgo(t *testing.T) {
 		{"6-deadlines-ttl-and-pods", scenarioLimits},
 		{"7-metrics-notifications-approval", scenarioWatch},
 		{"8-ui-retry-through-argo-server-cluster-template", scenarioUIRetry},
+		{"10-layout-on-a-volume", scenarioLayoutOnAVolume},
 	} {
 		start, ran := time.Now(), false
 		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })
