@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Registry -> layout and layout -> registry on ../shared/bench W1, beside
-# skopeo (dir:, one folder per image: skopeo 1.9 cannot keep a Docker
-# manifest's digest in oci:) and regsync (ocidir://, one layout per
-# repository), with regmigrate's own registry -> registry cold copy, paired
-# in the same rounds (issue 15, speed). Every run goes through the
+# skopeo 1.9 (copy --all --preserve-digests per image, as the runbook's
+# loop, to and from dir:, one folder per image, which keeps every manifest
+# as it is) and regsync 0.11.7 (ocidir://, one layout per repository),
+# with regmigrate's own registry -> registry cold copy, paired in the
+# same rounds (issue 15, speed). Every run goes through the
 # harness's `run.sh peer candidate cold` (the target registry wiped first,
 # wall time, CPU, peak RSS, bytes the source registry served, and for
 # runs into the registry the harness's check of every tag against the
