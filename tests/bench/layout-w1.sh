@@ -10,7 +10,7 @@
 # runs into the registry the harness's check of every tag against the
 # source); each row is copied to $OUT with the variant's name.
 #
-#   BENCH_STATE=/work/bench-state REGMIGRATE=bin/regmigrate tests/bench/layout-w1.sh [ROUNDS] [VARIANTS]
+#   BENCH_STATE=/work/bench-state REGMIGRATE=bin/regmigrate tests/bench/layout-w1.sh [ROUNDS] [VARIANTS] [FIRST_ROUND]
 #
 # The layouts are kept in $BENCH_STATE/layouts/<tool> between a tool's
 # registry -> layout run and its layout -> registry run of the same round.
@@ -47,7 +47,8 @@ cmd_of() {
 
 cd "$BENCH"
 ./run.sh use W1 >/dev/null
-for i in $(seq 1 "$ROUNDS"); do
+FIRST=${3:-1}
+for i in $(seq "$FIRST" $((FIRST + ROUNDS - 1))); do
   for v in $VARIANTS; do
     case $v in # a tool's layout is written anew each round (not timed)
       regmigrate-reg2oci*) rm -rf "$L/regmigrate" ;;
