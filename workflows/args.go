@@ -75,6 +75,7 @@ func (p Plan) exportArgs() []string {
 	f.str("migration", p.Name)
 	f.str("strategy", globalParam(ParamStrategy))
 	f.hub(p.Hub)
+	p.layoutFlags(&f, false) // a target layout is created (or a source read) here, before any shard
 	return f
 }
 
@@ -91,6 +92,7 @@ func (p Plan) mirrorArgs() []string {
 	f.str("ecr-encryption", p.ECR.Encryption)
 	f.str("ecr-kms-key", p.ECR.KMSKey)
 	f.str("ecr-lifecycle-policy", p.ECR.LifecyclePolicy)
+	p.layoutFlags(&f, true)
 	return f
 }
 
@@ -121,6 +123,9 @@ func (p Plan) verifyShardArgs() []string {
 	f := p.common()
 	f.str("shard-dir", ShardDir)
 	f.str("mode", "{{inputs.parameters."+ParamVerifyMode+"}}")
+	if p.writesLayout() {
+		p.layoutFlags(&f, true)
+	}
 	if p.Backfill != nil {
 		f.boolean("check-image-api", true)
 		f.cluster(p.Backfill)

@@ -134,6 +134,10 @@ type Plan struct {
 	Throttles map[string]throttle.Limits
 	Hub       *Hub
 
+	// Layout is the volume of an OCI image layout as the target (or the
+	// source): required when Target (or Source) is an oci:DIR.
+	Layout *LayoutVolume
+
 	Strategy   string    // copy (default) or reuse-storage: the strategy parameter's default
 	Backfill   *Backfill // nil: no cluster named, no backfill
 	VerifyMode string    // auto (default), full or digest: the verify-mode parameter's default
@@ -170,7 +174,7 @@ type Plan struct {
 
 // StepTemplates are the templates whose pods run a step binary, by the
 // names the UI shows; Plan.StepResources is keyed by them.
-var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplRecord, tmplSwitch, tmplSwitchBack, tmplCheck, tmplNotify}
+var StepTemplates = []string{tmplExport, tmplMirror, tmplBackfill, tmplVerify, tmplReport, tmplRecord, tmplSwitch, tmplSwitchBack, tmplCheck, tmplNotify, tmplPack}
 
 // ArtifactRepositoryRef names an artifact repository ConfigMap and key.
 type ArtifactRepositoryRef struct{ ConfigMap, Key string }
@@ -298,6 +302,16 @@ func (p Plan) withDefaults() (Plan, error) {
 	}
 	if err := p.Scope.checkInputs(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := p.checkLayout(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Layout != nil {
+		l := *p.Layout
+		p.Layout = &l
+	}
+	if p.writesLayout() && p.VerifyMode == "" {
+		p.VerifyMode = verifyFull // every blob written to the volume read and hashed again, as a local run does
 	}
 	if p.Strategy != "" && !slices.Contains(Strategies, p.Strategy) {
 		errs = append(errs, fmt.Errorf("plan: strategy %q: want one of %s", p.Strategy, strings.Join(Strategies, ", ")))

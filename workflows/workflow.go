@@ -145,6 +145,9 @@ func Cutover(p Plan) (*wfv1.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.writesLayout() {
+		return nil, ErrCutoverToLayout
+	}
 	return &wfv1.Workflow{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow"},
 		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + "-cutover-", Namespace: p.Namespace, Labels: p.labels("cutover")},
@@ -182,7 +185,11 @@ func Template(p Plan) (*wfv1.WorkflowTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := p.workflowSpec(Runs...)
+	runs := Runs
+	if p.writesLayout() { // no cutover to a layout: phase two's template has it
+		runs = slices.DeleteFunc(slices.Clone(Runs), func(r Run) bool { return r == RunCutover })
+	}
+	spec := p.workflowSpec(runs...)
 	spec.WorkflowMetadata = &wfv1.WorkflowMetadata{Labels: p.labels("")}
 	return &wfv1.WorkflowTemplate{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "WorkflowTemplate"},
@@ -308,7 +315,7 @@ func (p Plan) dag(run Run) *wfv1.DAGTemplate {
 		}}
 	}
 	pipeline := func(exportDeps, when, verifyMode string) []wfv1.DAGTask {
-		return []wfv1.DAGTask{
+		tasks := []wfv1.DAGTask{
 			{Name: tmplExport, Template: tmplExport, Depends: exportDeps, When: when},
 			{
 				Name: tmplShard, Template: tmplShard, Depends: tmplExport + ".Succeeded",
@@ -320,6 +327,16 @@ func (p Plan) dag(run Run) *wfv1.DAGTemplate {
 				Depends: fmt.Sprintf("%[1]s.Succeeded || %[1]s.Failed || %[1]s.Errored || %[1]s.Skipped", tmplShard),
 			},
 		}
+		// The layout the shards wrote, made one after the report (which
+		// it carries): also when an image failed (the report fails), so
+		// that what was written is named and phase two knows the rest.
+		if p.writesLayout() {
+			tasks = append(tasks, wfv1.DAGTask{
+				Name: tmplPack, Template: tmplPack,
+				Depends: fmt.Sprintf("%[1]s.Succeeded || %[1]s.Failed", tmplReport),
+			})
+		}
+		return tasks
 	}
 	cron := func(out string) string { return fmt.Sprintf("{{tasks.%s.outputs.parameters.%s}}", tmplDeltaCron, out) }
 	switch run {
@@ -530,6 +547,7 @@ type step struct {
 	outputs wfv1.Outputs
 	retry   bool
 	counts  []string // output parameters read from OutputsDir
+	layout  layoutAccess
 }
 
 func (p Plan) stepTemplates() []wfv1.Template {
@@ -547,8 +565,18 @@ func (p Plan) stepTemplates() []wfv1.Template {
 		})
 	}
 
+	// The layout: export creates it and mirror writes it (or both read
+	// it, the source); verify reads it (the target).
+	mirrorLayout, verifyLayout, exportLayout := layoutNone, layoutNone, layoutNone
+	switch {
+	case p.writesLayout():
+		mirrorLayout, verifyLayout, exportLayout = layoutWrite, layoutRead, layoutWrite
+	case p.readsLayout():
+		mirrorLayout, exportLayout = layoutRead, layoutRead
+	}
 	ts := []wfv1.Template{
 		p.container(tmplExport, contract.StepExport, p.exportArgs(), step{
+			layout: exportLayout,
 			inputs: exportIn,
 			outputs: wfv1.Outputs{
 				Parameters: []wfv1.Parameter{{
@@ -560,7 +588,7 @@ func (p Plan) stepTemplates() []wfv1.Template {
 			retry: true,
 		}),
 		p.container(tmplMirror, contract.StepMirror, p.mirrorArgs(), step{
-			inputs: shardIn, outputs: shardOut, retry: true,
+			inputs: shardIn, outputs: shardOut, retry: true, layout: mirrorLayout,
 			counts: []string{contract.StatusCopied, contract.StatusSkipped, contract.StatusFailed},
 		}),
 	}
@@ -573,12 +601,15 @@ func (p Plan) stepTemplates() []wfv1.Template {
 	verifyIn := *shardIn.DeepCopy()
 	verifyIn.Parameters = append(verifyIn.Parameters, wfv1.Parameter{Name: ParamVerifyMode})
 	ts = append(ts,
-		p.container(tmplVerify, contract.StepVerify, p.verifyShardArgs(), step{inputs: verifyIn, outputs: shardOut, retry: true}),
+		p.container(tmplVerify, contract.StepVerify, p.verifyShardArgs(), step{inputs: verifyIn, outputs: shardOut, retry: true, layout: verifyLayout}),
 		p.container(tmplReport, contract.StepVerify, p.reportArgs(), step{
 			inputs:  wfv1.Inputs{Artifacts: wfv1.Artifacts{inArtifact(artRun, RunDir, runKey)}},
 			outputs: wfv1.Outputs{Artifacts: wfv1.Artifacts{dirArtifact(artRun, RunDir, runKey)}},
 		}),
 	)
+	if p.writesLayout() {
+		ts = append(ts, p.packTemplate())
+	}
 	return ts
 }
 
@@ -594,6 +625,9 @@ func (p Plan) container(name, binary string, args []string, s step) wfv1.Templat
 	if p.CredentialsSecret != "" {
 		env = append(env, corev1.EnvVar{Name: "DOCKER_CONFIG", Value: AuthDir})
 		mounts = append(mounts, corev1.VolumeMount{Name: volAuth, MountPath: AuthDir, ReadOnly: true})
+	}
+	if s.layout != layoutNone && p.Layout != nil {
+		mounts = append(mounts, p.layoutMount(s.layout == layoutRead))
 	}
 	deadline := intstr.FromInt32(int32(seconds(p.StepDeadline)))
 	t := wfv1.Template{
@@ -662,6 +696,9 @@ func (p Plan) volumes() []corev1.Volume {
 			Items:       append([]corev1.KeyToPath{{Key: corev1.DockerConfigJsonKey, Path: "config.json"}}, certItems(p.CertFiles)...),
 			DefaultMode: &mode,
 		}}})
+	}
+	if p.Layout != nil {
+		vs = append(vs, p.layoutVolume())
 	}
 	return vs
 }

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli/exportcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/mirrorcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/notifycmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/packcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/switchmodecmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/verifycmd"
 	"github.com/regmigrate/regmigrate/steps/throttle"
@@ -111,6 +113,19 @@ func plans() map[string]workflows.Plan {
 			},
 			Hub: &workflows.Hub{Org: "acme", NoLibraryNamespace: true},
 		},
+		// phase one of a disconnected move on a volume: the shards write
+		// one OCI layout on a PersistentVolumeClaim, pack-layout makes it one
+		"layout": {
+			Name: "to-media", Source: "legacy.example:5000", Target: "oci:/export",
+			Layout:   &workflows.LayoutVolume{ClaimName: "regmigrate-export", SubPath: "site-a"},
+			ImageTag: "v1.2.3",
+		},
+		// phase two: the layout on the volume as the source
+		"fromlayout": {
+			Name: "from-media", Source: "oci:/export", Target: "newreg.example:5000",
+			Layout:   &workflows.LayoutVolume{ClaimName: "regmigrate-export"},
+			ImageTag: "v1.2.3",
+		},
 	}
 }
 
@@ -138,10 +153,16 @@ func objects(t testing.TB) map[string]any {
 		}
 		out[name+"-cron"] = cron
 		cut, err := workflows.Cutover(p)
-		if err != nil {
+		switch {
+		case name == "layout":
+			if !errors.Is(err, workflows.ErrCutoverToLayout) {
+				t.Fatalf("%s: the cutover to a layout: %v, want %v", name, err, workflows.ErrCutoverToLayout)
+			}
+		case err != nil:
 			t.Fatalf("%s: %v", name, err)
+		default:
+			out[name+"-cutover"] = cut
 		}
-		out[name+"-cutover"] = cut
 		rb, err := workflows.Rollback(p)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -306,6 +327,9 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 			case approvalcmd.Name:
 				_, err := approvalcmd.Parse(a[1:], w)
 				return err
+			case packcmd.Name:
+				_, err := packcmd.Parse(a[1:], w)
+				return err
 			}
 			f, err := verifycmd.Parse(a, w)
 			if err == nil && f.Cluster.Kubeconfig != "" {
@@ -372,6 +396,9 @@ func TestArgsParseWithTheStepsParsers(t *testing.T) {
 // names no cluster.
 func TestVerifyChecksTheImageStreamTagsBackfillWrote(t *testing.T) {
 	for name, p := range plans() {
+		if name == "layout" {
+			continue // no cluster, no cutover: phase one of a disconnected move
+		}
 		for kind, build := range map[string]func(workflows.Plan) (*wfv1.Workflow, error){"workflow": workflows.Workflow, "cutover": workflows.Cutover} {
 			wf, err := build(p)
 			if err != nil {
@@ -611,6 +638,7 @@ func substitute(obj any) func([]string) []string {
 		// the exit handler's and the approval record's
 		"{{workflow.name}}", "legacy-to-new-x7k2p", "{{workflow.namespace}}", "regmigrate", "{{workflow.status}}", "Failed",
 		"{{workflow.failures}}", `[{"displayName":"mirror-shard","message":"exit code 1"}]`,
+		"{{inputs.parameters.shard}}", "ns-team-a-0", // a shard's id (its own part of a layout on a volume)
 		"{{inputs.parameters.decision}}", "approve", "{{inputs.parameters.approver}}", "Jane Doe (platform team)"}
 	for _, par := range spec(obj).Arguments.Parameters {
 		pairs = append(pairs, "{{workflow.parameters."+par.Name+"}}", par.Value.String())

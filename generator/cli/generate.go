@@ -357,17 +357,19 @@ func checkCredentials(a spec.Auth, secret string, submitting, createSecret, uses
 	}
 }
 
-// onDisk refuses a source or target on disk (oci:DIR...): a directory of
-// this machine, which the workflow's pods cannot reach.
+// onDisk refuses a source or target on disk (oci:DIR...) unless the spec
+// names the volume it lives on (argo.layoutVolume): otherwise it is a
+// directory of this machine, which the workflow's pods cannot reach.
 func onDisk(m *spec.Migration) error {
 	for _, side := range []struct{ name, loc string }{{"source", m.Source.Registry}, {"target", m.Target.Registry}} {
 		loc, err := imageref.ParseLocation(side.loc)
-		if err != nil || loc.Transport == "" {
+		if err != nil || loc.Transport == "" || m.Argo.LayoutVolume != nil {
 			continue
 		}
-		return fmt.Errorf("the %s %s is a path on this machine, which the workflow's pods cannot reach (writing a layout to a PersistentVolumeClaim from the pods is not supported): "+
-			"run the disconnected move with `regmigrate run` where the media is: `regmigrate run --from LEGACY --to oci:DIR` on a machine that reaches the legacy registry, "+
-			"then `regmigrate run --from oci:DIR --to NEW` on one that reaches the new registry (README: Disconnected / air gap); generate a Workflow for registry-to-registry moves only", side.name, loc)
+		return fmt.Errorf("the %s %s is a path on this machine, which the workflow's pods cannot reach: "+
+			"name the PersistentVolumeClaim the layout lives on in the spec, argo.layoutVolume: {claimName: NAME} (mounted at %s in the pods; the shards write into it and a last step packs it), "+
+			"or run the disconnected move with `regmigrate run` where the media is: `regmigrate run --from LEGACY --to oci:DIR` on a machine that reaches the legacy registry, "+
+			"then `regmigrate run --from oci:DIR --to NEW` on one that reaches the new registry (README: Disconnected / air gap)", side.name, loc, loc.Path)
 	}
 	return nil
 }
@@ -394,6 +396,9 @@ func planFor(m *spec.Migration) (workflows.Plan, error) {
 		},
 		Strategy: m.Strategy, VerifyMode: m.Verify.Mode,
 		Throttles: m.Throttles(), Hub: hubPlan(m),
+	}
+	if v := m.Argo.LayoutVolume; v != nil {
+		p.Layout = &workflows.LayoutVolume{ClaimName: v.ClaimName, SubPath: v.SubPath}
 	}
 	for _, l := range m.Images.Lists {
 		in, err := readInput(l)

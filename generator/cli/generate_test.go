@@ -144,7 +144,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--param", "strategy=move"}, "move"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--template"}, "--template and --from-template: give one"},
 		{[]string{"generate", "--from", "a.example", "--to", "b.example", "--from-template", "--secret", "x"}, "the WorkflowTemplate names the credentials Secret"},
-		{[]string{"generate", "--from", "a.example", "--to", "oci:/media/export", "--image-tag", "v1"}, "the target oci:/media/export is a path on this machine, which the workflow's pods cannot reach"},
+		{[]string{"generate", "--from", "a.example", "--to", "oci:/media/export", "--image-tag", "v1"}, "the target oci:/media/export is a path on this machine, which the workflow's pods cannot reach: name the PersistentVolumeClaim the layout lives on in the spec, argo.layoutVolume: {claimName: NAME}"},
 		{[]string{"generate", "--from", "oci:/media/export", "--to", "b.example", "--image-tag", "v1"}, "then `regmigrate run --from oci:DIR --to NEW`"},
 	} {
 		code, out, stderr := runCLI(t, tc.args...)
@@ -199,6 +199,39 @@ argo:
 	os.WriteFile(bad, []byte("source: {registry: a.example}\ntarget: {registry: b.example}\nargo: {imageTag: ':x'}\n"), 0o600)
 	if code, _, stderr := runCLI(t, "generate", "-f", bad); code != 2 || !strings.Contains(stderr, "argo.imageTag") {
 		t.Errorf("invalid argo.imageTag: exit %d, %s", code, stderr)
+	}
+}
+
+// TestGenerateWritesALayoutOnAVolume: with argo.layoutVolume the spec's
+// oci:DIR target is generated (the shards write it, pack-layout packs
+// it); the cutover to a layout, and a bad claim name, are refused.
+func TestGenerateWritesALayoutOnAVolume(t *testing.T) {
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "migration.yaml")
+	if err := os.WriteFile(specFile, []byte(`source: {registry: legacy.example:5000}
+target: {registry: "oci:/export"}
+argo:
+  imageTag: v1
+  layoutVolume: {claimName: regmigrate-export}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "generate", "-f", specFile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, w := range []string{"claimName: regmigrate-export", "mountPath: /export", "--layout=oci:/export", "--layout-part={{inputs.parameters.shard}}", "- pack-layout", "name: pack-layout"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the Workflow lacks %q", w)
+		}
+	}
+	if code, _, stderr := runCLI(t, "generate", "-f", specFile, "--cutover"); code != 2 || !strings.Contains(stderr, "generate the cutover from phase two's spec") {
+		t.Errorf("--cutover to a layout: exit %d, %s", code, stderr)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("source: {registry: a.example}\ntarget: {registry: \"oci:/export\"}\nargo: {imageTag: v1, layoutVolume: {claimName: Bad_Name}}\n"), 0o600)
+	if code, _, stderr := runCLI(t, "generate", "-f", bad); code != 2 || !strings.Contains(stderr, `argo.layoutVolume.claimName "Bad_Name"`) {
+		t.Errorf("invalid argo.layoutVolume.claimName: exit %d, %s", code, stderr)
 	}
 }
 

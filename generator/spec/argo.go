@@ -80,7 +80,7 @@ var NotifyFormats = []string{"json", "slack"}
 // StepNames are the steps StepResources may name (the templates whose
 // pods run a step binary; workflows.StepTemplates, which a test keeps
 // equal).
-var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "record-approval", "switch-mode", "switch-back", "check-legacy", "notify"}
+var StepNames = []string{"export", "mirror-shard", "backfill-shard", "verify-shard", "report", "record-approval", "switch-mode", "switch-back", "check-legacy", "notify", "pack-layout"}
 
 // Duration parses a duration of the argo section ("" is 0).
 func Duration(s string) (time.Duration, error) {
@@ -130,6 +130,16 @@ func (a Argo) validate() []error {
 	}
 	if n := a.Notify; n != nil {
 		errs = append(errs, n.validate()...)
+	}
+	if v := a.LayoutVolume; v != nil {
+		if v.ClaimName == "" {
+			errs = append(errs, errors.New("argo.layoutVolume.claimName: want the name of a PersistentVolumeClaim in the Workflows' namespace, e.g. {claimName: regmigrate-export}"))
+		} else if msgs := validation.IsDNS1123Subdomain(v.ClaimName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("argo.layoutVolume.claimName %q: %s", v.ClaimName, strings.Join(msgs, "; ")))
+		}
+		if s := v.SubPath; s != "" && (strings.HasPrefix(s, "/") || s == ".." || strings.HasPrefix(s, "../") || strings.Contains(s, "/../")) {
+			errs = append(errs, fmt.Errorf("argo.layoutVolume.subPath %q: want a relative path inside the claim", s))
+		}
 	}
 	wd, err1 := Duration(a.Deadlines.Workflow)
 	at, err2 := Duration(a.Approval.Timeout)

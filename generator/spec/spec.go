@@ -83,6 +83,18 @@ type Argo struct {
 	// or workload identity binds to a cloud identity, for the cloud
 	// keychains (source/target keychain), with no Secret.
 	ServiceAccount string `json:"serviceAccount,omitempty"`
+	// LayoutVolume: the PersistentVolumeClaim an OCI image layout lives
+	// on when the target (or the source) is oci:DIR: mounted at DIR in
+	// the pods that write or read it; without it, generate refuses an
+	// oci:DIR.
+	LayoutVolume *LayoutVolume `json:"layoutVolume,omitempty"`
+}
+
+// LayoutVolume names a PersistentVolumeClaim in the Workflows' namespace.
+type LayoutVolume struct {
+	ClaimName string `json:"claimName"`
+	// SubPath inside the claim (default: its root).
+	SubPath string `json:"subPath,omitempty"`
 }
 
 // Cluster names a cluster with the Image API.

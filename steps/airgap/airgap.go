@@ -21,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/report"
 )
 
@@ -153,4 +154,22 @@ func Pin(listed, carried []inputs.Entry) []inputs.Entry {
 		out[i] = e
 	}
 	return out
+}
+
+// Pack makes one layout of what a Workflow's shards wrote into the layout
+// in layoutDir at once (each its own index part): it merges the parts
+// into index.json (ocilayout.Merge) and carries the run directory's plan
+// and report into the layout (Record), as a local run leaves them, so
+// that phase two (`regmigrate run --from oci:DIR`) reads it the same way.
+// A layout whose run left no report (the report step failed) still gets
+// its index and what the plan holds.
+func Pack(layoutDir, runDir string) (ocilayout.MergeResult, error) {
+	res, err := ocilayout.Merge(layoutDir)
+	if err != nil {
+		return res, err
+	}
+	if err := Record(layoutDir, runDir); err != nil {
+		return res, err
+	}
+	return res, nil
 }

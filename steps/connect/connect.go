@@ -64,6 +64,10 @@ type Disk struct {
 	Location imageref.Location
 	Write    bool
 	DryRun   bool // a target is read, never created
+	// Part: an oci:DIR shared with other writers at once (a Workflow's
+	// shard pods on one volume); this one's index entries go to its own
+	// part, which the Workflow's pack step merges (ocilayout.Options.Part).
+	Part string
 }
 
 // Client returns a registry client for the options.
@@ -131,7 +135,7 @@ func Client(o Options) (*registry.Client, error) {
 func OpenDisk(ctx context.Context, d Disk) (registry.Store, error) {
 	switch d.Location.Transport {
 	case imageref.TransportOCI:
-		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write, DryRun: d.DryRun})
+		return ocilayout.Open(ctx, d.Location.Path, ocilayout.Options{Create: d.Write, DryRun: d.DryRun, Part: d.Part})
 	case imageref.TransportOCIArchive:
 		if d.Write { // written as a layout beside the file, packed at the end of the run
 			return ocilayout.Open(ctx, ocilayout.Staging(d.Location.Path), ocilayout.Options{Create: true, DryRun: d.DryRun})

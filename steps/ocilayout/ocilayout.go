@@ -72,6 +72,11 @@ type Layout struct {
 	named    map[string]bool                  // digests listed in idx (referrers: once)
 	types    map[string]string                // digest -> media type, as known
 	unnamed  []registry.Descriptor            // index entries without a usable name
+
+	// part: the index entries this Layout puts go to PartsDir/<part>.json
+	// (partIdx), not to index.json; Merge folds them in (parts.go).
+	part    string
+	partIdx index
 }
 
 // Options for Open.
@@ -82,12 +87,24 @@ type Options struct {
 	// DryRun: a target that is not there yet is read as empty and not
 	// created (a dry run writes nothing).
 	DryRun bool
+	// Part names this writer's own index part (PartsDir/<Part>.json):
+	// one of several processes writing into one layout at once (the
+	// shard pods of a Workflow on a shared volume). Its index entries go
+	// to the part, read back over index.json when opened again; blobs go
+	// to the shared blobs/ directory, each written whole and renamed into
+	// place; Merge folds the parts into index.json once they are done.
+	// Temporary files are left alone (another writer's may be in flight).
+	Part string
 }
 
 // Open opens the layout in dir.
 func Open(ctx context.Context, dir string, o Options) (*Layout, error) {
 	l := &Layout{dir: dir, writable: o.Create, tags: map[string]int{}, subjects: map[string][]registry.Descriptor{},
-		named: map[string]bool{}, types: map[string]string{}}
+		named: map[string]bool{}, types: map[string]string{}, part: o.Part,
+		partIdx: index{SchemaVersion: 2, MediaType: registry.MediaOCIIndex, Manifests: []registry.Descriptor{}}}
+	if o.Part != "" && !validPart(o.Part) {
+		return nil, fmt.Errorf("layout %s: index part %q: want letters, digits, '.', '_' and '-'", dir, o.Part)
+	}
 	_, err := os.Stat(filepath.Join(dir, LayoutFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && o.Create && o.DryRun:
@@ -110,24 +127,59 @@ func Open(ctx context.Context, dir string, o Options) (*Layout, error) {
 	if err := json.Unmarshal(b, &l.idx); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNotLayout, filepath.Join(dir, IndexFile), err)
 	}
-	if o.Create {
+	if o.Create && o.Part == "" {
 		l.removeTemps()
 	}
-	for i, d := range l.idx.Manifests {
+	entries := l.idx.Manifests
+	l.idx.Manifests = make([]registry.Descriptor, 0, len(entries))
+	if err := l.load(ctx, entries, IndexFile); err != nil {
+		return nil, err
+	}
+	if o.Part != "" {
+		// This writer's part, left by an earlier attempt: read over
+		// index.json, and kept (rewritten whole with what comes next).
+		var part index
+		err := artifactsReadJSON(l.partPath(), &part)
+		switch {
+		case err == nil:
+			if err := l.load(ctx, part.Manifests, l.partPath()); err != nil {
+				return nil, err
+			}
+			l.partIdx.Manifests = append(l.partIdx.Manifests, part.Manifests...)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("layout %s: %w", dir, err)
+		}
+	}
+	return l, nil
+}
+
+// load adds index entries: a name replaces the entry that had it; a
+// referrer (a manifest with a subject) is listed once.
+func (l *Layout) load(ctx context.Context, entries []registry.Descriptor, from string) error {
+	for _, d := range entries {
 		if d.MediaType != "" {
 			l.types[d.Digest] = d.MediaType
 		}
 		if name := refName(d.Annotations); name != "" {
 			repo, tag, ok := l.parseName(name)
 			if ok {
-				l.tags[repo+":"+tag] = i
+				if i, ok := l.tags[repo+":"+tag]; ok {
+					l.idx.Manifests[i] = d
+				} else {
+					l.tags[repo+":"+tag] = len(l.idx.Manifests)
+					l.idx.Manifests = append(l.idx.Manifests, d)
+				}
 				continue
 			}
 		}
+		if l.named[d.Digest] {
+			continue
+		}
+		l.idx.Manifests = append(l.idx.Manifests, d)
 		// Unnamed: a referrer (it has a subject) or an image nobody named.
 		body, _, err := l.readManifest(ctx, d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("layout %s: index.json lists %s: %w", dir, d.Digest, err)
+			return fmt.Errorf("layout %s: %s lists %s: %w", l.dir, from, d.Digest, err)
 		}
 		var m struct {
 			Subject *registry.Descriptor `json:"subject"`
@@ -139,7 +191,7 @@ func Open(ctx context.Context, dir string, o Options) (*Layout, error) {
 		}
 		l.unnamed = append(l.unnamed, d)
 	}
-	return l, nil
+	return nil
 }
 
 func (l *Layout) create() error {
@@ -147,9 +199,12 @@ func (l *Layout) create() error {
 		return fmt.Errorf("creating layout %s: %w", l.dir, err)
 	}
 	if _, err := os.Stat(filepath.Join(l.dir, IndexFile)); errors.Is(err, fs.ErrNotExist) {
+		// Written whole even by a writer of a part: writers racing to
+		// create the layout all write this same empty index.
 		l.idx = index{SchemaVersion: 2, MediaType: registry.MediaOCIIndex, Manifests: []registry.Descriptor{}}
-		if err := l.writeIndex(); err != nil {
-			return err
+		b, _ := json.MarshalIndent(l.idx, "", "  ")
+		if err := writeAtomic(filepath.Join(l.dir, IndexFile), b); err != nil {
+			return fmt.Errorf("writing %s: %w", filepath.Join(l.dir, IndexFile), err)
 		}
 	}
 	// oci-layout last: a directory with it is a layout whose index.json is in place.
@@ -416,6 +471,7 @@ func (l *Layout) PutManifest(ctx context.Context, repo, ref, mt string, body []b
 			l.tags[repo+":"+ref] = len(l.idx.Manifests)
 			l.idx.Manifests = append(l.idx.Manifests, d)
 		}
+		l.partIdx.Manifests = upsert(l.partIdx.Manifests, d)
 		return l.writeIndex()
 	}
 	if m.Subject == nil || l.named[digest] {
@@ -433,17 +489,22 @@ func (l *Layout) PutManifest(ctx context.Context, repo, ref, mt string, body []b
 	l.named[digest] = true
 	l.subjects[m.Subject.Digest] = append(l.subjects[m.Subject.Digest], d)
 	l.idx.Manifests = append(l.idx.Manifests, d)
+	l.partIdx.Manifests = upsert(l.partIdx.Manifests, d)
 	return l.writeIndex()
 }
 
-// writeIndex replaces index.json (under l.mu).
+// writeIndex replaces index.json, or this writer's part (under l.mu).
 func (l *Layout) writeIndex() error {
-	b, err := json.MarshalIndent(l.idx, "", "  ")
+	idx, p := l.idx, filepath.Join(l.dir, IndexFile)
+	if l.part != "" {
+		idx, p = l.partIdx, l.partPath()
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(l.dir, IndexFile), b); err != nil {
-		return fmt.Errorf("writing %s: %w", filepath.Join(l.dir, IndexFile), err)
+	if err := writeAtomic(p, b); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
 }

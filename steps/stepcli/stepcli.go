@@ -8,6 +8,7 @@ package stepcli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/connect"
 	"github.com/regmigrate/regmigrate/steps/contract"
+	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/logging"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -48,6 +50,12 @@ type Common struct {
 	logFormat string
 	Keychains Keychains
 	throttle  throttleFlags
+	// layout is an oci:DIR the step reads (or, WriteLayout, writes) on
+	// a volume; layoutPart its own index part in it (ocilayout.Options.Part).
+	layout, layoutPart string
+	// WriteLayout: the step writes into --layout (mirror-shard), set by
+	// the step's command.
+	WriteLayout bool
 }
 
 // Bind registers the common flags.
@@ -64,6 +72,23 @@ func (c *Common) Bind(fs *flag.FlagSet) {
 	c.Keychains = Keychains{}
 	fs.Var(c.Keychains, "keychain", "a registry's keychain other than its host's: HOST=KIND[:REGION[:ACCOUNT]] (KIND: files, ecr, google, acr, ghcr, gitlab, anonymous; repeatable, comma-separated)")
 	c.throttle.bind(fs)
+	fs.StringVar(&c.layout, "layout", "", "an OCI image layout on a volume, oci:DIR, that the shard's references to oci:DIR read from or write to")
+	fs.StringVar(&c.layoutPart, "layout-part", "", "with --layout: this shard's own index part in the layout (shards writing at once; the pack step merges the parts into index.json)")
+}
+
+// Layout is the location of --layout (zero without it).
+func (c *Common) Layout() (imageref.Location, error) {
+	if c.layout == "" {
+		if c.layoutPart != "" {
+			return imageref.Location{}, contract.Usage(errors.New("--layout-part names a part of the --layout: give --layout oci:DIR too"))
+		}
+		return imageref.Location{}, nil
+	}
+	loc, err := imageref.ParseLocation(c.layout)
+	if err != nil || loc.Transport != imageref.TransportOCI {
+		return imageref.Location{}, contract.Usage(fmt.Errorf("--layout %q: want oci:DIR, an OCI image layout's directory", c.layout))
+	}
+	return loc, nil
 }
 
 // Connect turns the common flags and the environment into client options.
@@ -161,7 +186,15 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 // Client is the step's logger and registry client from the common flags.
 func (c *Common) Client(env Env) (*slog.Logger, *registry.Client, error) {
 	log := c.Logger(env)
-	rc, err := connect.Client(c.Connect(env, log))
+	o := c.Connect(env, log)
+	loc, err := c.Layout()
+	if err != nil {
+		return nil, nil, err
+	}
+	if loc.Transport != "" {
+		o.Disk = append(o.Disk, connect.Disk{Location: loc, Write: c.WriteLayout, Part: c.layoutPart})
+	}
+	rc, err := connect.Client(o)
 	if err != nil {
 		return nil, nil, contract.Usage(err)
 	}

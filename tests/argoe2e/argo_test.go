@@ -72,6 +72,7 @@ func TestArgo(t *testing.T) {
 		{"7-metrics-notifications-approval", scenarioWatch},
 		{"8-ui-retry-through-argo-server-cluster-template", scenarioUIRetry},
 		{"9-node-mirror-and-decommission-gate", scenarioNodeMirror},
+		{"10-layout-on-a-volume", scenarioLayoutOnAVolume},
 	} {
 		start, ran := time.Now(), false
 		ok := t.Run(s.name, func(t *testing.T) { ran = true; s.run(t, e) })

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"time"
 
+	"github.com/regmigrate/regmigrate/steps/airgap"
 	"github.com/regmigrate/regmigrate/steps/artifacts"
 	"github.com/regmigrate/regmigrate/steps/contract"
 	"github.com/regmigrate/regmigrate/steps/export"
@@ -83,10 +85,6 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	log, c, err := f.Client(env)
-	if err != nil {
-		return 0, err
-	}
 	var from imageref.Location
 	if f.From != "" {
 		if from, err = imageref.ParseLocation(f.From); err != nil {
@@ -97,12 +95,49 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, contract.Usage(err)
 	}
+	// A target layout on a volume (--layout, phase one in a Workflow):
+	// created here, so that a volume the pods cannot write fails now,
+	// before any shard starts.
+	if lay, err := f.Layout(); err != nil {
+		return 0, err
+	} else if lay.Transport != "" && lay == to {
+		f.WriteLayout = true
+	}
+	log, c, err := f.Client(env)
+	if err != nil {
+		return 0, err
+	}
 	if from.Registry == to.Registry && from.Namespace == to.Namespace {
 		return 0, contract.Usage(fmt.Errorf("the source and the target are both %s: a migration copies from one registry (or namespace) to another; check --from and --to", to))
 	}
 	entries, lineErrs, err := inputs.ReadAll(f.Images, f.Rules, inputs.RulesOptions{DefaultRegistry: to.Registry, DefaultNamespace: to.Namespace})
 	if err != nil {
 		return 0, contract.Usage(err)
+	}
+	// Phase two of a disconnected move, the layout on a volume (--layout):
+	// the images phase one wrote, pinned to the digests it read from the
+	// legacy registry, and its report linked from this run's, as
+	// `regmigrate run --from oci:DIR` does.
+	var link *report.PhaseLink
+	var notCarried []error // images phase one failed: not in the layout
+	if from.Transport == imageref.TransportOCI {
+		p1, err := airgap.Read(from.Path)
+		switch {
+		case err == nil:
+			carried, problems := p1.Entries(from.Registry)
+			if len(f.Images) == 0 && f.Rules == "" {
+				entries = carried
+				for _, p := range problems {
+					notCarried = append(notCarried, errors.New(p))
+				}
+			} else {
+				entries = airgap.Pin(entries, carried)
+			}
+			l := p1.Link()
+			link = &l
+		case !errors.Is(err, fs.ErrNotExist):
+			return 0, err
+		}
 	}
 	filter, err := inputs.NewFilter(inputs.FilterOptions{
 		IncludeNamespaces: stepcli.SplitList(f.IncludeNS), ExcludeNamespaces: stepcli.SplitList(f.ExcludeNS),
@@ -115,6 +150,10 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	for i, le := range lineErrs {
 		log.Error("bad input line", "err", le)
 		bad[i] = le
+	}
+	for _, p := range notCarried {
+		log.Error("not in the layout", "err", p)
+		bad = append(bad, p)
 	}
 	res, err := pipeline.Export(ctx, pipeline.ExportOptions{
 		RunDir: f.Out, BadLines: bad, Logger: log, Scope: f.scope(args),
@@ -134,6 +173,11 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 		Source: from.String(), Target: to.String(), Strategy: f.Strategy, Started: started,
 	}); err != nil {
 		return 0, err
+	}
+	if link != nil {
+		if err := airgap.WriteLink(f.Out, *link); err != nil {
+			return 0, err
+		}
 	}
 	s := res.Summary()
 	// The counts Argo reads as output parameters: the metrics' progress

@@ -60,6 +60,7 @@ func Run(ctx context.Context, env stepcli.Env, args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	f.WriteLayout = !f.DryRun // a shard writing into an oci:DIR on a volume (--layout)
 	log, c, err := f.Client(env)
 	if err != nil {
 		return 0, err

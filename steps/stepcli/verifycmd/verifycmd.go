@@ -20,6 +20,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/stepcli/approvalcmd"
 	"github.com/regmigrate/regmigrate/steps/stepcli/clusterflags"
 	"github.com/regmigrate/regmigrate/steps/stepcli/notifycmd"
+	"github.com/regmigrate/regmigrate/steps/stepcli/packcmd"
 	"github.com/regmigrate/regmigrate/steps/verify"
 )
 
@@ -74,11 +75,13 @@ func Parse(args []string, stderr io.Writer) (*Flags, error) {
 }
 
 // Subcommands of the verify binary, which runs them in the Workflow's
-// small steps: notify (the exit handler) and approval (the cutover's
-// record of its decision).
+// small steps: notify (the exit handler), approval (the cutover's record
+// of its decision) and pack-layout (the shards' layout on a volume made
+// one).
 var Subcommands = map[string]stepcli.RunFunc{
 	notifycmd.Name:   notifycmd.Run,
 	approvalcmd.Name: approvalcmd.Run,
+	packcmd.Name:     packcmd.Run,
 }
 
 // Run runs verify, or one of its Subcommands when the first argument
