@@ -41,23 +41,29 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 func TestForEachStopsFeedingOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran, skipped [100]atomic.Int32
+	var cancelled atomic.Bool
+	var after atomic.Int32 // items started once the cancel had happened
 	ForEach(ctx, 2, 100, func(i int) {
+		if cancelled.Load() {
+			after.Add(1)
+		}
 		ran[i].Add(1)
 		if i == 10 {
 			cancel()
+			cancelled.Store(true)
 		}
 	}, func(i int) { skipped[i].Add(1) })
-	started := 0
 	for i := range ran {
 		if ran[i].Load()+skipped[i].Load() != 1 {
 			t.Fatalf("index %d: ran %d, skipped %d", i, ran[i].Load(), skipped[i].Load())
 		}
-		started += int(ran[i].Load())
 	}
-	// index 10 cancels; at most the other worker's item and one handed
-	// over in the same instant follow it.
-	if started > 14 {
-		t.Errorf("%d items started after a cancel at the 11th: feeding did not stop", started)
+	// After the cancel, at most the item the other worker had received
+	// and one handed over in the same instant start. (Counting every item
+	// started was wrong: the other worker may run several before the one
+	// that cancels gets to its cancel, on a loaded machine.)
+	if n := after.Load(); n > 2 {
+		t.Errorf("%d items started after the cancel: feeding did not stop", n)
 	}
 }
 
