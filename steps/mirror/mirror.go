@@ -217,7 +217,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	blocked := e.prepareRepositories(ctx, &res)
 	cancelled := func(i int) { res.Images[i] = failed(o.Items[i], ctx.Err()) }
-	par.ForEach(ctx, o.Jobs, len(o.Items), func(i int) {
+	one := func(i int) {
 		if err := blocked[o.Items[i].Target.Registry+"/"+o.Items[i].Target.Repository]; err != nil {
 			res.Images[i] = failed(o.Items[i], err)
 			o.Progress.Add(res.Images[i].Status, 0)
@@ -234,7 +234,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		res.Images[i] = e.copyImage(ctx, o.Items[i])
 		o.Progress.Add(res.Images[i].Status, res.Images[i].Bytes)
-	}, cancelled)
+	}
+	// Referrers fallback tags (sha256-<hex>) after every other image: the
+	// images before them copy their referrers (and, on a target without
+	// the referrers API, maintain that tag), so the tag, copied last as
+	// the source has it, finds its children there and keeps the source's
+	// digest rather than racing the maintenance of the same tag.
+	for _, pass := range fallbackTagsLast(o.Items) {
+		par.ForEach(ctx, o.Jobs, len(pass), func(k int) { one(pass[k]) }, func(k int) { cancelled(pass[k]) })
+	}
 	res.Images = append(res.Images, e.extra...)
 	res.Total = len(res.Images)
 	for _, im := range res.Images {
@@ -395,6 +403,20 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	e.copyReferrers(ctx, src, dst, r.Digest, &r)
 	e.copyAttachments(ctx, it, r.Digest, &r)
 	return r
+}
+
+// fallbackTagsLast splits the items' indices in two passes: every item
+// but the referrers fallback tags, then those.
+func fallbackTagsLast(items []artifacts.Item) [2][]int {
+	var passes [2][]int
+	for i, it := range items {
+		p := 0
+		if m := attachmentTag.FindStringSubmatch(it.Source.Tag); m != nil && m[2] == "" {
+			p = 1
+		}
+		passes[p] = append(passes[p], i)
+	}
+	return passes
 }
 
 // attachmentTag matches cosign's tag schema and the referrers fallback tag.
@@ -618,10 +640,18 @@ func (e *engine) fallbackTag(ctx context.Context, dst imageref.Ref, subject stri
 	for _, d := range idx.Manifests {
 		seen[d.Digest] = true
 	}
+	added := false
 	for _, d := range add {
 		if !seen[d.Digest] {
 			idx.Manifests = append(idx.Manifests, d)
+			added = true
 		}
+	}
+	if !added {
+		// The tag lists them already (copied as a tag of its own from a
+		// source that keeps it, such as a layout): written again, it would
+		// change its digest away from the source's.
+		return nil
 	}
 	body, err := json.Marshal(idx)
 	if err != nil {

@@ -92,7 +92,8 @@ func TestAirGapStepsOnASharedLayout(t *testing.T) {
 			t.Fatalf("phase two mirror-shard %s exit %d", id, code)
 		}
 		if code := runStep(t, nil, contract.StepVerify, "--shard-dir", sd, "--insecure", insecure); code != contract.ExitOK {
-			t.Fatalf("phase two verify %s exit %d", id, code)
+			b, _ := os.ReadFile(filepath.Join(sd, contract.VerifyResult))
+			t.Fatalf("phase two verify %s exit %d\n%s", id, code, b)
 		}
 	}
 	if code := runStep(t, nil, contract.StepVerify, "--run-dir", run2); code != contract.ExitOK {
