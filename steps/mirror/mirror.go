@@ -340,26 +340,36 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 		}
 		e.o.Logger.Warn("copying again an image that failed verification", "target", r.Target, "reason", rep.Reason)
 	}
-	// Ask the source (when the plan has no digest) and the target at once.
+	// Ask the target first, then the source only what the target's answer
+	// leaves open: when the target has the tag, whether the source's tag
+	// still names that digest (If-None-Match: the distribution registry
+	// answers 304 without reading the manifest); when it has not, the
+	// manifest itself (one GET by tag resolves and reads it). A digest the
+	// plan pinned is not asked of the source at all.
 	var (
 		have    registry.Descriptor
 		haveErr error
-		wg      sync.WaitGroup
+		body    []byte
+		mt      string
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	if r.Digest != "" {
+		have, _, haveErr = c.HeadManifestUnlessDigest(ctx, dst.Registry, dst.Repository, dst.Tag, r.Digest)
+	} else {
 		have, haveErr = c.HeadManifest(ctx, dst.Registry, dst.Repository, dst.Tag)
-	}()
-	if r.Digest == "" {
-		d, err := c.HeadManifest(ctx, src.Registry, src.Repository, src.Reference())
-		if err != nil {
-			wg.Wait()
-			return fail(fmt.Errorf("resolving %s on the source: %w", r.Source, err))
+		switch {
+		case haveErr == nil:
+			d, _, err := c.HeadManifestUnlessDigest(ctx, src.Registry, src.Repository, src.Reference(), have.Digest)
+			if err != nil {
+				return fail(fmt.Errorf("resolving %s on the source: %w", r.Source, err))
+			}
+			r.Digest = d.Digest
+		case errors.Is(haveErr, registry.ErrNotFound):
+			var err error
+			if body, mt, r.Digest, err = c.GetManifestDigest(ctx, src.Registry, src.Repository, src.Reference()); err != nil {
+				return fail(fmt.Errorf("resolving %s on the source: %w", r.Source, err))
+			}
 		}
-		r.Digest = d.Digest
 	}
-	wg.Wait()
 	filtering := len(e.o.Platforms) > 0
 	switch {
 	case haveErr == nil && have.Digest == r.Digest && !filtering && force == nil:
@@ -370,9 +380,11 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 	case haveErr != nil && !errors.Is(haveErr, registry.ErrNotFound):
 		return fail(fmt.Errorf("checking target %s: %w", r.Target, haveErr))
 	}
-	body, mt, err := c.GetManifest(ctx, src.Registry, src.Repository, r.Digest)
-	if err != nil {
-		return fail(fmt.Errorf("reading %s@%s: %w", r.Source, r.Digest, err))
+	var err error
+	if body == nil {
+		if body, mt, err = c.GetManifest(ctx, src.Registry, src.Repository, r.Digest); err != nil {
+			return fail(fmt.Errorf("reading %s@%s: %w", r.Source, r.Digest, err))
+		}
 	}
 	r.MediaType = mt
 	if filtering && registry.IsIndex(mt) {
@@ -380,7 +392,7 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 			return fail(fmt.Errorf("filtering %s: %w", r.Source, err))
 		}
 		r.Digest = registry.Digest(body)
-		if err == nil && have.Digest == r.Digest && force == nil {
+		if haveErr == nil && have.Digest == r.Digest && force == nil {
 			r.Status = contract.StatusSkipped
 			return r
 		}

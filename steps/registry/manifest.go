@@ -129,26 +129,59 @@ const maxManifestSize = 8 << 20
 // registry that sends no Docker-Content-Digest, or one that is not a valid
 // digest, is asked for the manifest itself, whose digest is computed here.
 func (c *Client) HeadManifest(ctx context.Context, host, repo, ref string) (Descriptor, error) {
+	d, _, err := c.headManifest(ctx, host, repo, ref, "")
+	return d, err
+}
+
+// HeadManifestUnlessDigest is HeadManifest for a caller that expects ref to
+// resolve to known: it asks the registry to answer 304 Not Modified when it
+// does (If-None-Match), which spares the distribution registry reading and
+// parsing the manifest (most of a HEAD's cost to it). same reports that ref
+// resolves to known; the descriptor then has that digest and, on a 304, no
+// media type or size. A registry that ignores the header answers as to
+// HEAD, and same is worked out from its digest.
+func (c *Client) HeadManifestUnlessDigest(ctx context.Context, host, repo, ref, known string) (d Descriptor, same bool, err error) {
+	if !imageref.ValidDigest(known) {
+		return Descriptor{}, false, fmt.Errorf("HeadManifestUnlessDigest: %q is not a digest", known)
+	}
+	return c.headManifest(ctx, host, repo, ref, known)
+}
+
+func (c *Client) headManifest(ctx context.Context, host, repo, ref, known string) (Descriptor, bool, error) {
 	if s := c.StoreOf(host); s != nil {
 		if err := checkRef(repo, ref); err != nil {
-			return Descriptor{}, err
+			return Descriptor{}, false, err
 		}
-		return s.HeadManifest(ctx, repo, ref)
+		d, err := s.HeadManifest(ctx, repo, ref)
+		return d, err == nil && known != "" && d.Digest == known, err
 	}
 	if err := checkRef(repo, ref); err != nil {
-		return Descriptor{}, err
+		return Descriptor{}, false, err
+	}
+	hdr := http.Header{"Accept": {acceptManifests}}
+	if known != "" {
+		hdr["If-None-Match"] = []string{`"` + known + `"`}
 	}
 	var d Descriptor
 	err := c.retry(ctx, "HEAD manifest", func() error {
 		resp, err := c.do(ctx, call{host: host, repo: repo, scopes: []string{pullScope(repo)}, method: http.MethodHead,
-			path: "/v2/" + repo + "/manifests/" + ref, hdr: http.Header{"Accept": {acceptManifests}}})
+			path: "/v2/" + repo + "/manifests/" + ref, hdr: hdr})
 		if err != nil {
 			return err
 		}
-		err = checkResponse(resp, http.StatusOK)
+		want := []int{http.StatusOK}
+		if known != "" {
+			want = append(want, http.StatusNotModified)
+		}
+		err = checkResponse(resp, want...)
 		drain(resp) // the request slot is free again before any fallback
 		if err != nil {
 			return err
+		}
+		if resp.StatusCode == http.StatusNotModified {
+			// Only a registry whose ETag for ref is our digest answers 304.
+			d = Descriptor{Digest: known}
+			return nil
 		}
 		d = Descriptor{MediaType: mediaType(resp.Header.Get("Content-Type")), Digest: resp.Header.Get("Docker-Content-Digest"), Size: resp.ContentLength}
 		if d.Digest != "" && imageref.ValidDigest(d.Digest) && (!imageref.ValidDigest(ref) || d.Digest == ref) {
@@ -166,7 +199,7 @@ func (c *Client) HeadManifest(ctx context.Context, host, repo, ref string) (Desc
 		d = Descriptor{MediaType: mt, Digest: digest, Size: int64(len(body))}
 		return nil
 	})
-	return d, err
+	return d, err == nil && known != "" && d.Digest == known, err
 }
 
 // GetManifest returns the exact manifest bytes of ref and their media type.
@@ -190,6 +223,35 @@ func (c *Client) GetManifest(ctx context.Context, host, repo, ref string) ([]byt
 		return err
 	})
 	return body, mt, err
+}
+
+// GetManifestDigest is GetManifest that also returns the manifest's
+// digest: ref itself when it is a digest, else the registry's
+// Docker-Content-Digest (checked against the bytes) or the sha256 of the
+// bytes. One GET by tag resolves and reads an image the target lacks.
+func (c *Client) GetManifestDigest(ctx context.Context, host, repo, ref string) ([]byte, string, string, error) {
+	if s := c.StoreOf(host); s != nil {
+		if err := checkRef(repo, ref); err != nil {
+			return nil, "", "", err
+		}
+		d, err := s.HeadManifest(ctx, repo, ref)
+		if err != nil {
+			return nil, "", "", err
+		}
+		body, mt, err := s.GetManifest(ctx, repo, d.Digest)
+		return body, mt, d.Digest, err
+	}
+	if err := checkRef(repo, ref); err != nil {
+		return nil, "", "", err
+	}
+	var body []byte
+	var mt, digest string
+	err := c.retry(ctx, "GET manifest", func() error {
+		var err error
+		body, mt, digest, err = c.getManifestOnce(ctx, host, repo, ref)
+		return err
+	})
+	return body, mt, digest, err
 }
 
 // getManifestOnce GETs a manifest and returns it with its media type and

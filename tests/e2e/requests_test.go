@@ -100,10 +100,11 @@ func TestRequestsPerTag(t *testing.T) {
 	s, d := src.Stats().ByKind, dst.Stats().ByKind
 	t.Logf("cold copy of %d tags (%d blobs in %d repositories): source %v; target %v", tags, blobs, repos, s, d)
 	want := map[string]int{
-		// Every tag asked for once, read once; every blob read once (a
+		// Every tag read once by tag (the target lacks it: one GET
+		// resolves and reads it, no HEAD first); every blob read once (a
 		// blob shared between repositories is mounted, not read again);
 		// one tag list per repository, for tag-schema signatures.
-		faultproxy.KindManifestHead: tags, faultproxy.KindManifestGet: tags,
+		faultproxy.KindManifestHead: 0, faultproxy.KindManifestGet: tags,
 		faultproxy.KindTagList: repos,
 		// Whether the source has the referrers API, asked once.
 		faultproxy.KindReferrers: 1,
@@ -138,7 +139,9 @@ func TestRequestsPerTag(t *testing.T) {
 
 	// A new run with nothing changed (a delta sync, planned afresh) asks
 	// each side for each tag once, the source for its tag lists, and
-	// nothing else.
+	// nothing else; the source is asked whether its tag still names the
+	// digest the target has, and distribution answers 304 without reading
+	// the manifest.
 	src.ResetStats()
 	dst.ResetStats()
 	migrate(filepath.Join(t.TempDir(), "delta"))
@@ -157,5 +160,8 @@ func TestRequestsPerTag(t *testing.T) {
 				t.Errorf("no-op rerun, %s %s: %d requests, want %d", side, k, n, want[k])
 			}
 		}
+	}
+	if got := src.Stats().NotModified[faultproxy.KindManifestHead]; got != tags {
+		t.Errorf("no-op rerun: the source answered %d of %d manifest HEADs 304 Not Modified, want all (If-None-Match with the target's digest)", got, tags)
 	}
 }

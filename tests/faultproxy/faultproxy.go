@@ -267,6 +267,9 @@ type Stats struct {
 	// KindBlobGet, KindMount, ...; faulted ones included, the second
 	// listener's not).
 	ByKind map[string]int
+	// NotModified counts, by kind, the requests the registry answered 304
+	// Not Modified (a conditional request whose ETag matched).
+	NotModified map[string]int
 }
 
 // OtherRequest is a request the second listener received.
@@ -411,6 +414,9 @@ func (p *Proxy) Stats() Stats {
 	for k, v := range p.stats.ByKind {
 		s.ByKind[k] = v
 	}
+	for k, v := range p.stats.NotModified {
+		s.NotModified[k] = v
+	}
 	s.Faults, s.BlobBytes = p.stats.Faults, p.stats.BlobBytes
 	return s
 }
@@ -444,7 +450,7 @@ func (p *Proxy) ResetStats() {
 }
 
 func newStats() Stats {
-	return Stats{Requests: map[string]int{}, FaultsByKind: map[Kind]int{}, BlobGets: map[string]int{}, ByKind: map[string]int{}}
+	return Stats{Requests: map[string]int{}, FaultsByKind: map[Kind]int{}, BlobGets: map[string]int{}, ByKind: map[string]int{}, NotModified: map[string]int{}}
 }
 
 var (
@@ -624,6 +630,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			u.Scheme, u.Host = "http", p.Host
 			resp.Header.Set("Location", u.String())
 		}
+	}
+	if resp.StatusCode == http.StatusNotModified && !isInternal(resp.Request.URL.Path) {
+		p.mu.Lock()
+		p.stats.NotModified[requestKind(resp.Request)]++
+		p.mu.Unlock()
 	}
 	st := state(resp.Request.Context())
 	if st == nil {
