@@ -27,6 +27,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/imageapi"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/ocilayout"
 	"github.com/regmigrate/regmigrate/steps/progress"
 	"github.com/regmigrate/regmigrate/steps/registry"
@@ -241,7 +242,7 @@ not fix, 2 a mistake in the command or its files, 75 only transient failures
 	fs.StringVar(&f.workloadsKubeconfig, "scope-from-workloads", "", "kubeconfig `FILE`: the scope is the legacy-registry images the cluster's workloads use (written to workloads-images.txt and workloads-images.json in the run directory)")
 	fs.StringSliceVar(&f.workloadNamespaces, "workload-namespace", nil, "with --scope-from-workloads: only these Kubernetes namespaces (`NS`; default: all)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan, a line per image: + to copy, = already on the target, ! failed; nothing is written to the target")
-	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("`N` images copied at once (default %d)", 8))
+	fs.IntVar(&f.jobs, "jobs", 0, fmt.Sprintf("`N` images copied at once (default %d)", mirror.DefaultJobs))
 	fs.IntVar(&f.maxPerReg, "max-per-registry", 0, fmt.Sprintf("`N` concurrent requests per registry (default %d)", registry.DefaultMaxPerRegistry))
 	fs.IntVar(&f.retries, "retries", 0, fmt.Sprintf("`N` attempts per request on 429, 5xx, resets (default %d)", registry.DefaultRetryAttempts))
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 0, fmt.Sprintf("end a request whose response or body stalls this `DURATION`; retried (default %s)", registry.DefaultIdleTimeout))

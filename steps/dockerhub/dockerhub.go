@@ -131,6 +131,7 @@ type Error struct {
 	URL    string
 	Status int
 	Advice string
+	Login  bool // the login was refused
 }
 
 func (e *Error) Error() string {
@@ -281,7 +282,7 @@ func login(ctx context.Context, o Options) (string, error) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return "", &Error{URL: o.API + "/v2/users/login", Status: resp.StatusCode,
+		return "", &Error{URL: o.API + "/v2/users/login", Status: resp.StatusCode, Login: true,
 			Advice: fmt.Sprintf("the Docker Hub API refused the login of %q: check the credentials for docker.io", o.Username)}
 	}
 	var t struct {

@@ -30,8 +30,11 @@ import (
 	"github.com/regmigrate/regmigrate/steps/registry"
 )
 
-// DefaultJobs is the number of images copied at once.
-const DefaultJobs = 8
+// DefaultJobs is the number of images copied at once. An image asks the
+// target, then the source, one request at a time: 16 keep the 6 request
+// slots of each registry busy (8 left the W2 no-op run of ../shared/bench
+// short of work on loopback, and a registry 20 ms away waiting).
+const DefaultJobs = 16
 
 // maxDepth bounds nested indexes and referrer chains.
 const maxDepth = 8

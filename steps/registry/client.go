@@ -21,10 +21,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,6 +224,27 @@ func (c *Client) host(host string) (*hostState, error) {
 	}
 	c.regs[host] = h
 	return h, nil
+}
+
+// BasicLogin is the username and password the keychain holds for a registry
+// (for docker.io: the login Docker Hub's API takes too). ok is false when
+// it holds none, or only a token.
+func (c *Client) BasicLogin(ctx context.Context, host string) (username, password string, ok bool, err error) {
+	h, err := c.host(host)
+	if err != nil {
+		return "", "", false, err
+	}
+	cr, err := c.credential(ctx, h, "")
+	if err != nil {
+		return "", "", false, err
+	}
+	u, p := cr.cfg.Username, cr.cfg.Password
+	if u == "" && p == "" && cr.cfg.Auth != "" {
+		if b, err := base64.StdEncoding.DecodeString(cr.cfg.Auth); err == nil {
+			u, p, _ = strings.Cut(string(b), ":")
+		}
+	}
+	return u, p, u != "" && p != "", nil
 }
 
 // credential is what the keychain answered for a repository, resolved

@@ -21,6 +21,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/export"
 	"github.com/regmigrate/regmigrate/steps/imageref"
 	"github.com/regmigrate/regmigrate/steps/inputs"
+	"github.com/regmigrate/regmigrate/steps/mirror"
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/tests/faultproxy"
 	"github.com/regmigrate/regmigrate/tests/regtest"
@@ -41,7 +42,8 @@ import (
 //
 // FARAWAY_DELAY (default 20ms) sets the delay; FARAWAY_CONCURRENCY (a
 // comma-separated list, default "6") the --max-per-registry values of the
-// regmigrate runs, to choose its default from the measurement. Each run
+// regmigrate runs, and FARAWAY_JOBS (default mirror.DefaultJobs) their
+// images in flight, to choose the defaults from the measurement. Each run
 // reports tags/s and the requests it sent per tag to each side, by kind.
 
 type farCorpus struct {
@@ -68,15 +70,23 @@ func farDelay(b *testing.B) time.Duration {
 }
 
 func farConcurrency(b *testing.B) []int {
-	v := os.Getenv("FARAWAY_CONCURRENCY")
+	return farList(b, "FARAWAY_CONCURRENCY", registry.DefaultMaxPerRegistry)
+}
+
+// farJobs is FARAWAY_JOBS: the images in flight (--jobs) of the regmigrate
+// runs; default the run's default.
+func farJobs(b *testing.B) []int { return farList(b, "FARAWAY_JOBS", mirror.DefaultJobs) }
+
+func farList(b *testing.B, env string, def int) []int {
+	v := os.Getenv(env)
 	if v == "" {
-		return []int{registry.DefaultMaxPerRegistry}
+		return []int{def}
 	}
 	var out []int
 	for _, s := range strings.Split(v, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
-			b.Fatalf("FARAWAY_CONCURRENCY=%q: want numbers > 0", v)
+			b.Fatalf("%s=%q: want numbers > 0", env, v)
 		}
 		out = append(out, n)
 	}
@@ -91,9 +101,11 @@ type farPeer struct {
 func farPeers(b *testing.B) []farPeer {
 	var peers []farPeer
 	for _, c := range farConcurrency(b) {
-		peers = append(peers, farPeer{fmt.Sprintf("regmigrate-c%d", c), func(b *testing.B, src, dst string, refs []string) {
-			regmigrateCopyWith(b, src, dst, refs, c)
-		}})
+		for _, j := range farJobs(b) {
+			peers = append(peers, farPeer{fmt.Sprintf("regmigrate-c%d-j%d", c, j), func(b *testing.B, src, dst string, refs []string) {
+				regmigrateCopyWith(b, src, dst, refs, c, j)
+			}})
+		}
 	}
 	return append(peers, farPeer{"regclient-p4", regclientCopy})
 }
@@ -172,7 +184,7 @@ func BenchmarkFarAwayNoop(b *testing.B) {
 		b.Run(fc.name, func(b *testing.B) {
 			src, refs := farSource(b, fc.corpus, delay)
 			dst := farTarget(b, 0)
-			regmigrateCopyWith(b, src.Host, dst.Host, refs, registry.DefaultMaxPerRegistry)
+			regmigrateCopyWith(b, src.Host, dst.Host, refs, registry.DefaultMaxPerRegistry, 0)
 			for _, peer := range farPeers(b) {
 				b.Run(peer.name, func(b *testing.B) {
 					var elapsed time.Duration
@@ -191,7 +203,7 @@ func BenchmarkFarAwayNoop(b *testing.B) {
 	}
 }
 
-func regmigrateCopyWith(b *testing.B, src, dst string, refs []string, perRegistry int) {
+func regmigrateCopyWith(b *testing.B, src, dst string, refs []string, perRegistry, jobs int) {
 	b.Helper()
 	entries := make([]inputs.Entry, 0, len(refs))
 	for _, r := range refs {
@@ -205,6 +217,7 @@ func regmigrateCopyWith(b *testing.B, src, dst string, refs []string, perRegistr
 		Client: registry.New(registry.Options{Insecure: anyHost, MaxPerRegistry: perRegistry}),
 		Export: export.Options{From: imageref.Location{Registry: src}, To: imageref.Location{Registry: dst}, Entries: entries},
 		Out:    filepath.Join(b.TempDir(), "run"),
+		Jobs:   jobs,
 	})
 	if err != nil || rep.Failed != 0 {
 		b.Fatalf("regmigrate: %v (%d failed)", err, rep.Failed)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -176,5 +177,54 @@ func TestHubUnknownOrganisationSaysWhatToDo(t *testing.T) {
 	}
 	if !strings.Contains(stderr, `Docker Hub has no organisation or user "nosuchorg" (check the name; a private one is listed with a login`) {
 		t.Errorf("stderr does not say the organisation is unknown")
+	}
+}
+
+// A private Hub organisation is listed with the login the run holds for
+// the registry (a docker config's entry, as an Argo pod mounts it), with
+// no Hub-specific setting; Hub's API refusing that login leaves the run
+// with what it shows anonymously, and a warning. The password appears in
+// no output.
+func TestHubPrivateOrganisationWithTheRegistryLogin(t *testing.T) {
+	t.Parallel()
+	src := regtest.StartDistribution(t, regtest.Options{})
+	acme := seed(t, src, regtest.Corpus{Namespaces: []string{"acme"}, ReposPerNS: 2, TagsPerRepo: 1, LayerSize: 4 << 10})
+	const secret = "s3cret-hub-token"
+	hub := hubdouble.Start(t, hubdouble.Options{Upstream: src.URL(), Username: "bot", Password: secret, Private: []string{"acme"}})
+	authfile := func(user, pass string) string {
+		p := filepath.Join(t.TempDir(), "config.json")
+		cfg := map[string]any{"auths": map[string]any{hub.Host: map[string]string{
+			"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))}}}
+		b, _ := json.Marshal(cfg)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	env := map[string]string{"REGMIGRATE_HUB_API": hub.API}
+
+	dst := regtest.StartDistribution(t, regtest.Options{})
+	code, stdout, stderr := runCLI(t, env, "run", "--from", hub.Host, "--hub-org", "acme", "--authfile", authfile("bot", secret),
+		"--to", dst.Host, "--insecure", "--out", filepath.Join(t.TempDir(), "run"), "--progress", "none")
+	if code != contract.ExitOK || !strings.Contains(stdout, "2 images: 2 copied") {
+		t.Fatalf("exit %d, want the private organisation's 2 images copied:\n%s", code, stdout)
+	}
+	assertMirrored(t, dst.Host, acme.Tags)
+	if strings.Contains(stdout+stderr, secret) {
+		t.Error("the Hub password appears in the output")
+	}
+
+	// A login Hub's API refuses: the private organisation shows nothing
+	// anonymously, and the run says both why and what it did.
+	code, stdout, stderr = runCLI(t, env, "run", "--from", hub.Host, "--hub-org", "acme", "--authfile", authfile("bot", "wrong-"+secret),
+		"--to", regtest.StartInProcess(t).Host, "--insecure", "--out", filepath.Join(t.TempDir(), "run"), "--progress", "none")
+	if code == contract.ExitOK {
+		t.Errorf("exit 0 with a refused login to a private organisation:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "refused the login the run holds for the source registry") {
+		t.Errorf("stderr does not say Hub's API refused the registry login")
+	}
+	if strings.Contains(stdout+stderr, secret) {
+		t.Error("the Hub password appears in the output")
 	}
 }
