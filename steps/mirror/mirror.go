@@ -32,8 +32,8 @@ import (
 
 // DefaultJobs is the number of images copied at once. An image asks the
 // target, then the source, one request at a time: 16 keep the 6 request
-// slots of each registry busy (8 left the W2 no-op run of ../shared/bench
-// short of work on loopback, and a registry 20 ms away waiting).
+// slots of each registry busy (with 20 ms a request, 8 left them idle:
+// BenchmarkFarAwayNoop, 143 tags/s at 8 against 202 at 16).
 const DefaultJobs = 16
 
 // maxDepth bounds nested indexes and referrer chains.
