@@ -212,16 +212,7 @@ func (c *Client) GetManifest(ctx context.Context, host, repo, ref string) ([]byt
 		}
 		return s.GetManifest(ctx, repo, ref)
 	}
-	if err := checkRef(repo, ref); err != nil {
-		return nil, "", err
-	}
-	var body []byte
-	var mt string
-	err := c.retry(ctx, "GET manifest", func() error {
-		var err error
-		body, mt, _, err = c.getManifestOnce(ctx, host, repo, ref)
-		return err
-	})
+	body, mt, _, err := c.GetManifestDigest(ctx, host, repo, ref)
 	return body, mt, err
 }
 
