@@ -31,6 +31,7 @@ import (
 	"github.com/regmigrate/regmigrate/steps/registry"
 	"github.com/regmigrate/regmigrate/steps/report"
 	"github.com/regmigrate/regmigrate/steps/verify"
+	"golang.org/x/sync/semaphore"
 )
 
 // Options for Run.
@@ -226,7 +227,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 		mph = o.Progress.StartBytes("copy", plan.Total)
 	}
 	sem := make(chan struct{}, o.Jobs)
-	err = eachShard(plan, func(sh artifacts.Shard) error {
+	err = eachShard(plan, o.Jobs, func(sh artifacts.Shard) error {
 		_, err := pipeline.MirrorShard(ctx, pipeline.MirrorShardOptions{
 			ShardDir: dir.ShardDir(sh.ID), ReuseStorage: reuse,
 			Mirror: mirror.Options{
@@ -280,7 +281,7 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			n += k
 		}
 		vph := o.Progress.Start("verify", n)
-		err := eachShard(plan, func(sh artifacts.Shard) error {
+		err := eachShard(plan, o.Jobs, func(sh artifacts.Shard) error {
 			_, err := pipeline.VerifyShard(ctx, pipeline.VerifyShardOptions{
 				ShardDir: dir.ShardDir(sh.ID), Client: c, Mode: o.VerifyMode, Observed: !reuse,
 				Known: blobs.Has, Cache: cache, ImageAPI: tags, Progress: vph, Logger: o.Logger.With("shard", sh.ID),
@@ -368,13 +369,28 @@ func loadPlan(dir artifacts.Dir, rediscover bool) (artifacts.Plan, bool, error) 
 	return plan, true, nil
 }
 
-// eachShard runs f on every shard of the plan at once (the shards share
-// one bound on images in flight, inside f) and joins their errors.
-func eachShard(plan artifacts.Plan, f func(artifacts.Shard) error) error {
+// eachShard runs f on the shards of the plan in plan order, a few at a
+// time: a shard counts as the images it can keep busy (its images, at
+// most jobs), and shards open while what is open counts less than twice
+// jobs. That keeps jobs images in flight across shard boundaries (one
+// shard's tail beside the next one's start, many small namespaces side by
+// side) while goroutines, mappings and results are held for the open
+// shards only, not for thousands of namespaces at once. Every shard gets
+// its f, after a cancellation too (f records what it did not do). Errors
+// are joined.
+func eachShard(plan artifacts.Plan, jobs int, f func(artifacts.Shard) error) error {
+	jobs = max(jobs, 1)
+	capacity := 2 * int64(jobs)
+	open := semaphore.NewWeighted(capacity)
 	errs := make([]error, len(plan.Shards))
 	var wg sync.WaitGroup
 	for i, sh := range plan.Shards {
-		wg.Go(func() { errs[i] = f(sh) })
+		w := min(max(int64(sh.Images), 1), int64(jobs))
+		_ = open.Acquire(context.Background(), w) // cannot fail: no deadline, w <= capacity
+		wg.Go(func() {
+			defer open.Release(w)
+			errs[i] = f(sh)
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
