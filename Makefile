@@ -50,9 +50,9 @@ deps-demo: ## install what the demo needs: Debian's docker-registry (the Go modu
 	fi
 
 .PHONY: build
-build: ## build regmigrate and the step binaries into bin/
+build: ## build regmigrate (with regmigrate-argo-validate beside it) and the step binaries into bin/
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/regmigrate ./generator/cmd/regmigrate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./generator/cmd/regmigrate ./generator/cmd/regmigrate-argo-validate
 	@for s in $(STEPS); do CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$s ./steps/cmd/$$s || exit 1; done
 
 .PHONY: images

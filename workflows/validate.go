@@ -3,24 +3,16 @@ package workflows
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	"github.com/argoproj/argo-workflows/v3/workflow/validate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
-
-// validating serializes Argo's validator: it counts its placeholders in a
-// package-level generator without a lock (workflow/validate's
-// placeholderGenerator, v3.7), so two validations at once race.
-var validating sync.Mutex
 
 // Validate runs Argo's own validation on a Workflow, CronWorkflow,
 // WorkflowTemplate or ClusterWorkflowTemplate, offline (lint mode:
@@ -29,25 +21,16 @@ var validating sync.Mutex
 // `argo lint --offline` takes them from the files it is given); any other
 // is an error. A ClusterWorkflowTemplate is among templates as
 // AsTemplate gives it (Kind ClusterWorkflowTemplate), and only a
-// reference with clusterScope resolves to it. obj is left as it is
-// (Argo's validator stores the templates it resolved in the status of
-// what it validates: a copy is validated). It is safe for concurrent use.
+// reference with clusterScope resolves to it. obj is left as it is.
+//
+// Argo's validator is not linked into this package's importers: it runs
+// in the regmigrate-argo-validate binary (see ValidatorBinary), unless
+// UseValidator gave an in-process one. It is safe for concurrent use.
 func Validate(obj any, templates ...*wfv1.WorkflowTemplate) error {
-	validating.Lock()
-	defer validating.Unlock()
-	wt, cwt := offlineTemplates(templates), offlineClusterTemplates(templates)
-	switch o := obj.(type) {
-	case *wfv1.Workflow:
-		return validate.ValidateWorkflow(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
-	case *wfv1.CronWorkflow:
-		return validate.ValidateCronWorkflow(context.Background(), wt, cwt, o.DeepCopy(), nil)
-	case *wfv1.WorkflowTemplate:
-		return validate.ValidateWorkflowTemplate(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
-	case *wfv1.ClusterWorkflowTemplate:
-		return validate.ValidateClusterWorkflowTemplate(wt, cwt, o.DeepCopy(), nil, validate.ValidateOpts{Lint: true})
-	default:
-		return fmt.Errorf("cannot validate %T: want a Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate", obj)
+	if f := inProcess.Load(); f != nil {
+		return (*f)(obj, templates...)
 	}
+	return validateOutOfProcess(obj, templates)
 }
 
 // clusterKind is the Kind of a ClusterWorkflowTemplate.
@@ -62,33 +45,6 @@ func AsTemplate(c *wfv1.ClusterWorkflowTemplate) *wfv1.WorkflowTemplate {
 		ObjectMeta: c.ObjectMeta,
 		Spec:       c.Spec,
 	}
-}
-
-// offlineTemplates resolves the WorkflowTemplates it holds: there is no
-// cluster to ask.
-type offlineTemplates []*wfv1.WorkflowTemplate
-
-func (ts offlineTemplates) Get(name string) (*wfv1.WorkflowTemplate, error) {
-	for _, t := range ts {
-		if t.Name == name && t.Kind != clusterKind {
-			return t.DeepCopy(), nil
-		}
-	}
-	return nil, fmt.Errorf("workflowtemplates.argoproj.io %q: not among the WorkflowTemplates given (lint the file that holds it with this one)", name)
-}
-
-// offlineClusterTemplates resolves the ClusterWorkflowTemplates among
-// what it holds (AsTemplate).
-type offlineClusterTemplates []*wfv1.WorkflowTemplate
-
-func (ts offlineClusterTemplates) Get(name string) (*wfv1.ClusterWorkflowTemplate, error) {
-	for _, t := range ts {
-		if t.Name == name && t.Kind == clusterKind {
-			t = t.DeepCopy()
-			return &wfv1.ClusterWorkflowTemplate{TypeMeta: t.TypeMeta, ObjectMeta: t.ObjectMeta, Spec: t.Spec}, nil
-		}
-	}
-	return nil, fmt.Errorf("clusterworkflowtemplates.argoproj.io %q: not among the ClusterWorkflowTemplates given (lint the file that holds it with this one)", name)
 }
 
 // Templates decodes the WorkflowTemplates and ClusterWorkflowTemplates

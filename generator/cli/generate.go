@@ -159,6 +159,9 @@ func (g *generation) object() (any, error) {
 		templates = append(templates, t)
 	}
 	if err := workflows.Validate(obj, templates...); err != nil {
+		if errors.Is(err, workflows.ErrValidatorUnavailable) {
+			return nil, fmt.Errorf("validating the generated object: %w", err)
+		}
 		return nil, usageError(fmt.Errorf("the generated object does not pass Argo's validation: %w", err))
 	}
 	return obj, nil

@@ -16,7 +16,8 @@ import (
 	"github.com/regmigrate/regmigrate/tests/regtest"
 )
 
-// buildCLI builds the regmigrate binary once per test binary.
+// buildCLI builds the regmigrate binary once per test binary, with
+// regmigrate-argo-validate beside it as they are installed.
 func buildCLI(t *testing.T) string {
 	t.Helper()
 	cliOnce.Do(func() {
@@ -26,7 +27,8 @@ func buildCLI(t *testing.T) string {
 			return
 		}
 		cliPath = filepath.Join(dir, "regmigrate")
-		out, err := exec.Command("go", "build", "-o", cliPath, "github.com/regmigrate/regmigrate/generator/cmd/regmigrate").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+			"github.com/regmigrate/regmigrate/generator/cmd/regmigrate", "github.com/regmigrate/regmigrate/generator/cmd/regmigrate-argo-validate").CombinedOutput()
 		if err != nil {
 			cliErr = &buildError{out: string(out), err: err}
 		}

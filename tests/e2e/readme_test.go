@@ -402,8 +402,9 @@ func buildReleaseCLI(t *testing.T) string {
 			return
 		}
 		releasePath = filepath.Join(dir, "regmigrate")
-		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", releasePath,
-			"-ldflags", "-X github.com/regmigrate/regmigrate/steps/contract.Version=v0.0.0", "github.com/regmigrate/regmigrate/generator/cmd/regmigrate")
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", dir+string(filepath.Separator),
+			"-ldflags", "-X github.com/regmigrate/regmigrate/steps/contract.Version=v0.0.0",
+			"github.com/regmigrate/regmigrate/generator/cmd/regmigrate", "github.com/regmigrate/regmigrate/generator/cmd/regmigrate-argo-validate")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			releaseErr = &buildError{out: string(out), err: err}
 		}
