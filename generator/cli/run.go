@@ -376,16 +376,19 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 		}
 		o.Export.Entries = append(o.Export.Entries, entries...)
 	}
+	// o is not used after Run, so the input lists it holds are let go
+	// while the run goes on (runner.Run drops its own copy after export).
+	out := o.Out
 	rep, err := runner.Run(c.Context(), o)
 	if err != nil {
 		return err
 	}
-	if err := printRun(env, &f.output, rep, o.Out); err != nil {
+	if err := printRun(env, &f.output, rep, out); err != nil {
 		return err
 	}
 	if i, ok := contract.InterruptedBy(c.Context()); ok {
 		return &ExitError{Code: i.Code(), Err: fmt.Errorf("%v: %d of %d images done, the rest not started or abandoned (the report in %s is partial); resume with the same command and --out %s",
-			i.Signal, rep.Copied+rep.Skipped, rep.Total, o.Out, o.Out)}
+			i.Signal, rep.Copied+rep.Skipped, rep.Total, out, out)}
 	}
 	if rep.Total == 0 && len(rep.ScopeErrors) == 0 {
 		fmt.Fprintf(env.Stderr, "regmigrate: nothing to migrate: the scope is empty (%d tags and %d repositories left out by the filters); this report cannot gate a cutover\n", rep.Excluded, rep.ExcludedRepos)
@@ -393,13 +396,13 @@ func runRun(c *cobra.Command, env Env, f *runFlags) error {
 	}
 	code := rep.ExitCode()
 	if len(rep.ScopeErrors) > 0 {
-		return &ExitError{Code: code, Err: fmt.Errorf("%d scope errors (bad input lines or repositories that could not be listed, in %s/report.md); fix them and run again with --out %s --rediscover", len(rep.ScopeErrors), o.Out, o.Out)}
+		return &ExitError{Code: code, Err: fmt.Errorf("%d scope errors (bad input lines or repositories that could not be listed, in %s/report.md); fix them and run again with --out %s --rediscover", len(rep.ScopeErrors), out, out)}
 	}
 	if code != contract.ExitOK {
 		if f.cutover {
 			fmt.Fprintln(env.Stderr, "regmigrate: no cutover: the verify did not pass")
 		}
-		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, o.Out, o.Out)}
+		return &ExitError{Code: code, Err: fmt.Errorf("%d of %d images failed or did not verify; see %s/report.md, then run again with --out %s to finish", rep.Failed, rep.Total, out, out)}
 	}
 	if f.cutover {
 		return runCutover(c.Context(), env, f.cut, &f.output)

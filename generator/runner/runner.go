@@ -211,6 +211,9 @@ func Run(ctx context.Context, o Options) (report.Report, error) {
 			return report.Report{}, err
 		}
 		plan = res.Plan
+		// The shards' mappings hold the scope now: the parsed input lists
+		// (about 200 bytes a tag) are not kept through the copy.
+		o.Export.Entries, eo.Entries = nil, nil
 	} else {
 		o.Logger.Info("reusing the plan of a previous run", "dir", o.Out, "images", plan.Total, "shards", len(plan.Shards))
 	}
