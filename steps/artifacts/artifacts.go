@@ -150,12 +150,15 @@ func FormatMapping(items []Item) []byte {
 
 func joinSorted(lines []string) []byte {
 	sort.Strings(lines)
-	var b strings.Builder
+	n := 0
 	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteByte('\n')
+		n += len(l) + 1
 	}
-	return []byte(b.String())
+	b := make([]byte, 0, n) // one allocation, not a builder's doublings and a copy
+	for _, l := range lines {
+		b = append(append(b, l...), '\n')
+	}
+	return b
 }
 
 // ReadMapping reads a mapping.txt written by FormatMapping.

@@ -57,7 +57,8 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 			return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 		}
 	}
-	ins := make([]report.ShardInput, 0, len(plan.Shards))
+	// One shard's results in memory at a time.
+	b := report.NewBuilder(plan)
 	var backfilled []backfillresult.Result
 	for _, s := range plan.Shards {
 		in, err := readShard(dir, s, !o.DryRun)
@@ -65,11 +66,13 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 			return report.Report{}, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 		}
 		if in.Backfill != nil {
-			backfilled = append(backfilled, *in.Backfill)
+			bf := *in.Backfill
+			bf.Images = nil // the report's lines have what they say
+			backfilled = append(backfilled, bf)
 		}
-		ins = append(ins, in)
+		b.Add(in)
 	}
-	rep := report.Build(plan, ins)
+	rep := b.Report()
 	rep.DryRun = o.DryRun
 	var exp export.Summary
 	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -128,83 +128,105 @@ type ShardInput struct {
 
 // Build merges shard results. An image that verify failed is failed.
 func Build(plan artifacts.Plan, shards []ShardInput) Report {
-	r := Report{Source: plan.Source, Target: plan.Target}
+	b := NewBuilder(plan)
 	for _, s := range shards {
-		sum := Shard{ID: s.Shard.ID, Namespaces: s.Shard.Namespaces}
-		verdict := map[string]verify.Check{}
-		apiVerdict := map[string]verify.Check{}
-		if s.Verify != nil {
-			for _, c := range s.Verify.Images {
-				verdict[c.Target] = c
-			}
-			if s.Verify.ImageAPI != nil {
-				for _, c := range s.Verify.ImageAPI.Tags {
-					apiVerdict[c.Target] = c
-				}
-			}
-		}
-		backfilled := map[string]backfillresult.ImageResult{}
-		if s.Backfill != nil {
-			r.BackfillApplied += s.Backfill.Applied
-			r.BackfillSkipped += s.Backfill.Skipped
-			r.BackfillFailed += s.Backfill.Failed
-			for _, b := range s.Backfill.Images {
-				backfilled[b.Image] = b
-			}
-		}
-		for _, im := range s.Mirror.Images {
-			line := Image{Source: im.Source, Target: im.Target, Digest: im.Digest, Status: im.Status, Bytes: im.Bytes, Error: im.Error, Retryable: im.Retryable, Shard: s.Shard.ID}
-			if s.Verify != nil {
-				if c, ok := verdict[im.Target]; ok && c.Status != verify.Passed {
-					sum.VerifyFailed++
-					r.VerifyFailed++
-					if line.Status != contract.StatusFailed {
-						line.Status = contract.StatusFailed
-						line.Error = "verify: " + c.Error
-						line.Retryable = c.Retryable
-					}
-				} else if ok {
-					r.VerifyPassed++
-				}
-			}
-			if t, err := imageref.Parse(im.Target); err == nil {
-				if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfillresult.ActionFailed && line.Status != contract.StatusFailed {
-					line.Status, line.Error, line.Retryable = contract.StatusFailed, "backfill: "+b.Error, b.Retryable
-				}
-			}
-			if c, ok := apiVerdict[im.Target]; ok {
-				line.ImageAPI = c.Status
-				if c.Status == verify.Passed {
-					r.ImageAPIPassed++
-				} else {
-					r.ImageAPIFailed++
-					if line.Status != contract.StatusFailed {
-						line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
-					}
-				}
-			}
-			switch line.Status {
-			case contract.StatusCopied:
-				sum.Copied++
-			case contract.StatusSkipped:
-				sum.Skipped++
-			case contract.StatusPlanned:
-				r.Planned++
-			default:
-				sum.Failed++
-			}
-			sum.Total++
-			sum.Bytes += line.Bytes
-			r.Images = append(r.Images, line)
-		}
-		r.Warnings = append(r.Warnings, s.Mirror.Warnings...)
-		r.Total += sum.Total
-		r.Copied += sum.Copied
-		r.Skipped += sum.Skipped
-		r.Failed += sum.Failed
-		r.Bytes += sum.Bytes
-		r.Shards = append(r.Shards, sum)
+		b.Add(s)
 	}
+	return b.Report()
+}
+
+// A Builder merges shard results one shard at a time (Build's merge):
+// what a shard's results hold beyond its report lines is let go once it
+// is added, not kept for every shard of a 100,000-tag run at once.
+type Builder struct{ r Report }
+
+// NewBuilder starts the report of a plan.
+func NewBuilder(plan artifacts.Plan) *Builder {
+	return &Builder{r: Report{Source: plan.Source, Target: plan.Target}}
+}
+
+// Add merges one shard's results.
+func (b *Builder) Add(s ShardInput) {
+	r := &b.r
+	sum := Shard{ID: s.Shard.ID, Namespaces: s.Shard.Namespaces}
+	verdict := map[string]verify.Check{}
+	apiVerdict := map[string]verify.Check{}
+	if s.Verify != nil {
+		for _, c := range s.Verify.Images {
+			verdict[c.Target] = c
+		}
+		if s.Verify.ImageAPI != nil {
+			for _, c := range s.Verify.ImageAPI.Tags {
+				apiVerdict[c.Target] = c
+			}
+		}
+	}
+	backfilled := map[string]backfillresult.ImageResult{}
+	if s.Backfill != nil {
+		r.BackfillApplied += s.Backfill.Applied
+		r.BackfillSkipped += s.Backfill.Skipped
+		r.BackfillFailed += s.Backfill.Failed
+		for _, b := range s.Backfill.Images {
+			backfilled[b.Image] = b
+		}
+	}
+	for _, im := range s.Mirror.Images {
+		line := Image{Source: im.Source, Target: im.Target, Digest: im.Digest, Status: im.Status, Bytes: im.Bytes, Error: im.Error, Retryable: im.Retryable, Shard: s.Shard.ID}
+		if s.Verify != nil {
+			if c, ok := verdict[im.Target]; ok && c.Status != verify.Passed {
+				sum.VerifyFailed++
+				r.VerifyFailed++
+				if line.Status != contract.StatusFailed {
+					line.Status = contract.StatusFailed
+					line.Error = "verify: " + c.Error
+					line.Retryable = c.Retryable
+				}
+			} else if ok {
+				r.VerifyPassed++
+			}
+		}
+		if t, err := imageref.Parse(im.Target); err == nil {
+			if b, ok := backfilled[t.Repository+":"+t.Tag]; ok && b.Action == backfillresult.ActionFailed && line.Status != contract.StatusFailed {
+				line.Status, line.Error, line.Retryable = contract.StatusFailed, "backfill: "+b.Error, b.Retryable
+			}
+		}
+		if c, ok := apiVerdict[im.Target]; ok {
+			line.ImageAPI = c.Status
+			if c.Status == verify.Passed {
+				r.ImageAPIPassed++
+			} else {
+				r.ImageAPIFailed++
+				if line.Status != contract.StatusFailed {
+					line.Status, line.Error = contract.StatusFailed, "image api: "+c.Error
+				}
+			}
+		}
+		switch line.Status {
+		case contract.StatusCopied:
+			sum.Copied++
+		case contract.StatusSkipped:
+			sum.Skipped++
+		case contract.StatusPlanned:
+			r.Planned++
+		default:
+			sum.Failed++
+		}
+		sum.Total++
+		sum.Bytes += line.Bytes
+		r.Images = append(r.Images, line)
+	}
+	r.Warnings = append(r.Warnings, s.Mirror.Warnings...)
+	r.Total += sum.Total
+	r.Copied += sum.Copied
+	r.Skipped += sum.Skipped
+	r.Failed += sum.Failed
+	r.Bytes += sum.Bytes
+	r.Shards = append(r.Shards, sum)
+}
+
+// Report is the merged report of the shards added.
+func (b *Builder) Report() Report {
+	r := b.r
 	r.Verified = r.Total > 0 && r.VerifyPassed == r.Total
 	sort.Slice(r.Images, func(i, j int) bool { return r.Images[i].Source < r.Images[j].Source })
 	r.Warnings = dedupe(r.Warnings)
