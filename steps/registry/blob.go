@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // HeadBlob reports whether repo holds the blob.
@@ -208,32 +209,34 @@ func (c *Client) copyBlobOnce(ctx context.Context, srcHost, srcRepo, dstHost, ds
 	if w != nil {
 		defer func() {
 			if rerr != nil { // what this attempt sent is sent again, or never
-				w.MovedBytes(-body.n)
+				n, _ := body.read()
+				w.MovedBytes(-n)
 			}
 		}()
 	}
 	put, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPut,
 		path: up.String(), stream: body, size: size, hdr: http.Header{"Content-Type": {"application/octet-stream"}}})
-	if body.err != nil {
+	sent, bodyErr := body.read()
+	if bodyErr != nil {
 		if put != nil {
 			drain(put)
 		}
-		return 0, fmt.Errorf("%w; the upload was abandoned", body.err)
+		return 0, fmt.Errorf("%w; the upload was abandoned", bodyErr)
 	}
 	if err != nil {
-		if body.n < size {
-			return 0, &truncatedError{fmt.Sprintf("blob %s: upload ended after %d of %d bytes: %v", d.Digest, body.n, size, err)}
+		if sent < size {
+			return 0, &truncatedError{fmt.Sprintf("blob %s: upload ended after %d of %d bytes: %v", d.Digest, sent, size, err)}
 		}
 		return 0, err
 	}
 	defer drain(put)
 	if err := checkResponse(put, http.StatusCreated, http.StatusNoContent); err != nil {
-		if body.n < size {
-			return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes", d.Digest, body.n, size)}
+		if sent < size {
+			return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes", d.Digest, sent, size)}
 		}
 		return 0, fmt.Errorf("writing to the target: %w", err)
 	}
-	return body.n, nil
+	return sent, nil
 }
 
 // CheckBlob reads a blob of repo to its end and checks it against its
@@ -301,21 +304,37 @@ func (c *Client) CheckBlob(ctx context.Context, host, repo string, d Descriptor)
 // verifyingReader counts and hashes a blob stream. At its end it checks
 // length and digest and, when they are wrong, fails the read instead of
 // ending it, so the upload it feeds is never completed.
+//
+// Its state is guarded: net/http may still read a request body in its
+// own goroutine after RoundTrip returned (it closes the body when done),
+// while the uploader already checks what was read.
 type verifyingReader struct {
 	r     io.Reader
-	h     hash.Hash
 	want  string
 	size  int64
 	where string
-	n     int64
-	err   error
 	watch ByteWatcher // nil: nobody listens
+
+	mu  sync.Mutex
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+// read is how many bytes were read, and the error that ended the stream
+// (a wrong length or digest), if any.
+func (v *verifyingReader) read() (int64, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.n, v.err
 }
 
 // check checks length and digest of what was read, once the consumer
 // stopped reading: an HTTP upload with a Content-Length reads exactly its
 // bytes and may never ask for the end of the stream, where Read checks.
 func (v *verifyingReader) check() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.err != nil {
 		return v.err
 	}
@@ -330,10 +349,12 @@ func (v *verifyingReader) check() error {
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
-	if v.err != nil {
-		return 0, v.err
+	if _, err := v.read(); err != nil {
+		return 0, err
 	}
 	n, err := v.r.Read(p)
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	v.n += int64(n)
 	v.h.Write(p[:n])
 	if v.watch != nil && n > 0 {

@@ -113,14 +113,16 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 	if w != nil {
 		defer func() {
 			if rerr != nil {
-				w.MovedBytes(-body.n)
+				n, _ := body.read()
+				w.MovedBytes(-n)
 			}
 		}()
 	}
 	if dst != nil {
 		n, err := dst.WriteBlob(ctx, d, body)
-		if body.err != nil {
-			return 0, body.err
+		read, bodyErr := body.read()
+		if bodyErr != nil {
+			return 0, bodyErr
 		}
 		if err == nil {
 			if err := body.check(); err != nil {
@@ -128,8 +130,8 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 			}
 		}
 		if err != nil {
-			if body.n < size && src == nil {
-				return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes: %v", d.Digest, body.n, size, err)}
+			if read < size && src == nil {
+				return 0, &truncatedError{fmt.Sprintf("blob %s: source stream ended after %d of %d bytes: %v", d.Digest, read, size, err)}
 			}
 			return 0, err
 		}
@@ -145,11 +147,11 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 	up.RawQuery = q.Encode()
 	put, err := c.do(ctx, call{host: dstHost, repo: dstRepo, scopes: []string{pushScope(dstRepo)}, method: http.MethodPut,
 		path: up.String(), stream: body, size: size, hdr: http.Header{"Content-Type": {"application/octet-stream"}}})
-	if body.check() != nil {
+	if err := body.check(); err != nil {
 		if put != nil {
 			drain(put)
 		}
-		return 0, fmt.Errorf("%w; the upload was abandoned", body.err)
+		return 0, fmt.Errorf("%w; the upload was abandoned", err)
 	}
 	if err != nil {
 		return 0, err
@@ -158,7 +160,8 @@ func (c *Client) copyBlobStore(ctx context.Context, srcHost, srcRepo, dstHost, d
 	if err := checkResponse(put, http.StatusCreated, http.StatusNoContent); err != nil {
 		return 0, fmt.Errorf("writing to the target: %w", err)
 	}
-	return body.n, nil
+	sent, _ := body.read()
+	return sent, nil
 }
 
 // checkStoreBlob reads a store's blob to its end against its digest.
