@@ -154,17 +154,8 @@ func lintDoc(doc []byte, templates []*wfv1.WorkflowTemplate) (string, error) {
 	if err := yaml.Unmarshal(doc, &meta); err != nil {
 		return "", err
 	}
-	var obj interface{ GetName() string }
-	switch meta.Kind {
-	case "Workflow":
-		obj = &wfv1.Workflow{}
-	case "CronWorkflow":
-		obj = &wfv1.CronWorkflow{}
-	case "WorkflowTemplate":
-		obj = &wfv1.WorkflowTemplate{}
-	case clusterKind:
-		obj = &wfv1.ClusterWorkflowTemplate{}
-	default:
+	obj := newObject(meta.Kind)
+	if obj == nil {
 		return "", fmt.Errorf("kind %q: lint validates Workflow, CronWorkflow, WorkflowTemplate and ClusterWorkflowTemplate", meta.Kind)
 	}
 	if meta.APIVersion != "argoproj.io/v1alpha1" {

@@ -69,6 +69,22 @@ func kindOf(obj any) (string, error) {
 	}
 }
 
+// newObject is an empty object of a kind Validate takes (Lint's
+// documents, ValidatorBinary's requests), or nil for any other kind.
+func newObject(kind string) interface{ GetName() string } {
+	switch kind {
+	case "Workflow":
+		return &wfv1.Workflow{}
+	case "CronWorkflow":
+		return &wfv1.CronWorkflow{}
+	case "WorkflowTemplate":
+		return &wfv1.WorkflowTemplate{}
+	case clusterKind:
+		return &wfv1.ClusterWorkflowTemplate{}
+	}
+	return nil
+}
+
 func validateOutOfProcess(obj any, templates []*wfv1.WorkflowTemplate) error {
 	kind, err := kindOf(obj)
 	if err != nil {
@@ -143,17 +159,8 @@ func ServeValidation(r io.Reader, w io.Writer, f Validator) error {
 	if err := json.NewDecoder(r).Decode(&req); err != nil {
 		return fmt.Errorf("reading the request: %w", err)
 	}
-	var obj any
-	switch req.Kind {
-	case "Workflow":
-		obj = &wfv1.Workflow{}
-	case "CronWorkflow":
-		obj = &wfv1.CronWorkflow{}
-	case "WorkflowTemplate":
-		obj = &wfv1.WorkflowTemplate{}
-	case clusterKind:
-		obj = &wfv1.ClusterWorkflowTemplate{}
-	default:
+	obj := newObject(req.Kind)
+	if obj == nil {
 		return fmt.Errorf("reading the request: kind %q: want Workflow, CronWorkflow, WorkflowTemplate or ClusterWorkflowTemplate", req.Kind)
 	}
 	if err := json.Unmarshal(req.Object, obj); err != nil {
