@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,16 +34,7 @@ func TestArgoValidatorIsItsOwnBinary(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(regmigrate, args...)
 		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, stdout.String(), stderr.String()
+		return runCommand(t, cmd)
 	}
 	generate := []string{"generate", "--from", "legacy.example:5000", "--to", "newreg.example:5000", "--include-namespace", "team-a", "--image-tag", "v1.2.3"}
 

@@ -39,6 +39,22 @@ func buildCLI(t *testing.T) string {
 	return cliPath
 }
 
+// runCommand runs cmd and returns its exit code, standard output and
+// standard error; a command that cannot start fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
 // TestLargeLayerCopiesInFlatMemory copies one 1 GiB layer between two real
 // registries with the real binary and checks the process's peak RSS: the
 // blob is streamed, never held. A rerun with --verify full reads the layer

@@ -254,16 +254,7 @@ func TestReadmeExamplesRunAsWritten(t *testing.T) {
 	sh := func(dir, line string) (int, string, string) {
 		c := exec.Command("bash", "-c", line)
 		c.Dir, c.Env = dir, env
-		var out, errb bytes.Buffer
-		c.Stdout, c.Stderr = &out, &errb
-		err := c.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errb.String()
+		return runCommand(t, c)
 	}
 	if code, wf, stderr := sh(genDir, "regmigrate generate -f migration.yaml"); code != 0 {
 		t.Fatalf("generate for lint's example: exit %d\n%s", code, stderr)
