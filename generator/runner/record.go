@@ -49,7 +49,7 @@ func (r *record) handler() slog.Handler {
 
 // keep copies the report this invocation produced into its folder.
 func (r *record) keep(rep report.Report) error {
-	if err := artifacts.WriteJSON(filepath.Join(r.dir, contract.ReportJSON), rep); err != nil {
+	if err := artifacts.WriteStream(filepath.Join(r.dir, contract.ReportJSON), rep.WriteJSON); err != nil {
 		return err
 	}
 	return artifacts.WriteFile(filepath.Join(r.dir, contract.ReportMD), []byte(rep.Markdown()))

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,6 +73,15 @@ func WriteJSON(path string, v any) error {
 
 // WriteFile writes atomically, creating parent folders.
 func WriteFile(path string, b []byte) error {
+	return WriteStream(path, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+}
+
+// WriteStream writes atomically what write writes, through a buffer: a
+// file as large as a 100,000-image report.json is never whole in memory.
+func WriteStream(path string, write func(io.Writer) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -79,7 +89,12 @@ func WriteFile(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(b); err != nil {
+	bw := bufio.NewWriterSize(tmp, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -132,6 +147,53 @@ func FormatDigests(items []Item) []byte {
 		}
 	}
 	return joinSorted(lines)
+}
+
+// PlanLists gathers a run's images.txt and digests.txt from its shards'
+// plans one shard at a time: of each image it keeps one line, `ns/repo:tag`
+// and, when resolved, ` sha256:...`, not the item.
+type PlanLists struct{ lines []string }
+
+// Add adds a shard's images.
+func (l *PlanLists) Add(items []Item) {
+	for _, it := range items {
+		line := relRef(it.Source)
+		if it.Source.Digest != "" {
+			line += " " + it.Source.Digest
+		}
+		l.lines = append(l.lines, line)
+	}
+}
+
+// Write writes images.txt and digests.txt into dir, as FormatImages and
+// FormatDigests would from every image added.
+func (l *PlanLists) Write(dir Dir) error {
+	// A line sorts where its reference alone sorts: references hold no
+	// character below the space that ends them.
+	sort.Strings(l.lines)
+	err := WriteStream(dir.Path(contract.ImagesFile), func(w io.Writer) error {
+		for _, line := range l.lines {
+			ref, _, _ := strings.Cut(line, " ")
+			if _, err := io.WriteString(w, ref+"\n"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return WriteStream(dir.Path(contract.DigestsFile), func(w io.Writer) error {
+		for _, line := range l.lines {
+			if !strings.Contains(line, " ") {
+				continue
+			}
+			if _, err := io.WriteString(w, line+"\n"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // FormatMapping is mapping.txt: `SRC[@DIGEST]=DST`, oc image mirror's form.

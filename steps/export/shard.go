@@ -189,15 +189,21 @@ func Write(dir artifacts.Dir, res Result) error {
 			return err
 		}
 	}
-	ids := make([]string, 0, len(res.Plan.Shards))
-	for _, s := range res.Plan.Shards {
+	return WriteIndex(dir, res.Plan, res.Summary())
+}
+
+// WriteIndex writes the run's index of its plan: the shard IDs (the Argo
+// fan-out's parameter), export.json and shards.json.
+func WriteIndex(dir artifacts.Dir, plan artifacts.Plan, sum Summary) error {
+	ids := make([]string, 0, len(plan.Shards))
+	for _, s := range plan.Shards {
 		ids = append(ids, s.ID)
 	}
 	if err := artifacts.WriteJSON(dir.Path(contract.ShardIDsParam), ids); err != nil {
 		return err
 	}
-	if err := artifacts.WriteJSON(dir.Path(contract.ExportFile), res.Summary()); err != nil {
+	if err := artifacts.WriteJSON(dir.Path(contract.ExportFile), sum); err != nil {
 		return err
 	}
-	return artifacts.WriteJSON(dir.Path(contract.ShardsFile), res.Plan)
+	return artifacts.WriteJSON(dir.Path(contract.ShardsFile), plan)
 }

@@ -105,7 +105,7 @@ func Aggregate(o AggregateOptions) (report.Report, error) {
 	if rep.Finished.IsZero() {
 		rep.Finished = time.Now()
 	}
-	if err := artifacts.WriteJSON(dir.Path(contract.ReportJSON), rep); err != nil {
+	if err := artifacts.WriteStream(dir.Path(contract.ReportJSON), rep.WriteJSON); err != nil {
 		return rep, fmt.Errorf("aggregating %s: %w", o.RunDir, err)
 	}
 	if recorded {
@@ -212,10 +212,14 @@ func gatherPlan(dir artifacts.Dir, plan *artifacts.Plan) error {
 	if err := artifacts.ReadJSON(dir.Path(contract.ExportFile), &exp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	res := export.Result{Plan: *plan, Shards: map[string][]artifacts.Item{}, Errors: exp.Errors, Excluded: exp.Excluded, ExcludedRepos: exp.ExcludedRepos}
-	res.Plan.Shards = slices.Clone(plan.Shards)
-	res.Plan.Total = 0
-	for i, s := range res.Plan.Shards {
+	// One shard's plan in memory at a time; the shards' own files are as
+	// MirrorShard wrote them.
+	gathered := *plan
+	gathered.Shards = slices.Clone(plan.Shards)
+	gathered.Total = 0
+	sum := export.Summary{Shards: len(plan.Shards), Errors: exp.Errors, Excluded: exp.Excluded, ExcludedRepos: exp.ExcludedRepos}
+	var lists artifacts.PlanLists
+	for i, s := range gathered.Shards {
 		items, err := artifacts.ReadMapping(filepath.Join(dir.ShardDir(s.ID), contract.ShardMapping))
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // results without their plan: the run's plan files stay as export wrote them
@@ -223,14 +227,24 @@ func gatherPlan(dir artifacts.Dir, plan *artifacts.Plan) error {
 		if err != nil {
 			return fmt.Errorf("shard %s: %w", s.ID, err)
 		}
-		res.Shards[s.ID] = items
-		res.Plan.Shards[i].Images = len(items)
-		res.Plan.Total += len(items)
-		res.Items = append(res.Items, items...)
+		gathered.Shards[i].Images = len(items)
+		gathered.Total += len(items)
+		for _, it := range items {
+			if it.Source.Digest != "" {
+				sum.Resolved++
+			} else {
+				sum.Unresolved++
+			}
+		}
+		lists.Add(items)
 	}
-	if err := export.Write(dir, res); err != nil {
+	sum.Total = gathered.Total
+	if err := lists.Write(dir); err != nil {
 		return err
 	}
-	*plan = res.Plan
+	if err := export.WriteIndex(dir, gathered, sum); err != nil {
+		return err
+	}
+	*plan = gathered
 	return nil
 }
