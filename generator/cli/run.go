@@ -516,17 +516,25 @@ func buildRun(m *spec.Migration, env Env) (runner.Options, []error, error) {
 	}
 	// Insecure source or target: the registries the lists and rules name on
 	// that side too (image-migrator's rules carry their own source hosts).
+	// Each host once: a list names the same few hosts on every line.
 	var insecure []string
+	seenHost := map[string]bool{"": true}
+	addInsecure := func(host string) {
+		if !seenHost[host] {
+			seenHost[host] = true
+			insecure = append(insecure, host)
+		}
+	}
 	if m.Source.Insecure {
-		insecure = append(insecure, from.Registry)
+		addInsecure(from.Registry)
 		for _, e := range entries {
-			insecure = append(insecure, e.Source.Registry)
+			addInsecure(e.Source.Registry)
 		}
 	}
 	if m.Target.Insecure {
-		insecure = append(insecure, to.Registry)
+		addInsecure(to.Registry)
 		for _, e := range entries {
-			insecure = append(insecure, e.Target.Registry)
+			addInsecure(e.Target.Registry)
 		}
 	}
 	o.Connect = connect.Options{

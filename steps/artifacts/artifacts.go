@@ -73,8 +73,8 @@ func WriteJSON(path string, v any) error {
 
 // WriteFile writes atomically, creating parent folders.
 func WriteFile(path string, b []byte) error {
-	return WriteStream(path, func(w io.Writer) error {
-		_, err := w.Write(b)
+	return writeAtomic(path, func(f *os.File) error {
+		_, err := f.Write(b)
 		return err
 	})
 }
@@ -82,6 +82,16 @@ func WriteFile(path string, b []byte) error {
 // WriteStream writes atomically what write writes, through a buffer: a
 // file as large as a 100,000-image report.json is never whole in memory.
 func WriteStream(path string, write func(io.Writer) error) error {
+	return writeAtomic(path, func(f *os.File) error {
+		bw := bufio.NewWriterSize(f, 64<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+}
+
+func writeAtomic(path string, write func(*os.File) error) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -89,12 +99,7 @@ func WriteStream(path string, write func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(tmp, 64<<10)
-	err = write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -211,8 +211,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	ph.Finish()
 
 	// 3. Items, filtered and mapped to targets.
-	seenTarget := map[string]string{}
-	var items []artifacts.Item
+	seenTarget := make(map[string]string, len(entries))
+	items := make([]artifacts.Item, 0, len(entries)) // a tag an entry, mostly: one allocation
 	add := func(src, dst imageref.Ref) {
 		key := dst.WithoutDigest().String()
 		if prev, ok := seenTarget[key]; ok {

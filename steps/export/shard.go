@@ -22,9 +22,16 @@ import (
 // same IDs; they are unique, start with a letter and are DNS labels, as
 // Argo node names and pod names need.
 func Cut(items []artifacts.Item, shardSize, minShardSize, maxShards int) (artifacts.Plan, map[string][]artifacts.Item) {
-	byNS := map[string][]artifacts.Item{}
+	count := map[string]int{}
+	for _, it := range items {
+		count[inputs.NamespaceOf(it.Source.Repository)]++
+	}
+	byNS := make(map[string][]artifacts.Item, len(count))
 	for _, it := range items {
 		ns := inputs.NamespaceOf(it.Source.Repository)
+		if byNS[ns] == nil {
+			byNS[ns] = make([]artifacts.Item, 0, count[ns]) // each namespace one allocation
+		}
 		byNS[ns] = append(byNS[ns], it)
 	}
 	names := make([]string, 0, len(byNS))

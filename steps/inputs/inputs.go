@@ -105,7 +105,11 @@ func ReadAll(lists []string, rules string, o RulesOptions) (entries []Entry, bad
 		if err != nil {
 			return nil, nil, err
 		}
-		entries = append(entries, es...)
+		if entries == nil {
+			entries = es // one list (the usual case): not copied
+		} else {
+			entries = append(entries, es...)
+		}
 		bad = append(bad, lineErrs...)
 	}
 	if rules != "" {
