@@ -382,7 +382,7 @@ func TestNamespaceMappingAndExplicitTargets(t *testing.T) {
 				"old/app:v1":           "elsewhere.example/z/app:prod",
 				"old/team/sub/lib:1.0": dstHost + "/new/platform/sub/lib:1.0",
 			},
-			errs: []string{"old/team/app:v2"},
+			errs: []string{"/old/team/app:v1 and " + src.Host + "/old/team/app:v2 both map to " + dstHost + "/renamed/app:v1"},
 		},
 	}
 	for _, tc := range tests {
