@@ -110,15 +110,21 @@ type Summary struct {
 
 // Summary of the result.
 func (r Result) Summary() Summary {
-	s := Summary{Total: len(r.Items), Shards: len(r.Plan.Shards), Errors: r.Errors, Excluded: r.Excluded, ExcludedRepos: r.ExcludedRepos}
-	for _, it := range r.Items {
+	s := Summary{Shards: len(r.Plan.Shards), Errors: r.Errors, Excluded: r.Excluded, ExcludedRepos: r.ExcludedRepos}
+	s.Count(r.Items)
+	return s
+}
+
+// Count adds items to the totals: each is resolved or not.
+func (s *Summary) Count(items []artifacts.Item) {
+	s.Total += len(items)
+	for _, it := range items {
 		if it.Source.Digest != "" {
 			s.Resolved++
 		} else {
 			s.Unresolved++
 		}
 	}
-	return s
 }
 
 // AttachmentTag matches cosign's tag schema (sha256-<hex>.sig/.att/.sbom)

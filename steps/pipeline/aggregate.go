@@ -229,16 +229,9 @@ func gatherPlan(dir artifacts.Dir, plan *artifacts.Plan) error {
 		}
 		gathered.Shards[i].Images = len(items)
 		gathered.Total += len(items)
-		for _, it := range items {
-			if it.Source.Digest != "" {
-				sum.Resolved++
-			} else {
-				sum.Unresolved++
-			}
-		}
+		sum.Count(items)
 		lists.Add(items)
 	}
-	sum.Total = gathered.Total
 	if err := lists.Write(dir); err != nil {
 		return err
 	}
