@@ -26,7 +26,6 @@ type Blobs struct {
 	homes    map[hostBlob]uint32   // -> a repository that holds it
 	inflight map[hostBlob]*blobJob // -> the transfer under way
 	forced   map[repoBlob]struct{} // uploaded again by a repair in this run
-	tagged   map[repoKey]struct{}  // target repositories seen holding a tag
 	ids      map[string]uint32     // registry and repository names -> number
 	names    []string              // number -> name
 }
@@ -41,7 +40,6 @@ type (
 		hostBlob
 		repo uint32
 	}
-	repoKey struct{ host, repo uint32 }
 )
 
 // keys returns the keys of digest on host and in repo. b.mu is held.
@@ -81,7 +79,7 @@ type blobJob struct {
 // NewBlobs returns an empty tracker.
 func NewBlobs() *Blobs {
 	return &Blobs{present: map[repoBlob]struct{}{}, homes: map[hostBlob]uint32{}, inflight: map[hostBlob]*blobJob{}, forced: map[repoBlob]struct{}{},
-		tagged: map[repoKey]struct{}{}, ids: map[string]uint32{}}
+		ids: map[string]uint32{}}
 }
 
 // UploadWithoutAsking is the size up to which a blob the run knows nothing
@@ -102,15 +100,6 @@ const (
 	blobMounted
 	blobUploaded
 )
-
-// SawTag records that the target repository holds a tag (the run saw it
-// there), so it likely holds the blobs its images share with the ones
-// being copied into it: a delta sync's new tags in existing repositories.
-func (b *Blobs) SawTag(host, repo string) {
-	b.mu.Lock()
-	b.tagged[repoKey{b.id(host), b.id(repo)}] = struct{}{}
-	b.mu.Unlock()
-}
 
 // Has reports whether the registry confirmed, during this run, that the
 // repository holds the blob (upload, mount or HEAD).
@@ -159,9 +148,8 @@ func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo
 		if h, ok := b.homes[gk]; ok {
 			home = b.names[h]
 		}
-		_, tagged := b.tagged[repoKey{key.host, key.repo}]
 		b.mu.Unlock()
-		act, n, err := b.transfer(ctx, c, srcHost, srcRepo, dstHost, dstRepo, home, tagged, d, again)
+		act, n, err := b.transfer(ctx, c, srcHost, srcRepo, dstHost, dstRepo, home, d, again)
 		b.mu.Lock()
 		job.err = err
 		delete(b.inflight, gk)
@@ -177,14 +165,7 @@ func (b *Blobs) ensure(ctx context.Context, c *registry.Client, srcHost, srcRepo
 	}
 }
 
-// transfer puts the blob into dstRepo. home is a repository of the target
-// known to hold it: mounting from there is one request and no bytes.
-// tagged says dstRepo already held images before the run came to it; it
-// then likely holds the blob too, and is asked first (HEAD, a read): a
-// mount of a blob the repository holds costs the same request and a
-// write (the distribution registry rewrites its link; an S3 PUT behind
-// it), and a registry's writes are dearer than its reads.
-func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo, home string, tagged bool, d registry.Descriptor, force bool) (blobAction, int64, error) {
+func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRepo, dstHost, dstRepo, home string, d registry.Descriptor, force bool) (blobAction, int64, error) {
 	if force {
 		n, err := c.CopyBlob(ctx, srcHost, srcRepo, dstHost, dstRepo, d)
 		if err != nil {
@@ -193,11 +174,6 @@ func (b *Blobs) transfer(ctx context.Context, c *registry.Client, srcHost, srcRe
 		return blobUploaded, n, nil
 	}
 	if home != "" && home != dstRepo {
-		if tagged {
-			if ok, err := c.HeadBlob(ctx, dstHost, dstRepo, d.Digest); err == nil && ok {
-				return blobPresent, 0, nil
-			}
-		}
 		if ok, err := c.Mount(ctx, dstHost, dstRepo, d.Digest, home); err == nil && ok {
 			return blobMounted, 0, nil
 		}

@@ -373,9 +373,6 @@ func (e *engine) copyImage(ctx context.Context, it artifacts.Item) ImageResult {
 			}
 		}
 	}
-	if haveErr == nil {
-		e.blobs.SawTag(dst.Registry, dst.Repository)
-	}
 	filtering := len(e.o.Platforms) > 0
 	switch {
 	case haveErr == nil && have.Digest == r.Digest && !filtering && force == nil:

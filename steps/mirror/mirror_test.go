@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -424,86 +421,4 @@ func TestMirrorManyLayersUseBoundedGoroutines(t *testing.T) {
 // fakeDigest is a well-formed digest for test i.
 func fakeDigest(i int) string {
 	return fmt.Sprintf("sha256:%064x", i+1)
-}
-
-// A blob the run already put in one repository is mounted into a new
-// repository (one request, no bytes, no question first), but a repository that held tags
-// before the run (a delta sync's new tag in an existing repository) is
-// asked first: it likely holds the shared layers already, and a mount of
-// a blob it holds costs the registry a write where a HEAD is a read.
-func TestMirrorAsksARepositoryWithTagsBeforeMounting(t *testing.T) {
-	t.Parallel()
-	src := newRegistry(t)
-	var mu sync.Mutex
-	var seen []string // the target's requests: method, path and query
-	ts := httptest.NewServer(http.HandlerFunc(func() http.HandlerFunc {
-		h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-		return func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen = append(seen, r.Method+" "+r.URL.RequestURI())
-			mu.Unlock()
-			h.ServeHTTP(w, r)
-		}
-	}()))
-	t.Cleanup(ts.Close)
-	dst := strings.TrimPrefix(ts.URL, "http://")
-
-	base, _ := random.Layer(200<<10, types.DockerLayer) // above UploadWithoutAsking: asked before it is sent
-	bd, _ := base.Digest()
-	old := image(t, base)
-	push(t, dst+"/team/app:v1", old) // on the target before the run
-	items := []artifacts.Item{
-		item(t, src+"/team/other:v1", dst+"/team/other:v1", push(t, src+"/team/other:v1", image(t, base))),
-		item(t, src+"/team/app:v1", dst+"/team/app:v1", push(t, src+"/team/app:v1", old)),
-		item(t, src+"/team/app:v2", dst+"/team/app:v2", push(t, src+"/team/app:v2", image(t, base))),
-		item(t, src+"/team/new:v1", dst+"/team/new:v1", push(t, src+"/team/new:v1", image(t, base))),
-	}
-	mu.Lock()
-	seen = nil // the pushes above are not the run's
-	mu.Unlock()
-
-	res, err := mirror.Run(context.Background(), mirror.Options{Client: registry.New(registry.Options{Insecure: anyHost}), Items: items, Jobs: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Copied != 3 || res.Skipped != 1 || res.Failed != 0 {
-		t.Fatalf("copied %d skipped %d failed %d, want 3/1/0: %+v", res.Copied, res.Skipped, res.Failed, res.Images)
-	}
-	mu.Lock()
-	reqs := append([]string(nil), seen...)
-	mu.Unlock()
-	index := func(prefix string, parts ...string) int { // of the first such request, or -1
-		for i, s := range reqs {
-			ok := strings.HasPrefix(s, prefix)
-			for _, p := range parts {
-				ok = ok && strings.Contains(s, p)
-			}
-			if ok {
-				return i
-			}
-		}
-		return -1
-	}
-	has := func(prefix string, parts ...string) bool { return index(prefix, parts...) >= 0 }
-	mount := "mount=" + url.QueryEscape(bd.String())
-	if !has("HEAD /v2/team/app/blobs/" + bd.String()) {
-		t.Errorf("the base layer was not asked of team/app, which held team/app:v1 before the run; requests:\n%s", strings.Join(reqs, "\n"))
-	}
-	if has("POST /v2/team/app/blobs/uploads/", mount) {
-		t.Errorf("the base layer was mounted into team/app, which holds it already (a write for nothing)")
-	}
-	// ggcr's registry answers a mount with a new upload (202), so only the
-	// request is checked here (TestRequestsPerTag in tests/e2e counts a
-	// cold copy's mounts on distribution).
-	if !has("POST /v2/team/new/blobs/uploads/", mount, "from=team%2F") {
-		t.Errorf("no mount of the base layer into the new repository team/new was tried; requests:\n%s", strings.Join(reqs, "\n"))
-	}
-	if h, m := index("HEAD /v2/team/new/blobs/"+bd.String()), index("POST /v2/team/new/blobs/uploads/", mount); h >= 0 && h < m {
-		t.Errorf("team/new, new on the target, was asked for the base layer before a mount was tried")
-	}
-	for _, it := range items {
-		if got, want := targetDigest(t, it.Target.String()), it.Source.Digest; got != want {
-			t.Errorf("%s: digest %s, want %s", it.Target, got, want)
-		}
-	}
 }
