@@ -1,0 +1,3 @@
+module github.com/regmigrate/regmigrate/tests/bench/colocated
+
+go 1.26
